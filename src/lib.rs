@@ -1,0 +1,11 @@
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+//! placeholder docs
+
+mod error;
+mod session;
+pub mod storage;
+
+pub use error::Error;
+pub use session::{Session, SessionData};
+pub use storage::{CookieStorage, FsStorage, MemoryStorage, SessionStorage};

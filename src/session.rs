@@ -1,0 +1,418 @@
+//! The session handle that handlers read and write.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::Error;
+
+/// What a storage keeps for one session: its values and the flash for the next request.
+///
+/// ```
+/// use session_layer::{Session, SessionData};
+///
+/// let mut data = SessionData::default();
+/// data.values.insert("user".into(), "mj".into());
+/// data.flash.insert("notice".into(), "Saved!".into());
+///
+/// let session = Session::from_data("some-id", data);
+/// assert_eq!(session.get::<String>("user").as_deref(), Some("mj"));
+/// assert_eq!(session.get::<String>("notice").as_deref(), Some("Saved!"));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionData {
+    /// Values that persist until they are unset or the session ends.
+    #[serde(default)]
+    pub values: Map<String, Value>,
+    /// Values readable during one request only: the one after they were flashed.
+    #[serde(default)]
+    pub flash: Map<String, Value>,
+}
+
+/// How a session came to be; decides how a storage may write it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// A new random id made here: nobody else can hold it.
+    Generated,
+    /// An id given by the caller (or kept by `use_unknown_ids`), with nothing stored yet.
+    Given,
+    /// Loaded from a storage.
+    Loaded,
+}
+
+struct State {
+    id: String,
+    original_id: String,
+    origin: Origin,
+    /// Set once `regenerate_id(true)` was called: the original id must go on save.
+    delete_original: bool,
+    regenerated: bool,
+    values: Map<String, Value>,
+    /// Flash that arrived with this request (set by the previous one).
+    incoming_flash: Map<String, Value>,
+    /// Flash set during this request, for the next one.
+    outgoing_flash: Map<String, Value>,
+    /// Keys `set` or `unset` during this request, in first-touched order, so that a
+    /// storage can merge concurrent changes instead of overwriting them.
+    changed_keys: Vec<String>,
+    dirty: bool,
+    destroyed: bool,
+    /// When the session was first created (seconds since the Unix epoch).
+    created_at: u64,
+}
+
+impl State {
+    fn mutable(&mut self) -> Result<&mut Self, Error> {
+        if self.destroyed {
+            Err(Error::Destroyed)
+        } else {
+            Ok(self)
+        }
+    }
+
+    fn touch_key(&mut self, key: &str) {
+        self.dirty = true;
+        if !self.changed_keys.iter().any(|k| k == key) {
+            self.changed_keys.push(key.to_owned());
+        }
+    }
+
+    /// What a save writes: values plus outgoing flash; nothing once destroyed.
+    fn data(&self) -> SessionData {
+        if self.destroyed {
+            return SessionData::default();
+        }
+        SessionData {
+            values: self.values.clone(),
+            flash: self.outgoing_flash.clone(),
+        }
+    }
+
+    fn lookup(&self, key: &str) -> Option<&Value> {
+        if self.destroyed {
+            return None;
+        }
+        self.values
+            .get(key)
+            .or_else(|| self.incoming_flash.get(key))
+    }
+}
+
+/// A user's session: a cheap-to-clone handle on shared state.
+///
+/// The [`SessionLayer`](crate::SessionLayer) puts one into the request extensions; with the
+/// `axum` feature, handlers take it as an extractor. Every clone sees the same state, so what
+/// a handler changes is what the layer saves after the handler returns.
+///
+/// ```
+/// use session_layer::Session;
+///
+/// let session = Session::new();
+/// session.set("count", 1)?;
+/// assert_eq!(session.get::<u32>("count"), Some(1));
+///
+/// // Flash values are for the next request: invisible in this one.
+/// session.flash("notice", "Saved!")?;
+/// assert_eq!(session.get::<String>("notice"), None);
+/// assert!(session.data().flash.contains_key("notice"));
+/// # Ok::<(), session_layer::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    state: Arc<Mutex<State>>,
+}
+
+impl Session {
+    /// A fresh, empty session with a random id (144 bits from the thread's CSPRNG,
+    /// URL-safe base64).
+    #[allow(clippy::new_without_default)] // a random id is not what `Default` promises
+    pub fn new() -> Session {
+        Session::build(generate_id(), Origin::Generated, SessionData::default())
+    }
+
+    /// A fresh, empty session with the given id.
+    pub fn with_id(id: impl Into<String>) -> Session {
+        Session::build(id.into(), Origin::Given, SessionData::default())
+    }
+
+    /// A session as loaded from storage: `data.values` are its values and `data.flash` the
+    /// flash set by the previous request, readable now. It starts dirty when that flash is
+    /// non-empty, so that the next save drops it.
+    pub fn from_data(id: impl Into<String>, data: SessionData) -> Session {
+        Session::build(id.into(), Origin::Loaded, data)
+    }
+
+    fn build(id: String, origin: Origin, data: SessionData) -> Session {
+        let dirty = !data.flash.is_empty();
+        Session {
+            state: Arc::new(Mutex::new(State {
+                original_id: id.clone(),
+                id,
+                origin,
+                delete_original: false,
+                regenerated: false,
+                values: data.values,
+                incoming_flash: data.flash,
+                outgoing_flash: Map::new(),
+                changed_keys: Vec::new(),
+                dirty,
+                destroyed: false,
+                created_at: unix_now(),
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic in another holder cannot leave the state half-written: every method
+        // finishes its change before it can panic, so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The current id; it changes after [`regenerate_id`](Session::regenerate_id).
+    pub fn id(&self) -> String {
+        self.lock().id.clone()
+    }
+
+    /// The id the session was created or loaded with.
+    pub fn original_id(&self) -> String {
+        self.lock().original_id.clone()
+    }
+
+    /// The id whose data a storage must delete when saving: the original id once
+    /// `regenerate_id(true)` has been called, even after further regenerations.
+    pub fn delete_id(&self) -> Option<String> {
+        let state = self.lock();
+        state.delete_original.then(|| state.original_id.clone())
+    }
+
+    /// The value under `key`, else the flash value that arrived with this request.
+    ///
+    /// `None` when absent, when the session is destroyed, or when the value is not a `T`.
+    /// Reading removes nothing: a flash value stays readable for the whole request.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let state = self.lock();
+        T::deserialize(state.lookup(key)?).ok()
+    }
+
+    /// Like [`get`](Session::get), as untyped JSON.
+    pub fn get_value(&self, key: &str) -> Option<Value> {
+        self.lock().lookup(key).cloned()
+    }
+
+    /// Whether `key` has a value or an incoming flash value.
+    pub fn has(&self, key: &str) -> bool {
+        self.lock().lookup(key).is_some()
+    }
+
+    /// Stores `value` under `key`. A value that serializes to JSON `null` removes the key.
+    pub fn set(&self, key: impl Into<String>, value: impl Serialize) -> Result<(), Error> {
+        let key = key.into();
+        let value = serde_json::to_value(value)?;
+        let mut guard = self.lock();
+        let state = guard.mutable()?;
+        state.touch_key(&key);
+        if value.is_null() {
+            state.values.remove(&key);
+            state.incoming_flash.remove(&key);
+        } else {
+            state.values.insert(key, value);
+        }
+        Ok(())
+    }
+
+    /// Removes `key` (its value and any flash under it). Marks the session dirty even if
+    /// the key was absent.
+    pub fn unset(&self, key: &str) -> Result<(), Error> {
+        let mut guard = self.lock();
+        let state = guard.mutable()?;
+        state.touch_key(key);
+        state.values.remove(key);
+        state.incoming_flash.remove(key);
+        state.outgoing_flash.remove(key);
+        Ok(())
+    }
+
+    /// Sets a value that is readable during the next request only.
+    pub fn flash(&self, key: impl Into<String>, value: impl Serialize) -> Result<(), Error> {
+        let value = serde_json::to_value(value)?;
+        let mut guard = self.lock();
+        let state = guard.mutable()?;
+        state.dirty = true;
+        state.outgoing_flash.insert(key.into(), value);
+        Ok(())
+    }
+
+    /// Gives the session a new random id, keeping its data; call it after a login to
+    /// prevent session fixation. With `delete_old`, the save deletes the data stored under
+    /// the original id.
+    pub fn regenerate_id(&self, delete_old: bool) -> Result<(), Error> {
+        let id = generate_id();
+        let mut guard = self.lock();
+        let state = guard.mutable()?;
+        state.id = id;
+        state.regenerated = true;
+        state.dirty = true;
+        state.delete_original |= delete_old;
+        Ok(())
+    }
+
+    /// Marks the session destroyed: its values are gone at once, and the next save deletes
+    /// the stored data and clears the cookie.
+    pub fn destroy(&self) {
+        let mut state = self.lock();
+        state.destroyed = true;
+        state.dirty = true;
+    }
+
+    /// Marks the session changed without changing a value, so that the next save writes it
+    /// again and re-sends the cookie: this refreshes its expiry (the layer's `rolling`).
+    pub fn touch(&self) -> Result<(), Error> {
+        self.lock().mutable()?.dirty = true;
+        Ok(())
+    }
+
+    /// Whether [`destroy`](Session::destroy) was called.
+    pub fn is_destroyed(&self) -> bool {
+        self.lock().destroyed
+    }
+
+    /// Whether a save has anything to write (or to delete).
+    pub fn is_dirty(&self) -> bool {
+        self.lock().dirty
+    }
+
+    /// How many keys can be read: values plus incoming flash (a key in both counts once).
+    pub fn len(&self) -> usize {
+        let state = self.lock();
+        if state.destroyed {
+            return 0;
+        }
+        let flash_only = state
+            .incoming_flash
+            .keys()
+            .filter(|k| !state.values.contains_key(*k))
+            .count();
+        state.values.len() + flash_only
+    }
+
+    /// Whether nothing can be read.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// What a save writes: the current values plus the flash set during this request.
+    /// Empty when destroyed.
+    pub fn data(&self) -> SessionData {
+        self.lock().data()
+    }
+
+    /// The keys set or unset during this request, in the order they were first changed.
+    ///
+    /// Together with [`data`](Session::data) this tells a storage exactly what this request
+    /// changed, so that it can merge the change into a record another request changed
+    /// meanwhile.
+    pub fn changed_keys(&self) -> Vec<String> {
+        self.lock().changed_keys.clone()
+    }
+
+    /// When the session was first created, as stored with it.
+    pub fn created_at(&self) -> SystemTime {
+        UNIX_EPOCH + std::time::Duration::from_secs(self.lock().created_at)
+    }
+
+    /// Whether the session was loaded from a storage (as opposed to created fresh).
+    pub fn is_loaded(&self) -> bool {
+        self.lock().origin == Origin::Loaded
+    }
+
+    pub(crate) fn set_created_at_secs(&self, secs: u64) {
+        self.lock().created_at = secs;
+    }
+
+    /// Whether the current id may be written with "create only" semantics (nothing can
+    /// legitimately be stored under it yet), and whether we made it (so that a collision
+    /// can be resolved by drawing another id).
+    pub(crate) fn write_target(&self) -> WriteTarget {
+        let state = self.lock();
+        match (state.origin, state.regenerated) {
+            (Origin::Loaded, false) => WriteTarget::Existing,
+            (Origin::Given, false) => WriteTarget::Chosen,
+            _ => WriteTarget::Fresh,
+        }
+    }
+
+    /// Draws another random id for a fresh session whose id collided on create. The
+    /// original id is left alone: it is not ours to delete.
+    pub(crate) fn redraw_id(&self) {
+        self.lock().id = generate_id();
+    }
+
+    /// Everything a save needs, taken under one lock.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let state = self.lock();
+        Snapshot {
+            id: state.id.clone(),
+            delete_id: state.delete_original.then(|| state.original_id.clone()),
+            destroyed: state.destroyed,
+            dirty: state.dirty,
+            data: state.data(),
+            created_at: state.created_at,
+        }
+    }
+}
+
+/// Everything a storage needs to save a session, taken under one lock.
+pub(crate) struct Snapshot {
+    pub id: String,
+    pub delete_id: Option<String>,
+    pub destroyed: bool,
+    pub dirty: bool,
+    pub data: SessionData,
+    pub created_at: u64,
+}
+
+/// How a save may write the session's current id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WriteTarget {
+    /// Loaded under this id: overwrite.
+    Existing,
+    /// An id we generated: create only; on a collision draw another.
+    Fresh,
+    /// An id the client chose (`use_unknown_ids`): create, or overwrite what a concurrent
+    /// request created under it.
+    Chosen,
+}
+
+impl fmt::Debug for Session {
+    /// Shows the state but never the id: ids are credentials and logs are not secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Session")
+            .field("id", &"[redacted]")
+            .field("keys", &state.values.keys().collect::<Vec<_>>())
+            .field("flash_keys", &state.incoming_flash.keys().collect::<Vec<_>>())
+            .field("dirty", &state.dirty)
+            .field("destroyed", &state.destroyed)
+            .finish()
+    }
+}
+
+/// 18 random bytes: 144 bits, exactly 24 URL-safe base64 characters without padding.
+pub(crate) fn generate_id() -> String {
+    let mut bytes = [0u8; 18];
+    rand::fill(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,237 @@
+//! Sessions as files, one per session.
+
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::{Error, Record, ServerStorage, SessionBackend, WriteMode, unix_now_ms};
+
+/// Sessions as files under a directory: for single-server deployments that must keep
+/// sessions across restarts.
+///
+/// Each session is one file at `dir/<2 hex>/<62 hex>`, named from the SHA-256 of its id, so
+/// no id ever becomes a path and no directory grows too large. Files are created `0600`.
+/// A write goes to a temporary file that is renamed into place, so a crash never leaves a
+/// torn file; expired files are ignored on read and removed by
+/// [`remove_expired`](FsStorage::remove_expired).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use session_layer::FsStorage;
+///
+/// let storage = FsStorage::new("/var/lib/myapp/sessions")?.ttl(Duration::from_secs(86400));
+/// # Ok::<(), session_layer::Error>(())
+/// ```
+pub type FsStorage = ServerStorage<FsBackend>;
+
+impl FsStorage {
+    /// A storage in `dir`, created if missing. A path that exists and is not a directory is
+    /// an error.
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self, Error> {
+        let dir = dir.into();
+        if dir.exists() && !dir.is_dir() {
+            return Err(Error::Config(format!(
+                "session directory {} is not a directory",
+                dir.display()
+            )));
+        }
+        std::fs::create_dir_all(&dir)?;
+        Ok(ServerStorage::with_backend(FsBackend {
+            dir: Arc::new(dir),
+            sync: false,
+        }))
+    }
+
+    /// Also `fsync` each file before it is renamed into place, so that a session saved
+    /// just before a power loss survives it (a process crash never loses one either way).
+    /// Off by default: it costs a disk flush per write.
+    pub fn sync_writes(mut self, enabled: bool) -> Self {
+        self.backend_mut().sync = enabled;
+        self
+    }
+
+    /// The directory the sessions are in.
+    pub fn dir(&self) -> &Path {
+        &self.backend().dir
+    }
+
+    /// Deletes every expired session file, and temporary files left by a crash; returns
+    /// how many files went. Run it now and then (say hourly) to reclaim disk space.
+    pub async fn remove_expired(&self) -> Result<usize, Error> {
+        let dir = Arc::clone(&self.backend().dir);
+        blocking(move || remove_expired_in(&dir)).await
+    }
+}
+
+/// The [`SessionBackend`] behind [`FsStorage`].
+#[derive(Clone, Debug)]
+pub struct FsBackend {
+    dir: Arc<PathBuf>,
+    sync: bool,
+}
+
+impl FsBackend {
+    fn path(&self, id: &str) -> PathBuf {
+        let hex = hex_sha256(id.as_bytes());
+        self.dir.join(&hex[..2]).join(&hex[2..])
+    }
+}
+
+pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let digest = Sha256::digest(bytes);
+    let mut hex = String::with_capacity(64);
+    for byte in digest.iter() {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
+}
+
+/// Runs file work off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::backend(format!("filesystem task failed: {e}")))?
+}
+
+/// Temporary files start with this, so sweeps can tell them from sessions.
+const TEMP_PREFIX: &str = ".tmp-";
+
+/// A temporary file this old was left by a crash (writes take milliseconds).
+const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
+
+fn write_file(path: &Path, bytes: &[u8], sync: bool, mode: WriteMode) -> Result<bool, Error> {
+    let parent = path.parent().expect("session paths have a parent");
+    std::fs::create_dir_all(parent)?;
+    let temp = parent.join(format!(
+        "{TEMP_PREFIX}{}",
+        crate::session::generate_id()
+    ));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let result = (|| {
+        let mut file = options.open(&temp)?;
+        file.write_all(bytes)?;
+        if sync {
+            file.sync_all()?;
+        }
+        drop(file);
+        match mode {
+            WriteMode::Overwrite => std::fs::rename(&temp, path).map(|()| true),
+            // A hard link fails atomically when the name exists: create-only without a race.
+            WriteMode::Create => match std::fs::hard_link(&temp, path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                    if path.exists() {
+                        Ok(false)
+                    } else {
+                        std::fs::rename(&temp, path).map(|()| true)
+                    }
+                }
+                Err(e) => Err(e),
+            },
+        }
+    })();
+    // After a rename the temp name is gone already; after a link or a failure it is not.
+    let _ = std::fs::remove_file(&temp);
+    Ok(result?)
+}
+
+fn read_file(path: &Path) -> Result<Option<Record>, Error> {
+    match std::fs::read(path) {
+        Ok(bytes) => Record::decode(&path.display().to_string(), &bytes).map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn remove_file(path: &Path) -> Result<(), Error> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn remove_expired_in(dir: &Path) -> Result<usize, Error> {
+    let now = unix_now_ms();
+    let mut removed = 0;
+    for bucket in std::fs::read_dir(dir)? {
+        let bucket = bucket?;
+        if !bucket.file_type()?.is_dir() {
+            continue;
+        }
+        for entry in std::fs::read_dir(bucket.path())? {
+            let entry = entry?;
+            let path = entry.path();
+            let is_temp = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
+            let remove = if is_temp {
+                let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
+                age > STALE_TEMP_AGE
+            } else {
+                match read_file(&path) {
+                    Ok(Some(record)) => !record.is_live(now, None),
+                    Ok(None) => false,
+                    // A corrupt file is reported on read; the sweep leaves it for inspection.
+                    Err(_) => false,
+                }
+            };
+            if remove {
+                remove_file(&path)?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+impl SessionBackend for FsBackend {
+    async fn load(&self, id: &str) -> Result<Option<Record>, Error> {
+        let path = self.path(id);
+        blocking(move || read_file(&path)).await
+    }
+
+    async fn store(
+        &self,
+        id: &str,
+        record: &Record,
+        _ttl: Option<Duration>,
+        mode: WriteMode,
+    ) -> Result<bool, Error> {
+        let path = self.path(id);
+        let bytes = record.encode();
+        let sync = self.sync;
+        blocking(move || write_file(&path, &bytes, sync, mode)).await
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), Error> {
+        let path = self.path(id);
+        blocking(move || remove_file(&path)).await
+    }
+
+    async fn delete_and_store(
+        &self,
+        old_id: &str,
+        id: &str,
+        record: &Record,
+        _ttl: Option<Duration>,
+        mode: WriteMode,
+    ) -> Result<bool, Error> {
+        let old = self.path(old_id);
+        let path = self.path(id);
+        let bytes = record.encode();
+        let sync = self.sync;
+        blocking(move || {
+            remove_file(&old)?;
+            write_file(&path, &bytes, sync, mode)
+        })
+        .await
+    }
+}

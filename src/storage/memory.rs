@@ -1,0 +1,148 @@
+//! Sessions in process memory.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, RwLockWriteGuard};
+use std::time::Duration;
+
+use super::{Error, Record, ServerStorage, SessionBackend, WriteMode, unix_now_ms};
+
+/// Sessions in process memory: for tests, development and single-process apps.
+///
+/// Everything is lost when the process exits. Clones share the same sessions.
+///
+/// ```
+/// use std::time::Duration;
+/// use session_layer::MemoryStorage;
+///
+/// let storage = MemoryStorage::new().ttl(Duration::from_secs(3600));
+/// # let _ = storage;
+/// ```
+pub type MemoryStorage = ServerStorage<MemoryBackend>;
+
+impl MemoryStorage {
+    /// An empty in-memory storage.
+    #[allow(clippy::new_without_default)] // mirrors the other storages' constructors
+    pub fn new() -> Self {
+        ServerStorage::with_backend(MemoryBackend::default())
+    }
+
+    /// Removes every expired session now and returns how many went. Writes already sweep
+    /// a little at a time, so calling this is never required.
+    pub fn remove_expired(&self) -> usize {
+        let now = unix_now_ms();
+        let backend = self.backend();
+        (0..backend.inner.shards.len())
+            .map(|i| backend.sweep_shard(i, now))
+            .sum()
+    }
+
+    /// How many sessions are held, expired ones not yet swept included.
+    pub fn len(&self) -> usize {
+        let backend = self.backend();
+        backend
+            .inner
+            .shards
+            .iter()
+            .map(|shard| read_lock(shard).len())
+            .sum()
+    }
+
+    /// Whether no session is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Enough shards that two cores (or many more) rarely wait on the same lock.
+const SHARDS: usize = 16;
+
+/// After this many writes, one shard is swept of expired records, so memory stays bounded
+/// by the sessions alive within a TTL without a background task.
+const WRITES_PER_SWEEP: usize = 64;
+
+type Shard = RwLock<HashMap<String, Record>>;
+
+/// The [`SessionBackend`] behind [`MemoryStorage`]: a sharded hash map.
+#[derive(Clone, Default)]
+pub struct MemoryBackend {
+    inner: Arc<Shards>,
+}
+
+#[derive(Default)]
+struct Shards {
+    shards: [Shard; SHARDS],
+    hasher: std::hash::RandomState,
+    writes: AtomicUsize,
+}
+
+impl std::fmt::Debug for MemoryBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBackend").finish_non_exhaustive()
+    }
+}
+
+// A panic while a lock is held cannot leave a map half-updated (every change is a single
+// insert or remove), so a poisoned lock is still safe to use.
+fn read_lock(shard: &Shard) -> std::sync::RwLockReadGuard<'_, HashMap<String, Record>> {
+    shard.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write_lock(shard: &Shard) -> RwLockWriteGuard<'_, HashMap<String, Record>> {
+    shard.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl MemoryBackend {
+    fn shard(&self, id: &str) -> &Shard {
+        let index = self.inner.hasher.hash_one(id) as usize % SHARDS;
+        &self.inner.shards[index]
+    }
+
+    fn sweep_shard(&self, index: usize, now_ms: u64) -> usize {
+        let mut map = write_lock(&self.inner.shards[index]);
+        let before = map.len();
+        map.retain(|_, record| record.expires_at_ms.is_none_or(|at| at > now_ms));
+        before - map.len()
+    }
+
+    fn count_write(&self) {
+        let writes = self.inner.writes.fetch_add(1, Ordering::Relaxed);
+        if writes % WRITES_PER_SWEEP == 0 {
+            let index = (writes / WRITES_PER_SWEEP) % SHARDS;
+            self.sweep_shard(index, unix_now_ms());
+        }
+    }
+}
+
+impl SessionBackend for MemoryBackend {
+    async fn load(&self, id: &str) -> Result<Option<Record>, Error> {
+        Ok(read_lock(self.shard(id)).get(id).cloned())
+    }
+
+    async fn store(
+        &self,
+        id: &str,
+        record: &Record,
+        _ttl: Option<Duration>,
+        mode: WriteMode,
+    ) -> Result<bool, Error> {
+        {
+            let mut map = write_lock(self.shard(id));
+            match map.get_mut(id) {
+                Some(_) if mode == WriteMode::Create => return Ok(false),
+                Some(existing) => *existing = record.clone(),
+                None => {
+                    map.insert(id.to_owned(), record.clone());
+                }
+            }
+        }
+        self.count_write();
+        Ok(true)
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), Error> {
+        write_lock(self.shard(id)).remove(id);
+        Ok(())
+    }
+}

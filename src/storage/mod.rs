@@ -1,0 +1,372 @@
+//! Where session data lives, and the session lifecycle every storage shares.
+//!
+//! Two traits:
+//!
+//! * [`SessionStorage`] is what the [`SessionLayer`](crate::SessionLayer) talks to: turn a
+//!   verified cookie value into a [`Session`], and a session back into a cookie value.
+//!   [`CookieStorage`] implements it directly (the data travels in the cookie).
+//! * [`SessionBackend`] is what a server-side store implements: load, store and delete one
+//!   [`Record`] by session id. [`ServerStorage`] turns any backend into a `SessionStorage`,
+//!   with the whole lifecycle (unknown ids, regenerate, destroy, flash, expiry, id
+//!   collisions) written once. [`MemoryStorage`], [`FsStorage`], `RedisStorage` and
+//!   `MemcacheStorage` are `ServerStorage`s over their backends.
+//!
+//! # Writing your own backend
+//!
+//! A database table with an id, a blob and an expiry is a complete backend:
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::sync::Mutex;
+//! use std::time::Duration;
+//! use session_layer::storage::{Record, ServerStorage, SessionBackend, WriteMode};
+//! use session_layer::Error;
+//!
+//! #[derive(Default)]
+//! struct MyTable(Mutex<HashMap<String, Vec<u8>>>);
+//!
+//! impl SessionBackend for MyTable {
+//!     async fn load(&self, id: &str) -> Result<Option<Record>, Error> {
+//!         let table = self.0.lock().unwrap();
+//!         table.get(id).map(|bytes| Record::decode(id, bytes)).transpose()
+//!     }
+//!
+//!     async fn store(
+//!         &self,
+//!         id: &str,
+//!         record: &Record,
+//!         _ttl: Option<Duration>, // a store with native expiry would pass this on
+//!         mode: WriteMode,
+//!     ) -> Result<bool, Error> {
+//!         let mut table = self.0.lock().unwrap();
+//!         if mode == WriteMode::Create && table.contains_key(id) {
+//!             return Ok(false); // never overwrite another session
+//!         }
+//!         table.insert(id.to_owned(), record.encode());
+//!         Ok(true)
+//!     }
+//!
+//!     async fn delete(&self, id: &str) -> Result<(), Error> {
+//!         self.0.lock().unwrap().remove(id);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let storage = ServerStorage::with_backend(MyTable::default()).ttl(Duration::from_secs(3600));
+//! # let _ = storage;
+//! ```
+
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::session::{Snapshot, WriteTarget};
+use crate::{Error, Session, SessionData};
+
+mod cookie;
+mod fs;
+mod memory;
+
+pub use self::cookie::CookieStorage;
+pub use self::fs::{FsBackend, FsStorage};
+pub use self::memory::{MemoryBackend, MemoryStorage};
+
+/// Turns a verified cookie value into a [`Session`] and a session back into a cookie value.
+///
+/// Implementors write `async fn read` and `async fn save`. Every storage of this crate saves
+/// in this order: delete [`Session::delete_id`] if any; if destroyed, delete the current id
+/// and return `Some("")`; else if dirty, write [`Session::data`] and return the cookie value;
+/// else `None`.
+pub trait SessionStorage: Send + Sync + 'static {
+    /// `value`: the verified cookie value (an id, or for [`CookieStorage`] the data itself).
+    ///
+    /// `None`, `Some("")` and a value naming no stored session give a fresh session.
+    fn read(&self, value: Option<&str>) -> impl Future<Output = Result<Session, Error>> + Send;
+
+    /// `Ok(None)`: set no cookie. `Ok(Some(String::new()))`: destroyed, clear the cookie.
+    /// `Ok(Some(v))`: send `v` as the new cookie value.
+    fn save(
+        &self,
+        session: &Session,
+    ) -> impl Future<Output = Result<Option<String>, Error>> + Send;
+}
+
+/// How [`SessionBackend::store`] may write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Write only if nothing is stored under the id (`SET NX`, `add`, an exclusive create);
+    /// return `Ok(false)` otherwise. Used for new ids, so that a collision can never
+    /// overwrite another user's session.
+    Create,
+    /// Write whether or not something is stored.
+    Overwrite,
+}
+
+/// A server-side store of session records, keyed by session id.
+///
+/// Implement these three methods (as `async fn`) and wrap the backend in
+/// [`ServerStorage::with_backend`]: the lifecycle is done for you. Expiry is enforced by the
+/// lifecycle on read (from [`Record::expires_at_ms`]); a store with native expiry (Redis,
+/// Memcached, a `DELETE ... WHERE expires < now()` job) should also use `ttl` so that
+/// expired records do not pile up.
+pub trait SessionBackend: Send + Sync + 'static {
+    /// The record stored under `id`, if any.
+    fn load(&self, id: &str) -> impl Future<Output = Result<Option<Record>, Error>> + Send;
+
+    /// Stores `record` under `id` for `ttl` (`None`: no expiry). With [`WriteMode::Create`],
+    /// returns `Ok(false)` and writes nothing when a record exists already.
+    fn store(
+        &self,
+        id: &str,
+        record: &Record,
+        ttl: Option<Duration>,
+        mode: WriteMode,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Deletes the record under `id`; deleting a missing record is not an error.
+    fn delete(&self, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Deletes `old_id` and stores under `id`, as one round trip where the store allows
+    /// (`regenerate_id(true)`). The default does the two steps in turn.
+    fn delete_and_store(
+        &self,
+        old_id: &str,
+        id: &str,
+        record: &Record,
+        ttl: Option<Duration>,
+        mode: WriteMode,
+    ) -> impl Future<Output = Result<bool, Error>> + Send {
+        async move {
+            self.delete(old_id).await?;
+            self.store(id, record, ttl, mode).await
+        }
+    }
+}
+
+/// One stored session: its data plus the times the lifecycle checks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Values and the flash for the next request.
+    #[serde(rename = "d")]
+    pub data: SessionData,
+    /// When the session was first created, in seconds since the Unix epoch.
+    #[serde(rename = "c", default)]
+    pub created_at: u64,
+    /// When the record stops being valid, in milliseconds since the Unix epoch.
+    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<u64>,
+}
+
+impl Record {
+    /// The record as compact JSON bytes, the format every built-in backend stores.
+    pub fn encode(&self) -> Vec<u8> {
+        // Serializing maps of JSON values to a Vec cannot fail.
+        serde_json::to_vec(self).expect("a session record always serializes")
+    }
+
+    /// Decodes bytes written by [`encode`](Record::encode). `name` says which record it is in
+    /// the error (a key or a path), never its content.
+    pub fn decode(name: &str, bytes: &[u8]) -> Result<Record, Error> {
+        serde_json::from_slice(bytes).map_err(|e| Error::corrupt(name, e))
+    }
+
+    /// Whether the record is still valid at `now_ms` given an absolute lifetime limit.
+    pub fn is_live(&self, now_ms: u64, max_lifetime: Option<Duration>) -> bool {
+        let unexpired = self.expires_at_ms.is_none_or(|at| at > now_ms);
+        let young = max_lifetime.is_none_or(|limit| {
+            self.created_at.saturating_add(limit.as_secs()) > now_ms / 1000
+        });
+        unexpired && young
+    }
+}
+
+/// Expiry settings shared by every storage: an idle TTL refreshed on each write and an
+/// absolute lifetime counted from the session's creation.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Expiry {
+    pub ttl: Option<Duration>,
+    pub max_lifetime: Option<Duration>,
+}
+
+impl Expiry {
+    /// The record a save writes, and how long it should live.
+    pub fn record(&self, snapshot: Snapshot) -> (Record, Option<Duration>) {
+        let now_ms = unix_now_ms();
+        let remaining_lifetime = self.max_lifetime.map(|limit| {
+            let ends_ms = snapshot
+                .created_at
+                .saturating_add(limit.as_secs())
+                .saturating_mul(1000);
+            Duration::from_millis(ends_ms.saturating_sub(now_ms))
+        });
+        let ttl = match (self.ttl, remaining_lifetime) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let record = Record {
+            data: snapshot.data,
+            created_at: snapshot.created_at,
+            expires_at_ms: ttl.map(|ttl| now_ms.saturating_add(ttl.as_millis() as u64)),
+        };
+        (record, ttl)
+    }
+
+    pub fn is_live(&self, record: &Record) -> bool {
+        record.is_live(unix_now_ms(), self.max_lifetime)
+    }
+
+    /// A loaded session, with its creation time carried over.
+    pub fn session(id: &str, record: Record) -> Session {
+        let session = Session::from_data(id, record.data);
+        session.set_created_at_secs(record.created_at);
+        session
+    }
+}
+
+pub(crate) fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// How many fresh ids a save draws before it gives up on collisions. With 144 random bits
+/// a second draw never happens in practice; the bound keeps a broken backend (one that
+/// always answers "exists") from looping forever.
+const MAX_ID_DRAWS: usize = 4;
+
+/// The session lifecycle over a [`SessionBackend`]: every server-side storage of this crate
+/// is one of these.
+///
+/// Options are consuming builder methods:
+///
+/// ```
+/// use std::time::Duration;
+/// use session_layer::MemoryStorage;
+///
+/// let storage = MemoryStorage::new()
+///     .ttl(Duration::from_secs(30 * 60))              // idle timeout
+///     .max_lifetime(Duration::from_secs(12 * 3600))   // absolute limit
+///     .use_unknown_ids(false);
+/// # let _ = storage;
+/// ```
+#[derive(Clone, Debug)]
+pub struct ServerStorage<B> {
+    backend: B,
+    use_unknown_ids: bool,
+    expiry: Expiry,
+}
+
+impl<B: SessionBackend> ServerStorage<B> {
+    /// A storage over your own backend.
+    pub fn with_backend(backend: B) -> Self {
+        ServerStorage {
+            backend,
+            use_unknown_ids: false,
+            expiry: Expiry::default(),
+        }
+    }
+
+    /// Keep a non-empty id that names no stored session instead of drawing a new one
+    /// (off by default: a client could otherwise choose its own session id).
+    pub fn use_unknown_ids(mut self, enabled: bool) -> Self {
+        self.use_unknown_ids = enabled;
+        self
+    }
+
+    /// Idle timeout: a session not written for this long is gone. Every save writes a new
+    /// expiry; with the layer's `rolling(true)`, every request does.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.expiry.ttl = Some(ttl);
+        self
+    }
+
+    /// Absolute limit: a session older than this (since it was first created) is gone,
+    /// however active it is.
+    pub fn max_lifetime(mut self, limit: Duration) -> Self {
+        self.expiry.max_lifetime = Some(limit);
+        self
+    }
+
+    /// The backend, for backend-specific operations.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    pub(crate) fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
+    fn unknown(&self, id: &str) -> Session {
+        if self.use_unknown_ids {
+            Session::with_id(id)
+        } else {
+            Session::new()
+        }
+    }
+}
+
+impl<B: SessionBackend> SessionStorage for ServerStorage<B> {
+    async fn read(&self, value: Option<&str>) -> Result<Session, Error> {
+        let Some(id) = value.filter(|v| !v.is_empty()) else {
+            return Ok(Session::new());
+        };
+        match self.backend.load(id).await? {
+            Some(record) if self.expiry.is_live(&record) => Ok(Expiry::session(id, record)),
+            Some(_expired) => {
+                // Drop it now rather than wait for the store's own expiry or a sweep.
+                self.backend.delete(id).await?;
+                Ok(self.unknown(id))
+            }
+            None => Ok(self.unknown(id)),
+        }
+    }
+
+    async fn save(&self, session: &Session) -> Result<Option<String>, Error> {
+        let target = session.write_target();
+        let mut snapshot = session.snapshot();
+        if snapshot.destroyed {
+            if let Some(old) = &snapshot.delete_id {
+                self.backend.delete(old).await?;
+            }
+            self.backend.delete(&snapshot.id).await?;
+            return Ok(Some(String::new()));
+        }
+        if !snapshot.dirty {
+            return Ok(None);
+        }
+        let mut delete_id = snapshot.delete_id.take();
+        let mut id = snapshot.id.clone();
+        let (record, ttl) = self.expiry.record(snapshot);
+        let mut mode = match target {
+            WriteTarget::Existing => WriteMode::Overwrite,
+            WriteTarget::Fresh | WriteTarget::Chosen => WriteMode::Create,
+        };
+        for _ in 0..MAX_ID_DRAWS {
+            let stored = match delete_id.take() {
+                Some(old) => {
+                    self.backend
+                        .delete_and_store(&old, &id, &record, ttl, mode)
+                        .await?
+                }
+                None => self.backend.store(&id, &record, ttl, mode).await?,
+            };
+            if stored {
+                return Ok(Some(id));
+            }
+            match target {
+                // Another session holds this id: ours is new, so take another.
+                WriteTarget::Fresh => {
+                    session.redraw_id();
+                    id = session.id();
+                }
+                // A concurrent request of the same client created it: same owner.
+                _ => mode = WriteMode::Overwrite,
+            }
+        }
+        Err(Error::backend(
+            "the backend reported every freshly drawn session id as taken",
+        ))
+    }
+}

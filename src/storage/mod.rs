@@ -66,11 +66,19 @@ use crate::{Error, Session, SessionData};
 
 mod cookie;
 mod fs;
+#[cfg(feature = "memcache")]
+mod memcache;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 pub use self::cookie::CookieStorage;
 pub use self::fs::{FsBackend, FsStorage};
+#[cfg(feature = "memcache")]
+pub use self::memcache::{MemcacheBackend, MemcacheStorage};
 pub use self::memory::{MemoryBackend, MemoryStorage};
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisBackend, RedisStorage};
 
 /// Turns a verified cookie value into a [`Session`] and a session back into a cookie value.
 ///

@@ -8,8 +8,8 @@ pub mod storage;
 
 pub use error::Error;
 pub use session::{Session, SessionData};
-pub use storage::{CookieStorage, FsStorage, MemoryStorage, SessionStorage};
 #[cfg(feature = "memcache")]
 pub use storage::MemcacheStorage;
 #[cfg(feature = "redis")]
 pub use storage::RedisStorage;
+pub use storage::{CookieStorage, FsStorage, MemoryStorage, SessionStorage};

@@ -602,15 +602,92 @@ async fn a_silent_server_times_out() {
 
 #[tokio::test]
 async fn a_server_that_never_accepts_hits_the_connect_timeout() {
-    // A listener with a full backlog never completes the handshake on some systems; on
-    // others it does. An unroutable address is the portable case, but may fail fast with
-    // "network unreachable". Either way: an error within the timeout, never a hang.
+    // A listener nobody accepts on, its backlog filled: further handshakes never finish.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    while fillers.len() < 10_000 {
+        match TcpStream::connect_timeout(&target, Duration::from_millis(200)) {
+            Ok(stream) => fillers.push(stream),
+            Err(_) => break,
+        }
+    }
     let started = Instant::now();
     let result = tokio::time::timeout(
         Duration::from_secs(3),
-        MemcacheStorage::connect("10.255.255.1:11211"),
+        MemcacheStorage::connect(&target.to_string()),
     )
     .await;
-    assert!(matches!(result, Ok(Err(_))), "{result:?}");
-    assert!(started.elapsed() < Duration::from_millis(2500));
+    let elapsed = started.elapsed();
+    eprintln!(
+        "full backlog: {result:?} after {elapsed:?} ({} fillers)",
+        fillers.len()
+    );
+    assert!(matches!(result, Ok(Err(Error::Timeout))), "{result:?}");
+    assert!(elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(2000));
+}
+
+/// A fake server that answers every `get <key>` with a valid record of `size` bytes (JSON
+/// padded with spaces).
+async fn fake_big_value_server(size: usize) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut stream = tokio::io::BufReader::new(stream);
+                let mut line = String::new();
+                while stream.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    let reply = if line.starts_with("version") {
+                        b"VERSION 1.6.0\r\n".to_vec()
+                    } else if let Some(key) = line.trim_end().strip_prefix("get ") {
+                        let mut value = br#"{"d":{"values":{"big":true}},"c":1}"#.to_vec();
+                        value.resize(size, b' ');
+                        let mut reply = format!("VALUE {key} 0 {size}\r\n").into_bytes();
+                        reply.extend_from_slice(&value);
+                        reply.extend_from_slice(b"\r\nEND\r\n");
+                        reply
+                    } else {
+                        b"ERROR\r\n".to_vec()
+                    };
+                    if stream.get_mut().write_all(&reply).await.is_err() {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn values_over_one_mib_are_refused() {
+    let addr = fake_big_value_server(1024 * 1024).await;
+    let storage = MemcacheStorage::connect(&addr).await.unwrap();
+    let session = storage
+        .read(Some("id"))
+        .await
+        .expect("a 1 MiB value is accepted");
+    assert_eq!(session.get::<bool>("big"), Some(true));
+
+    let addr = fake_big_value_server(1024 * 1024 + 1).await;
+    let storage = MemcacheStorage::connect(&addr).await.unwrap();
+    let read = storage.read(Some("id")).await;
+    assert!(matches!(read, Err(Error::Backend(_))), "{read:?}");
+
+    // Writes over the limit are refused before anything is sent.
+    let server = memcached();
+    let storage = MemcacheStorage::connect(&addr_of(&server)).await.unwrap();
+    let session = storage.read(None).await.unwrap();
+    session.set("big", "x".repeat(1024 * 1024)).unwrap();
+    assert!(matches!(
+        storage.save(&session).await,
+        Err(Error::Backend(_))
+    ));
+}
+
+fn addr_of(server: &ServerProcess) -> String {
+    addr(server)
 }

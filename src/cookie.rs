@@ -82,6 +82,7 @@ pub struct SessionCookie {
     partitioned: bool,
     encrypted: bool,
     secret_count: usize,
+    has_empty_secret: bool,
     keys: Arc<Keys>,
 }
 
@@ -111,6 +112,7 @@ impl SessionCookie {
             partitioned: false,
             encrypted: false,
             secret_count: 0,
+            has_empty_secret: false,
             keys: Arc::new(Keys {
                 macs: Vec::new(),
                 ciphers: Vec::new(),
@@ -128,8 +130,10 @@ impl SessionCookie {
     {
         let mut macs = Vec::new();
         let mut ciphers = Vec::new();
+        self.has_empty_secret = false;
         for secret in secrets {
             let secret = secret.as_ref();
+            self.has_empty_secret |= secret.is_empty();
             // HMAC takes keys of any length; an empty one is refused by `validate`.
             let mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");
             // A separate key for encryption, derived so that one secret serves both.
@@ -220,8 +224,8 @@ impl SessionCookie {
     }
 
     /// Checks the configuration a [`SessionLayer`](crate::SessionLayer) needs: a valid
-    /// cookie name, at least one non-empty secret, and attribute values without `;` or
-    /// control characters.
+    /// cookie name, at least one secret and no empty one, and attribute values without `;`
+    /// or control characters.
     pub fn validate(&self) -> Result<(), Error> {
         let token = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c);
         if self.name.is_empty() || !self.name.chars().all(token) {
@@ -233,6 +237,11 @@ impl SessionCookie {
         if !self.is_signed() {
             return Err(Error::Config(
                 "the session cookie must be signed: give it at least one secret".to_owned(),
+            ));
+        }
+        if self.has_empty_secret {
+            return Err(Error::Config(
+                "an empty secret signs nothing: every secret must be non-empty".to_owned(),
             ));
         }
         let attribute_ok = |v: &str| !v.chars().any(|c| c == ';' || c.is_control());

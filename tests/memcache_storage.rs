@@ -800,3 +800,69 @@ mod layer_flow {
         assert_eq!(back.status(), StatusCode::OK);
     }
 }
+
+/// A fake server that answers `add` after 200 ms: `NOT_STORED` for keys starting with
+/// `taken:`, else `STORED`.
+async fn slow_add_server() -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut stream = tokio::io::BufReader::new(stream);
+                let mut line = String::new();
+                while stream.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    let reply: &[u8] = if line.starts_with("version") {
+                        b"VERSION 1.6.0\r\n"
+                    } else if line.starts_with("add ") {
+                        let mut data = String::new();
+                        let _ = stream.read_line(&mut data).await;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        if line.starts_with("add taken:") {
+                            b"NOT_STORED\r\n"
+                        } else {
+                            b"STORED\r\n"
+                        }
+                    } else {
+                        b"ERROR\r\n"
+                    };
+                    if stream.get_mut().write_all(reply).await.is_err() {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_cancelled_request_never_leaves_its_reply_to_the_next_one() {
+    let addr = slow_add_server().await;
+    let free = MemcacheStorage::connect(&addr).await.unwrap().pool_size(1);
+    let taken = free.clone().key_prefix("taken:").unwrap(); // same connection pool
+    let record = Record {
+        data: SessionData::default(),
+        created_at: 0,
+        expires_at_ms: None,
+    };
+    // Written, then dropped before its STORED arrives (a client went away mid-request).
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(50),
+        free.backend().store("a", &record, None, WriteMode::Create),
+    )
+    .await;
+    assert!(cancelled.is_err(), "the first add must still be waiting");
+    // The next add on the same (only) connection must get its own answer.
+    let stored = taken
+        .backend()
+        .store("b", &record, None, WriteMode::Create)
+        .await
+        .unwrap();
+    assert!(
+        !stored,
+        "the cancelled add's STORED was taken for this add's answer"
+    );
+}

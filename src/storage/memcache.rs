@@ -538,7 +538,8 @@ impl Server {
 
     /// Runs one command on the slot's connection, opening one if needed. Any failure drops
     /// the connection (its state is unknown). A pooled connection that turns out to be
-    /// broken (the server restarted since) is replaced and the command tried once more.
+    /// broken (the server restarted since) is replaced and the command tried once more; one
+    /// left mid-command by a cancelled request is replaced before use.
     async fn execute(
         &self,
         slot: &mut Option<Conn>,
@@ -547,6 +548,11 @@ impl Server {
     ) -> Result<Reply, Fault> {
         let mut retried = false;
         loop {
+            // A command whose caller gave up (its future was dropped) may have left its
+            // reply unread: that connection must never answer another command.
+            if slot.as_ref().is_some_and(|conn| conn.in_flight) {
+                *slot = None;
+            }
             let reused = slot.is_some();
             let conn = match slot {
                 Some(conn) => conn,
@@ -637,6 +643,8 @@ impl fmt::Debug for Reply {
 struct Conn {
     io: BufReader<TcpStream>,
     line: Vec<u8>,
+    /// Set from writing a command until its reply is read completely.
+    in_flight: bool,
 }
 
 impl Conn {
@@ -649,10 +657,18 @@ impl Conn {
         Ok(Conn {
             io: BufReader::new(stream),
             line: Vec::with_capacity(128),
+            in_flight: false,
         })
     }
 
     async fn execute(&mut self, request: &Request<'_>) -> Result<Reply, Fault> {
+        self.in_flight = true;
+        let reply = self.exchange(request).await?;
+        self.in_flight = false;
+        Ok(reply)
+    }
+
+    async fn exchange(&mut self, request: &Request<'_>) -> Result<Reply, Fault> {
         let mut out = Vec::with_capacity(96);
         match request {
             Request::Get(key) => out.extend_from_slice(format!("get {key}\r\n").as_bytes()),

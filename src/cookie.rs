@@ -82,6 +82,8 @@ pub struct SessionCookie {
     partitioned: bool,
     encrypted: bool,
     secret_count: usize,
+    /// Whether one of the secrets is empty: no secret at all, refused by `validate`.
+    empty_secret: bool,
     keys: Arc<Keys>,
 }
 
@@ -111,6 +113,7 @@ impl SessionCookie {
             partitioned: false,
             encrypted: false,
             secret_count: 0,
+            empty_secret: false,
             keys: Arc::new(Keys {
                 macs: Vec::new(),
                 ciphers: Vec::new(),
@@ -128,8 +131,10 @@ impl SessionCookie {
     {
         let mut macs = Vec::new();
         let mut ciphers = Vec::new();
+        let mut empty_secret = false;
         for secret in secrets {
             let secret = secret.as_ref();
+            empty_secret |= secret.is_empty();
             // HMAC takes keys of any length; an empty one is refused by `validate`.
             let mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");
             // A separate key for encryption, derived so that one secret serves both.
@@ -140,6 +145,7 @@ impl SessionCookie {
             macs.push(mac);
         }
         self.secret_count = macs.len();
+        self.empty_secret = empty_secret;
         self.keys = Arc::new(Keys { macs, ciphers });
         self
     }
@@ -233,6 +239,11 @@ impl SessionCookie {
         if !self.is_signed() {
             return Err(Error::Config(
                 "the session cookie must be signed: give it at least one secret".to_owned(),
+            ));
+        }
+        if self.empty_secret {
+            return Err(Error::Config(
+                "the session cookie must be signed: an empty secret is no secret".to_owned(),
             ));
         }
         let attribute_ok = |v: &str| !v.chars().any(|c| c == ';' || c.is_control());

@@ -747,3 +747,22 @@ async fn axum_error_from_a_handler_is_a_bare_500() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&body).contains("destroyed"));
 }
+
+#[tokio::test]
+async fn non_ascii_cookies_beside_the_session_cookie_do_not_hide_it() {
+    // Browsers send other cookies' bytes as they were set, UTF-8 or not, in the same header.
+    let app = plain(layer(), count);
+    let r1 = app.clone().oneshot(req(None)).await.unwrap();
+    let c1 = pair(&session_set_cookie(&r1).unwrap());
+    for (expected, other) in [(2, &b"pref=caf\xc3\xa9"[..]), (3, &b"legacy=\xe9t\xe9"[..])] {
+        let mut header = other.to_vec();
+        header.extend_from_slice(b"; ");
+        header.extend_from_slice(c1.as_bytes());
+        let request = Request::get("/")
+            .header(COOKIE, HeaderValue::from_bytes(&header).unwrap())
+            .body(String::new())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.body(), &format!("Count: {expected}"), "{header:?}");
+    }
+}

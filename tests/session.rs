@@ -481,3 +481,16 @@ fn session_data_serde_round_trip() {
     let empty: SessionData = serde_json::from_str("{}").unwrap();
     assert_eq!(empty, SessionData::default());
 }
+
+#[test]
+fn a_value_that_cannot_be_serialized_is_an_error() {
+    let session = Session::new();
+    let mut map = std::collections::HashMap::new();
+    map.insert((1, 2), 3); // JSON object keys must be strings
+    assert!(matches!(session.set("m", &map), Err(Error::Serialize(_))));
+    assert!(!session.is_dirty(), "a failed set changes nothing");
+    assert!(!session.has("m"));
+    assert!(matches!(session.flash("m", &map), Err(Error::Serialize(_))));
+    assert!(!session.is_dirty());
+    assert!(session.data().flash.is_empty());
+}

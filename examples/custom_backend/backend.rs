@@ -7,14 +7,15 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use session_layer::Error;
-use session_layer::storage::{Record, ServerStorage, SessionBackend, WriteMode};
+use session_layer::storage::{Record, ServerStorage, SessionBackend, WriteMode, id_digest};
 use tokio_postgres::{Client, NoTls, Statement};
 
 /// Sessions in PostgreSQL.
 pub type PgStorage = ServerStorage<PgBackend>;
 
-/// One connection and four prepared statements over a table
-/// `(id text primary key, data bytea not null, expires_at timestamptz)`.
+/// One connection and prepared statements over a table
+/// `(id text primary key, data bytea not null, expires_at timestamptz)`, where `id` holds
+/// the [`id_digest`] of the session id: any id fits, and the table holds no usable id.
 ///
 /// One `Client` pipelines concurrent queries; a busy app would use a pool
 /// (deadpool-postgres, bb8) the same way.
@@ -99,7 +100,7 @@ impl SessionBackend for PgBackend {
     async fn load(&self, id: &str) -> Result<Option<Record>, Error> {
         let row = self
             .client
-            .query_opt(&self.load, &[&id])
+            .query_opt(&self.load, &[&id_digest(id)])
             .await
             .map_err(Error::backend)?;
         // Name the table in errors, never the id: ids are credentials and logs are not secret.
@@ -124,7 +125,7 @@ impl SessionBackend for PgBackend {
         };
         let rows = self
             .client
-            .execute(statement, &[&id, &record.encode(), &expires_at])
+            .execute(statement, &[&id_digest(id), &record.encode(), &expires_at])
             .await
             .map_err(Error::backend)?;
         Ok(rows == 1)
@@ -132,7 +133,7 @@ impl SessionBackend for PgBackend {
 
     async fn delete(&self, id: &str) -> Result<(), Error> {
         self.client
-            .execute(&self.delete, &[&id])
+            .execute(&self.delete, &[&id_digest(id)])
             .await
             .map_err(Error::backend)?;
         Ok(())

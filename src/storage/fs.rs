@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
-use super::{Error, Record, ServerStorage, SessionBackend, WriteMode, unix_now_ms};
+use super::{Error, Record, ServerStorage, SessionBackend, WriteMode, id_digest, unix_now_ms};
 
 /// Sessions as files under a directory: for single-server deployments that must keep
 /// sessions across restarts.
@@ -75,19 +73,9 @@ pub struct FsBackend {
 
 impl FsBackend {
     fn path(&self, id: &str) -> PathBuf {
-        let hex = hex_sha256(id.as_bytes());
+        let hex = id_digest(id);
         self.dir.join(&hex[..2]).join(&hex[2..])
     }
-}
-
-pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let digest = Sha256::digest(bytes);
-    let mut hex = String::with_capacity(64);
-    for byte in digest.iter() {
-        let _ = write!(hex, "{byte:02x}");
-    }
-    hex
 }
 
 /// Runs file work off the async workers.

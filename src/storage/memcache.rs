@@ -19,7 +19,6 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{Mutex, MutexGuard};
 
-use super::fs::hex_sha256;
 use super::{Error, Record, ServerStorage, SessionBackend, WriteMode, unix_now_ms};
 
 /// The key prefix used unless [`MemcacheStorage::key_prefix`] sets another.
@@ -280,7 +279,7 @@ impl MemcacheBackend {
     fn key(&self, id: &str) -> String {
         let mut key = String::with_capacity(self.prefix.len() + HASH_HEX_LEN);
         key.push_str(&self.prefix);
-        key.push_str(&hex_sha256(id.as_bytes()));
+        key.push_str(&super::id_digest(id));
         key
     }
 }

@@ -19,7 +19,7 @@
 //! use std::collections::HashMap;
 //! use std::sync::Mutex;
 //! use std::time::Duration;
-//! use session_layer::storage::{Record, ServerStorage, SessionBackend, WriteMode};
+//! use session_layer::storage::{id_digest, Record, ServerStorage, SessionBackend, WriteMode};
 //! use session_layer::Error;
 //!
 //! #[derive(Default)]
@@ -28,7 +28,9 @@
 //! impl SessionBackend for MyTable {
 //!     async fn load(&self, id: &str) -> Result<Option<Record>, Error> {
 //!         let table = self.0.lock().unwrap();
-//!         table.get(id).map(|bytes| Record::decode(id, bytes)).transpose()
+//!         // Errors name the table, never the id: ids are credentials, logs are not secret.
+//!         let row = table.get(&id_digest(id));
+//!         row.map(|bytes| Record::decode("a row of my_table", bytes)).transpose()
 //!     }
 //!
 //!     async fn store(
@@ -39,15 +41,16 @@
 //!         mode: WriteMode,
 //!     ) -> Result<bool, Error> {
 //!         let mut table = self.0.lock().unwrap();
-//!         if mode == WriteMode::Create && table.contains_key(id) {
+//!         let key = id_digest(id); // a dump of the table holds no usable id
+//!         if mode == WriteMode::Create && table.contains_key(&key) {
 //!             return Ok(false); // never overwrite another session
 //!         }
-//!         table.insert(id.to_owned(), record.encode());
+//!         table.insert(key, record.encode());
 //!         Ok(true)
 //!     }
 //!
 //!     async fn delete(&self, id: &str) -> Result<(), Error> {
-//!         self.0.lock().unwrap().remove(id);
+//!         self.0.lock().unwrap().remove(&id_digest(id));
 //!         Ok(())
 //!     }
 //! }
@@ -227,6 +230,25 @@ impl Expiry {
         session.set_created_at_secs(record.created_at);
         session
     }
+}
+
+/// The hex SHA-256 of a session id: 64 characters safe in any key, path or column, from
+/// which the id cannot be recovered. Store records under it rather than under the id, so
+/// that a dump of the store or a log line holds no usable session id.
+///
+/// ```
+/// let key = session_layer::storage::id_digest("some-session-id");
+/// assert_eq!(key.len(), 64);
+/// assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
+/// ```
+pub fn id_digest(id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write as _;
+    let mut hex = String::with_capacity(64);
+    for byte in Sha256::digest(id.as_bytes()) {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
 }
 
 pub(crate) fn unix_now_ms() -> u64 {

@@ -596,14 +596,12 @@ impl Browser {
             .headers()
             .get(LOCATION)
             .map(|v| v.to_str().unwrap().to_owned());
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
+        let body = axum_body(response).await;
         Answer {
             status,
             set_cookie,
             location,
-            body: String::from_utf8(body.to_vec()).unwrap(),
+            body,
         }
     }
 }
@@ -692,10 +690,7 @@ async fn axum_missing_layer_is_a_500() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let body = String::from_utf8_lossy(&body);
+    let body = axum_body(response).await;
     assert!(
         !body.contains("SessionLayer") && !body.contains("extensions"),
         "{body}"
@@ -710,10 +705,8 @@ async fn axum_optional_session() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    assert_eq!(&body[..], b"none");
+    let body = axum_body(response).await;
+    assert_eq!(body, "none");
 
     let (app, _) = router();
     let mut browser = Browser { app, jar: None };
@@ -742,10 +735,8 @@ async fn axum_error_from_a_handler_is_a_bare_500() {
         session_set_cookie(&response).is_none(),
         "a 5xx saves nothing"
     );
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    assert!(!String::from_utf8_lossy(&body).contains("destroyed"));
+    let body = axum_body(response).await;
+    assert!(!body.contains("destroyed"));
 }
 
 #[tokio::test]
@@ -765,4 +756,12 @@ async fn non_ascii_cookies_beside_the_session_cookie_do_not_hide_it() {
         let response = app.clone().oneshot(request).await.unwrap();
         assert_eq!(response.body(), &format!("Count: {expected}"), "{header:?}");
     }
+}
+
+/// The whole body of an axum response, as text.
+async fn axum_body(response: Response<Body>) -> String {
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&bytes).into_owned()
 }

@@ -1,15 +1,72 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
-//! placeholder docs
+//! Server-side sessions for any [Tower](https://docs.rs/tower) service: axum, hyper, tonic.
+//!
+//! A [`SessionLayer`] reads the session cookie of each request, loads the [`Session`] from a
+//! [`SessionStorage`] into the request extensions, and after the handler has run saves it
+//! and appends the `Set-Cookie` header. It follows the Remix session package: values, flash
+//! messages that live for one request, id regeneration against session fixation, and
+//! destroy.
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use session_layer::{MemoryStorage, Session, SessionCookie, SessionLayer};
+//!
+//! async fn handler(session: Session) -> Result<String, session_layer::Error> {
+//!     let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
+//!     session.set("visits", visits)?;
+//!     Ok(format!("{visits} visits"))
+//! }
+//!
+//! let cookie = SessionCookie::new("__session").secrets(["use 32+ random bytes here"]);
+//! let app: Router = Router::new()
+//!     .route("/", get(handler))
+//!     .layer(SessionLayer::new(cookie, MemoryStorage::new()));
+//! ```
+//!
+//! # Storages
+//!
+//! | storage | where the data lives |
+//! |---|---|
+//! | [`CookieStorage`] | in the cookie itself, signed or encrypted |
+//! | [`MemoryStorage`] | process memory (tests, development, one process) |
+//! | [`FsStorage`] | one file per session |
+//! | `RedisStorage` (feature `redis`) | Redis or a Redis Cluster |
+//! | `MemcacheStorage` (feature `memcache`) | one or more Memcached servers |
+//!
+//! Your own store (a database, say) implements [`storage::SessionBackend`]: three methods
+//! that load, store and delete a record by id; [`storage::ServerStorage`] adds the rest of
+//! the lifecycle.
+//!
+//! # Security
+//!
+//! The cookie is always signed with HMAC-SHA256 over its name and value (or, with
+//! [`SessionCookie::encrypted`], sealed with AES-256-GCM), with secret rotation. Ids are 144
+//! random bits. See the README for the whole model.
+//!
+//! # Features
+//!
+//! * `axum` (default): [`Session`] is an axum extractor and [`Error`] a response.
+//! * `redis`: `RedisStorage`.
+//! * `memcache`: `MemcacheStorage`.
+//!
+//! Without `axum`, handlers find the session in the request extensions:
+//! `request.extensions().get::<Session>()`.
 
+mod cookie;
 mod error;
+#[cfg(feature = "axum")]
+mod extract;
+mod layer;
 mod session;
 pub mod storage;
 
-pub use error::Error;
-pub use session::{Session, SessionData};
-pub use storage::{CookieStorage, FsStorage, MemoryStorage, SessionStorage};
+pub use crate::cookie::{MAX_COOKIE_SIZE, SameSite, SessionCookie};
+pub use crate::error::Error;
+pub use crate::layer::{ResponseFuture, SessionLayer, SessionService};
+pub use crate::session::{Session, SessionData};
 #[cfg(feature = "memcache")]
-pub use storage::MemcacheStorage;
+pub use crate::storage::MemcacheStorage;
 #[cfg(feature = "redis")]
-pub use storage::RedisStorage;
+pub use crate::storage::RedisStorage;
+pub use crate::storage::{CookieStorage, FsStorage, MemoryStorage, SessionStorage};

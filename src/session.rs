@@ -171,7 +171,9 @@ impl Session {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic in another holder cannot leave the state half-written: every method
         // finishes its change before it can panic, so a poisoned lock is still usable.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The current id; it changes after [`regenerate_id`](Session::regenerate_id).
@@ -396,7 +398,10 @@ impl fmt::Debug for Session {
         f.debug_struct("Session")
             .field("id", &"[redacted]")
             .field("keys", &state.values.keys().collect::<Vec<_>>())
-            .field("flash_keys", &state.incoming_flash.keys().collect::<Vec<_>>())
+            .field(
+                "flash_keys",
+                &state.incoming_flash.keys().collect::<Vec<_>>(),
+            )
             .field("dirty", &state.dirty)
             .field("destroyed", &state.destroyed)
             .finish()

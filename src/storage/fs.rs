@@ -108,10 +108,7 @@ const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 fn write_file(path: &Path, bytes: &[u8], sync: bool, mode: WriteMode) -> Result<bool, Error> {
     let parent = path.parent().expect("session paths have a parent");
     std::fs::create_dir_all(parent)?;
-    let temp = parent.join(format!(
-        "{TEMP_PREFIX}{}",
-        crate::session::generate_id()
-    ));
+    let temp = parent.join(format!("{TEMP_PREFIX}{}", crate::session::generate_id()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

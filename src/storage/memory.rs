@@ -86,11 +86,15 @@ impl std::fmt::Debug for MemoryBackend {
 // A panic while a lock is held cannot leave a map half-updated (every change is a single
 // insert or remove), so a poisoned lock is still safe to use.
 fn read_lock(shard: &Shard) -> std::sync::RwLockReadGuard<'_, HashMap<String, Record>> {
-    shard.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    shard
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn write_lock(shard: &Shard) -> RwLockWriteGuard<'_, HashMap<String, Record>> {
-    shard.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    shard
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl MemoryBackend {

@@ -94,10 +94,8 @@ pub trait SessionStorage: Send + Sync + 'static {
 
     /// `Ok(None)`: set no cookie. `Ok(Some(String::new()))`: destroyed, clear the cookie.
     /// `Ok(Some(v))`: send `v` as the new cookie value.
-    fn save(
-        &self,
-        session: &Session,
-    ) -> impl Future<Output = Result<Option<String>, Error>> + Send;
+    fn save(&self, session: &Session)
+    -> impl Future<Output = Result<Option<String>, Error>> + Send;
 }
 
 /// How [`SessionBackend::store`] may write.
@@ -182,9 +180,8 @@ impl Record {
     /// Whether the record is still valid at `now_ms` given an absolute lifetime limit.
     pub fn is_live(&self, now_ms: u64, max_lifetime: Option<Duration>) -> bool {
         let unexpired = self.expires_at_ms.is_none_or(|at| at > now_ms);
-        let young = max_lifetime.is_none_or(|limit| {
-            self.created_at.saturating_add(limit.as_secs()) > now_ms / 1000
-        });
+        let young = max_lifetime
+            .is_none_or(|limit| self.created_at.saturating_add(limit.as_secs()) > now_ms / 1000);
         unexpired && young
     }
 }

@@ -59,7 +59,10 @@ pub async fn counter<S: SessionStorage>(storage: S) {
 pub async fn flash<S: SessionStorage>(storage: S) {
     let (s1, c1) = request(&storage, None, |_| {}).await;
     assert_eq!(s1.get::<String>("message"), None);
-    let (s2, c2) = request(&storage, c1.as_deref(), |s| s.flash("message", "success!").unwrap()).await;
+    let (s2, c2) = request(&storage, c1.as_deref(), |s| {
+        s.flash("message", "success!").unwrap()
+    })
+    .await;
     assert_eq!(s2.get::<String>("message"), None);
     let (s3, c3) = request(&storage, c2.as_deref(), |_| {}).await;
     assert_eq!(s3.get::<String>("message").as_deref(), Some("success!"));
@@ -74,7 +77,11 @@ pub async fn ttl_expires<S: SessionStorage>(storage: S) {
     assert_eq!(s2.get::<String>("user").as_deref(), Some("mj"));
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let (s3, _) = request(&storage, c1.as_deref(), |_| {}).await;
-    assert_eq!(s3.get::<String>("user"), None, "expired session must not be returned");
+    assert_eq!(
+        s3.get::<String>("user"),
+        None,
+        "expired session must not be returned"
+    );
 }
 
 /// Seed 000: regenerate_id(true) deletes the original id's data on save.
@@ -86,7 +93,11 @@ pub async fn regenerate_deletes_old<S: SessionStorage>(storage: S) {
     let (s3, _) = request(&storage, c2.as_deref(), |_| {}).await;
     assert_eq!(s3.get::<String>("user").as_deref(), Some("anon"));
     let (old, _) = request(&storage, c1.as_deref(), |_| {}).await;
-    assert_eq!(old.get::<String>("user"), None, "the old id's data must be gone");
+    assert_eq!(
+        old.get::<String>("user"),
+        None,
+        "the old id's data must be gone"
+    );
 }
 
 /// use_unknown_ids(true) keeps a non-empty id that names no session.

@@ -46,7 +46,12 @@ impl ServerProcess {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e} (is it installed? see .ci/run)", self.program));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {}: {e} (is it installed? see .ci/run)",
+                    self.program
+                )
+            });
         self.child = Some(child);
         wait_for_port(self.port, Duration::from_secs(10));
     }
@@ -76,7 +81,10 @@ impl Drop for ServerProcess {
 pub fn wait_for_port(port: u16, limit: Duration) {
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < limit, "server on port {port} did not start within {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "server on port {port} did not start within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

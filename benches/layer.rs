@@ -1,0 +1,104 @@
+//! Per-request cost of the session layer: an axum Router with the layer minus the same
+//! Router without it, in-process (no sockets). Run with `cargo bench --bench layer`.
+
+use std::hint::black_box;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Request, header};
+use session_layer::{
+    CookieStorage, MemoryStorage, Session, SessionCookie, SessionLayer, SessionStorage,
+};
+use tower::ServiceExt;
+
+async fn read_write(session: Session) -> &'static str {
+    let n = session.get::<u64>("n").unwrap_or(0);
+    session.set("n", n + 1).unwrap();
+    "ok"
+}
+
+async fn read_only(session: Session) -> &'static str {
+    black_box(session.get::<u64>("n"));
+    "ok"
+}
+
+async fn untouched() -> &'static str {
+    "ok"
+}
+
+fn cookie(encrypted: bool) -> SessionCookie {
+    SessionCookie::new("__session")
+        .secrets(["a benchmark secret of thirty-two bytes!"])
+        .encrypted(encrypted)
+}
+
+/// A Router with the layer, and the `Cookie` header of a session that holds `n`.
+fn app_with_session<St: SessionStorage>(
+    rt: &tokio::runtime::Runtime,
+    storage: St,
+    encrypted: bool,
+    handler: Router,
+) -> (Router, String) {
+    let app = handler.layer(SessionLayer::new(cookie(encrypted), storage));
+    let response = rt.block_on(
+        app.clone()
+            .oneshot(Request::get("/seed").body(Body::empty()).unwrap()),
+    );
+    let set_cookie = response.unwrap().headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (app, set_cookie.split(';').next().unwrap().to_owned())
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("layer");
+
+    let run = |app: &Router, cookie: Option<&str>| {
+        let mut request = Request::get("/").body(Body::empty()).unwrap();
+        if let Some(cookie) = cookie {
+            request
+                .headers_mut()
+                .insert(header::COOKIE, cookie.parse().unwrap());
+        }
+        rt.block_on(app.clone().oneshot(request)).unwrap()
+    };
+
+    let bare = Router::new().route("/", get(untouched));
+    group.bench_function("baseline_no_layer", |b| b.iter(|| run(&bare, None)));
+
+    let routes = |h| Router::new().route("/", h).route("/seed", get(read_write));
+    for (name, handler, encrypted, storage) in [
+        ("memory_read_write", get(read_write), false, "memory"),
+        ("memory_read_only", get(read_only), false, "memory"),
+        ("cookie_signed_read_write", get(read_write), false, "cookie"),
+        (
+            "cookie_encrypted_read_write",
+            get(read_write),
+            true,
+            "cookie",
+        ),
+    ] {
+        let (app, cookie) = match storage {
+            "memory" => app_with_session(&rt, MemoryStorage::new(), encrypted, routes(handler)),
+            _ => app_with_session(&rt, CookieStorage::new(), encrypted, routes(handler)),
+        };
+        group.bench_function(name, |b| b.iter(|| run(&app, Some(&cookie))));
+    }
+
+    let fresh = Router::new()
+        .route("/", get(untouched))
+        .layer(SessionLayer::new(cookie(false), MemoryStorage::new()));
+    group.bench_function("memory_no_cookie_untouched", |b| {
+        b.iter(|| run(&fresh, None))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,468 @@
+//! The cookie that carries the session: signing, encryption, attributes.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cookie::Cookie;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::Error;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Browsers drop cookies longer than this (name, value and attributes together).
+pub const MAX_COOKIE_SIZE: usize = 4096;
+
+/// Bytes of an HMAC-SHA256 tag.
+const TAG_LEN: usize = 32;
+/// Bytes of an AES-GCM nonce.
+const NONCE_LEN: usize = 12;
+
+/// The `SameSite` attribute: when a browser sends the cookie with cross-site requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SameSite {
+    /// Only with same-site requests.
+    Strict,
+    /// With same-site requests and top-level cross-site navigations (the default).
+    Lax,
+    /// With every request; browsers require `Secure` for it, so it always gets `Secure`.
+    None,
+}
+
+/// The keys derived from the secrets, newest first.
+struct Keys {
+    macs: Vec<HmacSha256>,
+    ciphers: Vec<Aes256Gcm>,
+}
+
+/// The cookie that carries the session value (an id, or with
+/// [`CookieStorage`](crate::CookieStorage) the data itself).
+///
+/// Values are signed with HMAC-SHA256, or with [`encrypted(true)`](SessionCookie::encrypted)
+/// sealed with AES-256-GCM. Either way the cookie's name is bound into the seal, so a value
+/// cannot be moved to another cookie, and each secret given to
+/// [`secrets`](SessionCookie::secrets) is tried in turn when verifying, so secrets can be
+/// rotated without logging everybody out.
+///
+/// ```
+/// use std::time::Duration;
+/// use session_layer::{SameSite, SessionCookie};
+///
+/// let cookie = SessionCookie::new("__session")
+///     .secrets(["newest-secret", "older-secret"]) // the first signs; every one verifies
+///     .same_site(SameSite::Strict)
+///     .max_age(Duration::from_secs(3600));
+///
+/// let set_cookie = cookie.serialize("session-id")?;
+/// assert!(set_cookie.starts_with("__session="));
+///
+/// // What the browser sends back verifies...
+/// let value = set_cookie.split(';').next().unwrap();
+/// assert_eq!(cookie.parse(Some(value)).as_deref(), Some("session-id"));
+/// // ...and anything else does not.
+/// assert_eq!(cookie.parse(Some("__session=forged")), None);
+/// # Ok::<(), session_layer::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct SessionCookie {
+    name: String,
+    path: String,
+    domain: Option<String>,
+    max_age: Option<Duration>,
+    expires: Option<SystemTime>,
+    http_only: bool,
+    secure: bool,
+    same_site: SameSite,
+    partitioned: bool,
+    encrypted: bool,
+    secret_count: usize,
+    has_empty_secret: bool,
+    keys: Arc<Keys>,
+}
+
+/// A cookie value found in a request, with what is needed to send it back unchanged.
+pub(crate) struct Unsealed<'h> {
+    /// The verified, decoded value.
+    pub value: String,
+    /// The value as sent, still sealed.
+    pub sealed: &'h str,
+    /// Whether the newest secret sealed it, so that it can be sent again as it is.
+    pub by_newest_secret: bool,
+}
+
+impl SessionCookie {
+    /// A cookie named `name` with the defaults: `Path=/`, `SameSite=Lax`, `HttpOnly`,
+    /// `Secure`, no `Domain`, no expiry (a browser-session cookie) and no secrets.
+    pub fn new(name: impl Into<String>) -> Self {
+        SessionCookie {
+            name: name.into(),
+            path: "/".to_owned(),
+            domain: None,
+            max_age: None,
+            expires: None,
+            http_only: true,
+            secure: true,
+            same_site: SameSite::Lax,
+            partitioned: false,
+            encrypted: false,
+            secret_count: 0,
+            has_empty_secret: false,
+            keys: Arc::new(Keys {
+                macs: Vec::new(),
+                ciphers: Vec::new(),
+            }),
+        }
+    }
+
+    /// The secrets, newest first: values are sealed with the first and verified with each
+    /// in turn. To rotate, put a new secret in front and drop the oldest once every cookie
+    /// sealed with it has expired. Use long random secrets (32 bytes or more).
+    pub fn secrets<I>(mut self, secrets: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let mut macs = Vec::new();
+        let mut ciphers = Vec::new();
+        self.has_empty_secret = false;
+        for secret in secrets {
+            let secret = secret.as_ref();
+            self.has_empty_secret |= secret.is_empty();
+            // HMAC takes keys of any length; an empty one is refused by `validate`.
+            let mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");
+            // A separate key for encryption, derived so that one secret serves both.
+            let mut derive = mac.clone();
+            derive.update(b"session-layer aes-256-gcm key");
+            let key = derive.finalize().into_bytes();
+            ciphers.push(Aes256Gcm::new_from_slice(&key).expect("32-byte AES-256 key"));
+            macs.push(mac);
+        }
+        self.secret_count = macs.len();
+        self.keys = Arc::new(Keys { macs, ciphers });
+        self
+    }
+
+    /// Seal values with AES-256-GCM (confidential and tamper-proof) instead of signing
+    /// them with HMAC-SHA256 (tamper-proof, readable by the client).
+    pub fn encrypted(mut self, encrypted: bool) -> Self {
+        self.encrypted = encrypted;
+        self
+    }
+
+    /// The `Secure` attribute (default on). Forced on for `__Host-` and `__Secure-` names,
+    /// `SameSite=None` and `Partitioned`, which browsers reject without it.
+    pub fn secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// The `HttpOnly` attribute (default on): scripts in the page cannot read the cookie.
+    pub fn http_only(mut self, http_only: bool) -> Self {
+        self.http_only = http_only;
+        self
+    }
+
+    /// The `SameSite` attribute (default [`SameSite::Lax`]).
+    pub fn same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// The `Path` attribute (default `/`). Forced to `/` for `__Host-` names.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// The `Domain` attribute (default none: the cookie goes to the exact host only).
+    /// Ignored for `__Host-` names.
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// The `Max-Age` attribute: how long the browser keeps the cookie after each response
+    /// that sets it (default none: until the browser closes).
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age);
+        self
+    }
+
+    /// The `Expires` attribute: an absolute time the browser drops the cookie. Browsers
+    /// prefer `Max-Age` when both are set.
+    pub fn expires(mut self, expires: SystemTime) -> Self {
+        self.expires = Some(expires);
+        self
+    }
+
+    /// The `Partitioned` attribute (CHIPS, default off): the cookie is kept per top-level
+    /// site when used in an embedded context. Implies `Secure`.
+    pub fn partitioned(mut self, partitioned: bool) -> Self {
+        self.partitioned = partitioned;
+        self
+    }
+
+    /// The cookie's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether values are signed or encrypted: true once it has a secret.
+    pub fn is_signed(&self) -> bool {
+        self.secret_count > 0
+    }
+
+    /// Whether values are encrypted rather than only signed.
+    pub fn is_encrypted(&self) -> bool {
+        self.encrypted
+    }
+
+    /// Checks the configuration a [`SessionLayer`](crate::SessionLayer) needs: a valid
+    /// cookie name, at least one secret and no empty one, and attribute values without `;`
+    /// or control characters.
+    pub fn validate(&self) -> Result<(), Error> {
+        let token = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c);
+        if self.name.is_empty() || !self.name.chars().all(token) {
+            return Err(Error::Config(format!(
+                "cookie name {:?} is not a valid token",
+                self.name
+            )));
+        }
+        if !self.is_signed() {
+            return Err(Error::Config(
+                "the session cookie must be signed: give it at least one secret".to_owned(),
+            ));
+        }
+        if self.has_empty_secret {
+            return Err(Error::Config(
+                "an empty secret signs nothing: every secret must be non-empty".to_owned(),
+            ));
+        }
+        let attribute_ok = |v: &str| !v.chars().any(|c| c == ';' || c.is_control());
+        if !attribute_ok(&self.path) || self.domain.as_deref().is_some_and(|d| !attribute_ok(d)) {
+            return Err(Error::Config(
+                "cookie Path and Domain must not contain ';' or control characters".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Finds this cookie in a `Cookie` header value and returns its verified, decoded
+    /// value.
+    ///
+    /// `None` when the cookie is absent, unsigned but should be signed, tampered with,
+    /// sealed with an unknown secret, or malformed. When the header holds the name more
+    /// than once, the first value that verifies wins. Never panics, and allocates nothing
+    /// for values longer than a browser would store.
+    pub fn parse(&self, cookie_header: Option<&str>) -> Option<String> {
+        self.unseal(cookie_header?).map(|found| found.value)
+    }
+
+    pub(crate) fn unseal<'h>(&self, cookie_header: &'h str) -> Option<Unsealed<'h>> {
+        Cookie::split_parse(cookie_header)
+            .filter_map(Result::ok)
+            .filter(|c| c.name() == self.name)
+            .find_map(|c| {
+                // A slice of the header itself: `split_parse` borrows from it.
+                let sealed = unquote(c.value_raw()?);
+                self.open(sealed).map(|(value, key)| Unsealed {
+                    value,
+                    sealed,
+                    by_newest_secret: key == 0,
+                })
+            })
+    }
+
+    /// Verifies and decodes one sealed value; returns it with the index of the secret
+    /// that sealed it.
+    fn open(&self, sealed: &str) -> Option<(String, usize)> {
+        if sealed.len() > MAX_COOKIE_SIZE {
+            return None;
+        }
+        if !self.is_signed() {
+            return decode_text(sealed).map(|v| (v, 0));
+        }
+        if self.encrypted {
+            let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+            if bytes.len() < NONCE_LEN {
+                return None;
+            }
+            let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
+            let nonce = Nonce::try_from(nonce).ok()?;
+            self.keys
+                .ciphers
+                .iter()
+                .enumerate()
+                .find_map(|(i, cipher)| {
+                    let plain = cipher
+                        .decrypt(
+                            &nonce,
+                            Payload {
+                                msg: ciphertext,
+                                aad: self.name.as_bytes(),
+                            },
+                        )
+                        .ok()?;
+                    String::from_utf8(plain).ok().map(|v| (v, i))
+                })
+        } else {
+            let (payload, tag) = sealed.rsplit_once('.')?;
+            let mut tag_bytes = [0u8; TAG_LEN];
+            if URL_SAFE_NO_PAD.decode_slice(tag, &mut tag_bytes).ok()? != TAG_LEN {
+                return None;
+            }
+            let key = self
+                .keys
+                .macs
+                .iter()
+                .position(|mac| self.mac(mac, payload).verify_slice(&tag_bytes).is_ok())?;
+            decode_text(payload).map(|v| (v, key))
+        }
+    }
+
+    /// The MAC over `name=payload`, so the signature binds the cookie's name.
+    fn mac(&self, key: &HmacSha256, payload: &str) -> HmacSha256 {
+        let mut mac = key.clone();
+        mac.update(self.name.as_bytes());
+        mac.update(b"=");
+        mac.update(payload.as_bytes());
+        mac
+    }
+
+    /// Seals `value` with the newest secret (unsealed when there is none).
+    fn seal(&self, value: &str) -> String {
+        if self.encrypted {
+            if let Some(cipher) = self.keys.ciphers.first() {
+                let mut nonce_bytes = [0u8; NONCE_LEN];
+                rand::fill(&mut nonce_bytes);
+                let nonce = Nonce::from(nonce_bytes);
+                let ciphertext = cipher
+                    .encrypt(
+                        &nonce,
+                        Payload {
+                            msg: value.as_bytes(),
+                            aad: self.name.as_bytes(),
+                        },
+                    )
+                    .expect("AES-GCM encrypts any message under 64 GiB");
+                let mut bytes = Vec::with_capacity(NONCE_LEN + ciphertext.len());
+                bytes.extend_from_slice(&nonce_bytes);
+                bytes.extend_from_slice(&ciphertext);
+                return URL_SAFE_NO_PAD.encode(bytes);
+            }
+        }
+        let mut sealed = URL_SAFE_NO_PAD.encode(value);
+        if let Some(key) = self.keys.macs.first() {
+            let tag = self.mac(key, &sealed).finalize().into_bytes();
+            sealed.push('.');
+            URL_SAFE_NO_PAD.encode_string(tag, &mut sealed);
+        }
+        sealed
+    }
+
+    /// A whole `Set-Cookie` header value carrying `value`, sealed with the newest secret.
+    ///
+    /// `Err(Error::CookieTooLarge { length })` when the result is over 4096 bytes, which
+    /// browsers would silently drop.
+    pub fn serialize(&self, value: &str) -> Result<String, Error> {
+        self.set_cookie(&self.seal(value))
+    }
+
+    /// The `Set-Cookie` header value for an already sealed value.
+    pub(crate) fn set_cookie(&self, sealed: &str) -> Result<String, Error> {
+        let header = self.render(sealed, self.max_age, self.expires);
+        if header.len() > MAX_COOKIE_SIZE {
+            return Err(Error::CookieTooLarge {
+                length: header.len(),
+            });
+        }
+        Ok(header)
+    }
+
+    /// A `Set-Cookie` header value that deletes the cookie in the browser: an empty value,
+    /// `Max-Age=0`, an `Expires` in the past, and the same `Path` and `Domain`.
+    pub fn serialize_removal(&self) -> String {
+        self.render("", Some(Duration::ZERO), Some(SystemTime::UNIX_EPOCH))
+    }
+
+    fn render(
+        &self,
+        value: &str,
+        max_age: Option<Duration>,
+        expires: Option<SystemTime>,
+    ) -> String {
+        let host_only = has_prefix(&self.name, "__Host-");
+        let secure = self.secure
+            || host_only
+            || has_prefix(&self.name, "__Secure-")
+            || self.partitioned
+            || self.same_site == SameSite::None;
+        let mut builder = Cookie::build((self.name.as_str(), value))
+            .path(if host_only { "/" } else { self.path.as_str() })
+            .http_only(self.http_only)
+            .secure(secure)
+            .same_site(match self.same_site {
+                SameSite::Strict => cookie::SameSite::Strict,
+                SameSite::Lax => cookie::SameSite::Lax,
+                SameSite::None => cookie::SameSite::None,
+            });
+        if self.partitioned {
+            builder = builder.partitioned(true);
+        }
+        if let Some(domain) = self.domain.as_deref().filter(|_| !host_only) {
+            builder = builder.domain(domain);
+        }
+        if let Some(max_age) = max_age {
+            let seconds = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+            builder = builder.max_age(cookie::time::Duration::seconds(seconds));
+        }
+        if let Some(expires) = expires {
+            builder = builder.expires(cookie::time::OffsetDateTime::from(expires));
+        }
+        builder.to_string()
+    }
+}
+
+/// Cookie name prefixes are matched without regard to case, as browsers do.
+fn has_prefix(name: &str, prefix: &str) -> bool {
+    name.get(..prefix.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+}
+
+/// RFC 6265 allows a value in double quotes.
+fn unquote(value: &str) -> &str {
+    value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value)
+}
+
+fn decode_text(encoded: &str) -> Option<String> {
+    let bytes = URL_SAFE_NO_PAD.decode(encoded).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+impl fmt::Debug for SessionCookie {
+    /// Everything but the secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionCookie")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("domain", &self.domain)
+            .field("max_age", &self.max_age)
+            .field("expires", &self.expires)
+            .field("http_only", &self.http_only)
+            .field("secure", &self.secure)
+            .field("same_site", &self.same_site)
+            .field("partitioned", &self.partitioned)
+            .field("encrypted", &self.encrypted)
+            .field("secrets", &format_args!("[{} redacted]", self.secret_count))
+            .finish()
+    }
+}

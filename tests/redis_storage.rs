@@ -571,3 +571,133 @@ async fn server_down_gives_errors_and_recovery_is_automatic() {
         restarted.elapsed()
     );
 }
+
+mod layer_flow {
+    use super::*;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use http::{Request, StatusCode, header};
+    use session_layer::{SessionCookie, SessionLayer};
+    use tower::ServiceExt;
+
+    async fn count(session: Session) -> String {
+        let n = session.get::<u64>("n").unwrap_or(0) + 1;
+        session.set("n", n).unwrap();
+        n.to_string()
+    }
+
+    async fn login(session: Session) -> &'static str {
+        session.regenerate_id(true).unwrap();
+        session.set("user", "mj").unwrap();
+        "welcome"
+    }
+
+    async fn logout(session: Session) -> &'static str {
+        session.destroy();
+        "bye"
+    }
+
+    /// Sends one request; returns status, the `name=value` cookie pair if one was set, and
+    /// the body.
+    async fn send(
+        app: &Router,
+        cookie: Option<&str>,
+        path: &str,
+    ) -> (StatusCode, Option<String>, String) {
+        let mut builder = Request::get(path);
+        if let Some(cookie) = cookie {
+            builder = builder.header(header::COOKIE, cookie);
+        }
+        let response = app
+            .clone()
+            .oneshot(builder.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let set = response
+            .headers()
+            .get(header::SET_COOKIE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let pair = set.map(|s| s.split(';').next().unwrap().to_owned());
+        (status, pair, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    async fn keys(url: &str, prefix: &str) -> Vec<String> {
+        let mut conn = raw(url).await;
+        redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn counter_login_logout_through_the_layer() {
+        let mut server = start_redis();
+        let url = format!("redis://127.0.0.1:{}", server.port);
+        let prefix = unique_prefix();
+        let storage = RedisStorage::connect_with(
+            &url,
+            RedisOptions::new().response_timeout(Duration::from_millis(500)),
+        )
+        .await
+        .unwrap()
+        .key_prefix(&prefix)
+        .ttl(Duration::from_secs(600));
+        let layer = SessionLayer::new(SessionCookie::new("__session").secrets(["s3cret"]), storage);
+        let app = Router::new()
+            .route("/", get(count))
+            .route("/login", get(login))
+            .route("/logout", get(logout))
+            .layer(layer);
+
+        let (status, cookie, body) = send(&app, None, "/").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "1"));
+        let cookie = cookie.expect("a new session sets a cookie");
+        assert!(cookie.starts_with("__session="));
+        let (_, _, body) = send(&app, Some(&cookie), "/").await;
+        assert_eq!(body, "2");
+        let before = keys(&url, &prefix).await;
+        assert_eq!(before.len(), 1, "one session, one key: {before:?}");
+
+        let (status, login_cookie, _) = send(&app, Some(&cookie), "/login").await;
+        assert_eq!(status, StatusCode::OK);
+        let login_cookie = login_cookie.expect("regenerate sets a new cookie");
+        assert_ne!(login_cookie, cookie);
+        let after = keys(&url, &prefix).await;
+        assert_eq!(after.len(), 1, "the old key is deleted: {after:?}");
+        assert_ne!(after, before);
+        let (_, _, body) = send(&app, Some(&login_cookie), "/").await;
+        assert_eq!(body, "3", "data carried over to the new id");
+        let (_, _, body) = send(&app, Some(&cookie), "/").await;
+        assert_eq!(body, "1", "the old cookie names no session any more");
+
+        let (status, removal, _) = send(&app, Some(&login_cookie), "/logout").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            removal.as_deref(),
+            Some("__session="),
+            "logout clears the cookie"
+        );
+        let left = keys(&url, &prefix).await;
+        // Only the session the old cookie's request created above remains.
+        assert_eq!(left.len(), 1, "{left:?}");
+
+        // A storage failure is a bare 500 and never hangs.
+        server.kill();
+        let (status, cookie_set, body) =
+            tokio::time::timeout(Duration::from_secs(3), send(&app, Some(&login_cookie), "/"))
+                .await
+                .expect("no hang with the server down");
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(cookie_set, None);
+        assert!(
+            !body.contains("redis") && !body.contains("refused"),
+            "no internals in {body:?}"
+        );
+    }
+}

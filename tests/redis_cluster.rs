@@ -4,12 +4,12 @@
 mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
 use common::servers::RedisCluster;
 use redis::cluster_async::ClusterConnection;
-use session_layer::storage::{Record, SessionBackend, WriteMode};
+use session_layer::storage::{Record, RedisOptions, SessionBackend, WriteMode};
 use session_layer::{Error, RedisStorage, Session, SessionData, SessionStorage};
 
 /// The test's cluster: private (stopped when dropped) unless `REDIS_CLUSTER_URLS` is set.
@@ -251,4 +251,88 @@ async fn empty_node_list_is_a_config_error() {
         RedisStorage::connect_cluster(&[]).await,
         Err(Error::Config(_))
     ));
+}
+
+#[tokio::test]
+async fn connecting_to_a_down_cluster_fails_fast() {
+    let url = format!("redis://127.0.0.1:{}", common::servers::free_port());
+    let start = Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(6),
+        RedisStorage::connect_cluster(&[url.as_str()]),
+    )
+    .await
+    .expect("connect_cluster must not hang");
+    assert!(result.is_err(), "{result:?}");
+    eprintln!("down cluster: {result:?} after {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_node_down_gives_errors_and_recovery_is_automatic() {
+    // Always a private cluster: this test kills one of its nodes.
+    let mut cluster = RedisCluster::start(3);
+    let urls = cluster.urls();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let response_timeout = Duration::from_secs(1);
+    let storage = RedisStorage::connect_cluster_with(
+        &urls,
+        RedisOptions::new().response_timeout(response_timeout),
+    )
+    .await
+    .unwrap()
+    .key_prefix(&unique_prefix());
+
+    let save_new = || async {
+        let session = Session::new();
+        session.set("x", 1).unwrap();
+        let start = Instant::now();
+        let saved = tokio::time::timeout(Duration::from_secs(5), storage.save(&session))
+            .await
+            .expect("a save must not hang");
+        (saved, start.elapsed())
+    };
+
+    cluster.nodes[0].kill();
+    let mut failed = 0;
+    for _ in 0..12 {
+        let (saved, took) = save_new().await;
+        assert!(
+            took <= response_timeout + Duration::from_millis(500),
+            "a save took {took:?} with a node down: {saved:?}"
+        );
+        if let Err(e) = &saved {
+            eprintln!("node down: save failed in {took:?}: {e}");
+            failed += 1;
+        }
+    }
+    // Each fresh id lands on the dead node with probability 1/3.
+    assert!(failed > 0, "no save failed with a third of the slots down");
+
+    cluster.nodes[0].restart();
+    let restarted = Instant::now();
+    let mut streak = 0;
+    while streak < 12 {
+        let (saved, _) = save_new().await;
+        if saved.is_ok() {
+            streak += 1;
+        } else {
+            eprintln!("{:?} after the restart: {saved:?}", restarted.elapsed());
+            streak = 0;
+            assert!(
+                restarted.elapsed() < Duration::from_secs(10),
+                "still failing {:?} after the restart: {saved:?}",
+                restarted.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    eprintln!(
+        "cluster: {failed}/12 saves failed with a node down; all slots usable {:?} after its restart",
+        restarted.elapsed()
+    );
 }

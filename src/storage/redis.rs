@@ -156,30 +156,27 @@ impl RedisStorage {
         let client =
             Client::open(url).map_err(|e| Error::Config(format!("invalid Redis URL: {e}")))?;
 
-        // One plain attempt first, so that a server that is down or refuses us is reported
-        // as such right away, not after the manager's reconnection backoff.
         let probe_config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
             .set_response_timeout(Some(options.response_timeout));
-        let probe = async {
-            let mut conn = client
-                .get_multiplexed_async_connection_with_config(&probe_config)
-                .await?;
-            redis::cmd("PING").query_async::<()>(&mut conn).await
-        };
-        within(options.connect_timeout, probe).await?;
-
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
             .set_response_timeout(Some(options.response_timeout))
             .set_min_delay(RECONNECT_MIN_DELAY)
             .set_max_delay(RECONNECT_MAX_DELAY)
             .set_number_of_retries(RECONNECT_RETRIES);
-        let manager = within(
-            options.connect_timeout,
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await?;
+        let connecting = async {
+            // One plain attempt first, so that a server that is down or refuses us is
+            // reported as such right away, not after the manager's reconnection backoff.
+            let mut probe = client
+                .get_multiplexed_async_connection_with_config(&probe_config)
+                .await?;
+            redis::cmd("PING").query_async::<()>(&mut probe).await?;
+            drop(probe);
+            ConnectionManager::new_with_config(client.clone(), config).await
+        };
+        // Both steps together within one connect timeout.
+        let manager = within(options.connect_timeout, connecting).await?;
         Ok(ServerStorage::with_backend(RedisBackend::new(
             Connection::Single(manager),
             options,

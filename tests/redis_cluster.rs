@@ -278,7 +278,7 @@ async fn a_node_down_gives_errors_and_recovery_is_automatic() {
     let mut cluster = RedisCluster::start(3);
     let urls = cluster.urls();
     let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-    let response_timeout = Duration::from_secs(1);
+    let response_timeout = Duration::from_millis(500);
     let storage = RedisStorage::connect_cluster_with(
         &urls,
         RedisOptions::new().response_timeout(response_timeout),
@@ -299,7 +299,9 @@ async fn a_node_down_gives_errors_and_recovery_is_automatic() {
 
     cluster.nodes[0].kill();
     let mut failed = 0;
-    for _ in 0..12 {
+    let mut attempts = 0;
+    while attempts < 12 && failed < 2 {
+        attempts += 1;
         let (saved, took) = save_new().await;
         assert!(
             took <= response_timeout + Duration::from_millis(500),
@@ -332,7 +334,7 @@ async fn a_node_down_gives_errors_and_recovery_is_automatic() {
         }
     }
     eprintln!(
-        "cluster: {failed}/12 saves failed with a node down; all slots usable {:?} after its restart",
+        "cluster: {failed}/{attempts} saves failed with a node down; all slots usable {:?} after its restart",
         restarted.elapsed()
     );
 }

@@ -82,7 +82,8 @@ pub struct SessionCookie {
     partitioned: bool,
     encrypted: bool,
     secret_count: usize,
-    has_empty_secret: bool,
+    /// Whether one of the secrets is empty: no secret at all, refused by `validate`.
+    empty_secret: bool,
     keys: Arc<Keys>,
 }
 
@@ -112,7 +113,7 @@ impl SessionCookie {
             partitioned: false,
             encrypted: false,
             secret_count: 0,
-            has_empty_secret: false,
+            empty_secret: false,
             keys: Arc::new(Keys {
                 macs: Vec::new(),
                 ciphers: Vec::new(),
@@ -130,10 +131,10 @@ impl SessionCookie {
     {
         let mut macs = Vec::new();
         let mut ciphers = Vec::new();
-        self.has_empty_secret = false;
+        let mut empty_secret = false;
         for secret in secrets {
             let secret = secret.as_ref();
-            self.has_empty_secret |= secret.is_empty();
+            empty_secret |= secret.is_empty();
             // HMAC takes keys of any length; an empty one is refused by `validate`.
             let mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");
             // A separate key for encryption, derived so that one secret serves both.
@@ -144,6 +145,7 @@ impl SessionCookie {
             macs.push(mac);
         }
         self.secret_count = macs.len();
+        self.empty_secret = empty_secret;
         self.keys = Arc::new(Keys { macs, ciphers });
         self
     }
@@ -224,8 +226,8 @@ impl SessionCookie {
     }
 
     /// Checks the configuration a [`SessionLayer`](crate::SessionLayer) needs: a valid
-    /// cookie name, at least one secret and no empty one, and attribute values without `;`
-    /// or control characters.
+    /// cookie name, at least one non-empty secret, and attribute values without `;` or
+    /// control characters.
     pub fn validate(&self) -> Result<(), Error> {
         let token = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c);
         if self.name.is_empty() || !self.name.chars().all(token) {
@@ -239,9 +241,9 @@ impl SessionCookie {
                 "the session cookie must be signed: give it at least one secret".to_owned(),
             ));
         }
-        if self.has_empty_secret {
+        if self.empty_secret {
             return Err(Error::Config(
-                "an empty secret signs nothing: every secret must be non-empty".to_owned(),
+                "the session cookie must be signed: an empty secret is no secret".to_owned(),
             ));
         }
         let attribute_ok = |v: &str| !v.chars().any(|c| c == ';' || c.is_control());

@@ -185,17 +185,17 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let cookie = &self.shared.cookie;
-        // HTTP/2 may split cookies over several headers: look in each.
-        let incoming = request
-            .headers()
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|header| header.to_str().ok())
-            .find_map(|header| cookie.unseal(header))
-            .map(|found| Incoming {
+        // HTTP/2 may split cookies over several headers: look in each. Other cookies in
+        // the same header may hold non-ASCII bytes (UTF-8 or not); they must not hide ours,
+        // so read the header leniently (a replaced byte can only spoil a cookie not ours,
+        // or one that then fails verification).
+        let incoming = request.headers().get_all(COOKIE).iter().find_map(|header| {
+            let header = String::from_utf8_lossy(header.as_bytes());
+            cookie.unseal(&header).map(|found| Incoming {
                 resend: found.by_newest_secret.then(|| found.sealed.to_owned()),
                 value: found.value,
-            });
+            })
+        });
 
         let Some(incoming) = incoming else {
             // No session to load: a fresh one needs no storage call, so the inner future

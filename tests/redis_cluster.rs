@@ -4,6 +4,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
@@ -12,20 +13,29 @@ use redis::cluster_async::ClusterConnection;
 use session_layer::storage::{Record, RedisOptions, SessionBackend, WriteMode};
 use session_layer::{Error, RedisStorage, Session, SessionData, SessionStorage};
 
-/// The test's cluster: private (stopped when dropped) unless `REDIS_CLUSTER_URLS` is set.
+/// The test's cluster: private unless `REDIS_CLUSTER_URLS` is set.
 struct Cluster {
     urls: Vec<String>,
-    _private: Option<RedisCluster>,
+    _private: Option<Arc<RedisCluster>>,
 }
 
+/// The private cluster is shared by the tests that run at the same time (starting one
+/// takes a second or two) and stopped when the last of them drops it, so that no server
+/// outlives the test binary (a `static` would never be dropped).
 fn cluster() -> Cluster {
+    static SHARED: Mutex<Weak<RedisCluster>> = Mutex::new(Weak::new());
     match std::env::var("REDIS_CLUSTER_URLS") {
         Ok(urls) if !urls.is_empty() => Cluster {
             urls: urls.split(',').map(str::to_owned).collect(),
             _private: None,
         },
         _ => {
-            let private = RedisCluster::start(3);
+            let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+            let private = shared.upgrade().unwrap_or_else(|| {
+                let started = Arc::new(RedisCluster::start(3));
+                *shared = Arc::downgrade(&started);
+                started
+            });
             Cluster {
                 urls: private.urls(),
                 _private: Some(private),
@@ -94,6 +104,7 @@ async fn held(configure: impl FnOnce(RedisStorage) -> RedisStorage) -> Held {
 storage_scenarios! {
     plain: held(|s| s),
     ttl: |ttl: Duration| held(move |s| s.ttl(ttl)),
+    max_lifetime: |limit: Duration| held(move |s| s.ttl(Duration::from_secs(60)).max_lifetime(limit)),
 }
 
 server_storage_scenarios! {

@@ -83,6 +83,7 @@ async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
 storage_scenarios! {
     plain: held(|s| s),
     ttl: |ttl: Duration| held(move |s| s.ttl(ttl)),
+    max_lifetime: |limit: Duration| held(move |s| s.ttl(Duration::from_secs(60)).max_lifetime(limit)),
 }
 
 server_storage_scenarios! {

@@ -1,0 +1,68 @@
+//! Sessions in PostgreSQL through a custom `SessionBackend` (see `backend.rs`).
+//!
+//! ```sh
+//! DATABASE_URL="host=127.0.0.1 user=postgres dbname=test" cargo run --example custom_backend
+//! curl -c jar -b jar http://127.0.0.1:3002/
+//! ```
+
+mod backend;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use session_layer::{Error, Session, SessionCookie, SessionLayer};
+use tracing_subscriber::EnvFilter;
+
+use crate::backend::{PgBackend, PgStorage};
+
+async fn count(session: Session) -> Result<String, Error> {
+    let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
+    session.set("visits", visits)?;
+    Ok(format!("{visits} visit(s), stored in PostgreSQL\n"))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let database = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".to_owned());
+    let backend = PgBackend::connect(&database, "sessions").await?;
+    let storage = PgStorage::with_backend(backend).ttl(Duration::from_secs(24 * 3600));
+
+    let secret = std::env::var("SESSION_SECRET").unwrap_or_else(|_| {
+        tracing::warn!("SESSION_SECRET is not set: a random secret ends every session on restart");
+        let mut bytes = [0u8; 32];
+        rand::fill(&mut bytes);
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    });
+    // `.secure(false)` only because this example serves plain http://127.0.0.1.
+    let cookie = SessionCookie::new("__session")
+        .secrets([secret])
+        .secure(false);
+    let layer = SessionLayer::new(cookie, storage);
+
+    // Expired rows are never read, but they stay until something deletes them.
+    let sweeper = layer.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            match sweeper.storage().backend().remove_expired().await {
+                Ok(n) => tracing::info!(removed = n, "expired sessions removed"),
+                Err(error) => tracing::error!(%error, "removing expired sessions failed"),
+            }
+        }
+    });
+
+    let app = Router::new().route("/", get(count)).layer(layer);
+    let port = std::env::var("PORT").unwrap_or_else(|_| "3002".to_owned());
+    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}

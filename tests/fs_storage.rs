@@ -1,0 +1,292 @@
+//! FsStorage: the shared scenario suite, plus the file layout and filesystem hazards.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
+use session_layer::{Error, FsStorage, Session, SessionStorage};
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+
+/// An FsStorage in a temporary directory that goes away with it.
+struct TempFs {
+    storage: FsStorage,
+    dir: TempDir,
+}
+
+impl TempFs {
+    fn new(configure: impl FnOnce(FsStorage) -> FsStorage) -> TempFs {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = configure(FsStorage::new(dir.path().join("sessions")).unwrap());
+        TempFs { storage, dir }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("sessions")
+    }
+}
+
+impl SessionStorage for TempFs {
+    async fn read(&self, value: Option<&str>) -> Result<Session, Error> {
+        self.storage.read(value).await
+    }
+
+    async fn save(&self, session: &Session) -> Result<Option<String>, Error> {
+        self.storage.save(session).await
+    }
+}
+
+storage_scenarios! {
+    plain: async { TempFs::new(|s| s) },
+    ttl: |ttl: Duration| async move { TempFs::new(|s| s.ttl(ttl)) },
+    max_lifetime: |limit: Duration| async move {
+        TempFs::new(|s| s.ttl(Duration::from_secs(60)).max_lifetime(limit))
+    },
+}
+
+server_storage_scenarios! {
+    plain: async { TempFs::new(|s| s) },
+    unknown_ids: async { TempFs::new(|s| s.use_unknown_ids(true)) },
+}
+
+fn hex_sha256(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Every file under `root`, as paths relative to it.
+fn all_files(root: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else {
+                files.push(entry.path().strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn is_hex(text: &str, len: usize) -> bool {
+    text.len() == len
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Every file is `<2 hex>/<62 hex>`: no temporary or stray files.
+fn assert_clean_layout(root: &Path) {
+    for file in all_files(root) {
+        let parts: Vec<_> = file
+            .iter()
+            .map(|p| p.to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(parts.len(), 2, "unexpected file {file:?}");
+        assert!(
+            is_hex(&parts[0], 2) && is_hex(&parts[1], 62),
+            "unexpected file {file:?}"
+        );
+    }
+}
+
+async fn save_new(storage: &impl SessionStorage, key: &str, value: &str) -> Session {
+    let session = storage.read(None).await.unwrap();
+    session.set(key, value).unwrap();
+    storage.save(&session).await.unwrap().expect("saved");
+    session
+}
+
+#[tokio::test]
+async fn layout_is_sha256_of_the_id() {
+    let fs = TempFs::new(|s| s);
+    let session = save_new(&fs, "user", "mj").await;
+    let hex = hex_sha256(&session.id());
+    let expected = PathBuf::from(&hex[..2]).join(&hex[2..]);
+    assert_eq!(all_files(&fs.root()), vec![expected.clone()]);
+    let content = std::fs::read_to_string(fs.root().join(&expected)).unwrap();
+    assert!(content.contains("mj"));
+    assert!(
+        !content.contains(&session.id()),
+        "the id need not be stored in the file"
+    );
+    assert_eq!(fs.storage.dir(), fs.root());
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let fs = TempFs::new(|s| s);
+    let session = save_new(&fs, "user", "mj").await;
+    // Overwriting keeps the mode too.
+    let loaded = fs.read(Some(&session.id())).await.unwrap();
+    loaded.set("user", "other").unwrap();
+    fs.save(&loaded).await.unwrap();
+    for file in all_files(&fs.root()) {
+        let mode = std::fs::metadata(fs.root().join(&file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file:?} has mode {:o}", mode & 0o777);
+    }
+}
+
+#[test]
+fn new_on_a_regular_file_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"not a dir").unwrap();
+    let error = FsStorage::new(&file).unwrap_err();
+    assert!(error.to_string().contains("is not a directory"), "{error}");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        b"not a dir",
+        "the file is untouched"
+    );
+}
+
+#[test]
+fn new_creates_missing_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("a").join("b").join("c");
+    FsStorage::new(&nested).unwrap();
+    assert!(nested.is_dir());
+    // An existing directory is fine too.
+    FsStorage::new(&nested).unwrap();
+}
+
+#[tokio::test]
+async fn corrupt_file_is_an_error() {
+    let fs = TempFs::new(|s| s);
+    let session = save_new(&fs, "secret", "do-not-leak").await;
+    let hex = hex_sha256(&session.id());
+    let path = fs.root().join(&hex[..2]).join(&hex[2..]);
+    std::fs::write(&path, b"{not json do-not-leak").unwrap();
+    match fs.read(Some(&session.id())).await {
+        Err(Error::Corrupt { record, reason }) => {
+            assert!(!record.contains("do-not-leak") && !reason.contains("do-not-leak"));
+        }
+        other => panic!("expected Error::Corrupt, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn no_temp_files_left_after_writes() {
+    let fs = TempFs::new(|s| s);
+    let mut cookie = None;
+    for i in 0..20 {
+        let (_, next) = request(&fs, cookie.as_deref(), |s| {
+            s.set("i", i).unwrap();
+            if i % 5 == 0 {
+                s.regenerate_id(true).unwrap();
+            }
+            if i % 7 == 0 {
+                s.flash("f", i).unwrap();
+            }
+        })
+        .await;
+        cookie = next;
+    }
+    assert_clean_layout(&fs.root());
+    assert_eq!(
+        all_files(&fs.root()).len(),
+        1,
+        "one live session, old ids deleted"
+    );
+    let (_, after) = request(&fs, cookie.as_deref(), |s| s.destroy()).await;
+    assert_eq!(after, None);
+    assert!(all_files(&fs.root()).is_empty());
+}
+
+#[tokio::test]
+async fn remove_expired_keeps_live_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = FsStorage::new(dir.path())
+        .unwrap()
+        .ttl(Duration::from_millis(300));
+    let long = FsStorage::new(dir.path())
+        .unwrap()
+        .ttl(Duration::from_secs(3600));
+    let forever = FsStorage::new(dir.path()).unwrap();
+    let expired = save_new(&short, "k", "expired").await;
+    let live = save_new(&long, "k", "live").await;
+    let unlimited = save_new(&forever, "k", "unlimited").await;
+    assert_eq!(all_files(dir.path()).len(), 3);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(long.remove_expired().await.unwrap(), 1);
+    assert_eq!(all_files(dir.path()).len(), 2);
+    let hex = hex_sha256(&expired.id());
+    assert!(!dir.path().join(&hex[..2]).join(&hex[2..]).exists());
+    let live_again = long.read(Some(&live.id())).await.unwrap();
+    assert_eq!(live_again.get::<String>("k").as_deref(), Some("live"));
+    let unlimited_again = long.read(Some(&unlimited.id())).await.unwrap();
+    assert_eq!(
+        unlimited_again.get::<String>("k").as_deref(),
+        Some("unlimited")
+    );
+    assert_eq!(long.remove_expired().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn expired_file_is_not_returned() {
+    let fs = TempFs::new(|s| s.ttl(Duration::from_millis(300)));
+    let session = save_new(&fs, "k", "v").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let again = fs.read(Some(&session.id())).await.unwrap();
+    assert!(again.is_empty());
+    assert_ne!(again.id(), session.id());
+}
+
+#[tokio::test]
+async fn path_like_ids_never_become_paths() {
+    let fs = TempFs::new(|s| s.use_unknown_ids(true));
+    for id in [
+        "../../etc/passwd",
+        "../escape",
+        "/abs/path",
+        "a/b",
+        "..",
+        "x\0y",
+    ] {
+        let session = fs.read(Some(id)).await.unwrap();
+        assert_eq!(session.id(), id);
+        session.set("k", id).unwrap();
+        assert_eq!(fs.save(&session).await.unwrap().as_deref(), Some(id));
+        let loaded = fs.read(Some(id)).await.unwrap();
+        assert_eq!(loaded.get::<String>("k").as_deref(), Some(id));
+    }
+    assert_clean_layout(&fs.root());
+    assert_eq!(all_files(&fs.root()).len(), 6);
+    // Nothing was written next to the storage directory.
+    let siblings: Vec<_> = std::fs::read_dir(fs.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(siblings, vec![std::ffi::OsString::from("sessions")]);
+}
+
+#[tokio::test]
+async fn sessions_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = save_new(&FsStorage::new(dir.path()).unwrap(), "user", "mj").await;
+    let reopened = FsStorage::new(dir.path()).unwrap();
+    let loaded = reopened.read(Some(&session.id())).await.unwrap();
+    assert_eq!(loaded.get::<String>("user").as_deref(), Some("mj"));
+}
+
+#[tokio::test]
+async fn sync_writes_still_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FsStorage::new(dir.path()).unwrap().sync_writes(true);
+    let session = save_new(&storage, "user", "mj").await;
+    let loaded = storage.read(Some(&session.id())).await.unwrap();
+    assert_eq!(loaded.get::<String>("user").as_deref(), Some("mj"));
+}

@@ -1,0 +1,868 @@
+//! MemcacheStorage against real memcached servers: the shared scenario suite, key layout,
+//! expiry, consistent hashing, corrupt records and server faults.
+//!
+//! Each test starts its own `memcached` on a free port (or uses `MEMCACHE_ADDR` for the
+//! tests that do not need to kill or count servers).
+#![cfg(feature = "memcache")]
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
+use common::servers::ServerProcess;
+use session_layer::storage::{Record, SessionBackend, WriteMode};
+use session_layer::{Error, MemcacheStorage, Session, SessionData, SessionStorage};
+use sha2::{Digest, Sha256};
+
+/// A private memcached (`-u root` lets it start when the tests run as root; it is ignored
+/// otherwise).
+fn memcached() -> ServerProcess {
+    ServerProcess::start(
+        "memcached",
+        &[
+            "-p",
+            "{port}",
+            "-l",
+            "127.0.0.1",
+            "-U",
+            "0",
+            "-m",
+            "16",
+            "-u",
+            "root",
+        ],
+    )
+}
+
+fn addr(server: &ServerProcess) -> String {
+    format!("127.0.0.1:{}", server.port)
+}
+
+/// A storage on `MEMCACHE_ADDR` if set, else on a private server kept alive with it.
+async fn storage() -> (MemcacheStorage, Option<ServerProcess>) {
+    match std::env::var("MEMCACHE_ADDR") {
+        Ok(addr) if !addr.is_empty() => (MemcacheStorage::connect(&addr).await.unwrap(), None),
+        _ => {
+            let server = memcached();
+            let storage = MemcacheStorage::connect(&addr(&server)).await.unwrap();
+            (storage, Some(server))
+        }
+    }
+}
+
+/// The scenario helpers take a storage by value; this keeps its server alive alongside.
+struct WithServer(MemcacheStorage, #[allow(dead_code)] Option<ServerProcess>);
+
+impl SessionStorage for WithServer {
+    async fn read(&self, value: Option<&str>) -> Result<Session, Error> {
+        self.0.read(value).await
+    }
+    async fn save(&self, session: &Session) -> Result<Option<String>, Error> {
+        self.0.save(session).await
+    }
+}
+
+async fn plain() -> WithServer {
+    let (storage, server) = storage().await;
+    WithServer(storage, server)
+}
+
+storage_scenarios! {
+    plain: plain(),
+    ttl: |ttl: Duration| async move {
+        let (storage, server) = storage().await;
+        WithServer(storage.ttl(ttl), server)
+    },
+}
+
+server_storage_scenarios! {
+    plain: plain(),
+    unknown_ids: async {
+        let (storage, server) = storage().await;
+        WithServer(storage.use_unknown_ids(true), server)
+    },
+}
+
+// ---- a raw text-protocol client, to look at the server behind the storage's back ----
+
+fn raw(addr: &str, command: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(command).unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    reader.read_until(b'\n', &mut line).unwrap();
+    line
+}
+
+/// `Some(value)` if the server holds `key`.
+fn raw_get(addr: &str, key: &str) -> Option<Vec<u8>> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .write_all(format!("get {key}\r\n").as_bytes())
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut header = String::new();
+    reader.read_line(&mut header).unwrap();
+    if header == "END\r\n" {
+        return None;
+    }
+    let parts: Vec<&str> = header.trim_end().split(' ').collect();
+    assert_eq!(parts[0], "VALUE", "unexpected answer {header:?}");
+    assert_eq!(parts[1], key);
+    let len: usize = parts[3].parse().unwrap();
+    let mut data = vec![0; len + 2];
+    reader.read_exact(&mut data).unwrap();
+    data.truncate(len);
+    Some(data)
+}
+
+fn raw_set(addr: &str, key: &str, data: &[u8]) {
+    let mut command = format!("set {key} 0 0 {}\r\n", data.len()).into_bytes();
+    command.extend_from_slice(data);
+    command.extend_from_slice(b"\r\n");
+    assert_eq!(raw(addr, &command), b"STORED\r\n");
+}
+
+fn hex_sha256(id: &str) -> String {
+    Sha256::digest(id.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn save_new(storage: &MemcacheStorage, key: &str, value: &str) -> String {
+    let session = storage.read(None).await.unwrap();
+    session.set(key, value).unwrap();
+    storage
+        .save(&session)
+        .await
+        .unwrap()
+        .expect("a cookie value")
+}
+
+// ---- key layout and expiry ----
+
+#[tokio::test]
+async fn key_is_prefix_plus_hex_sha256_of_the_id() {
+    let server = memcached();
+    let storage = MemcacheStorage::connect(&addr(&server)).await.unwrap();
+    let id = save_new(&storage, "user", "mj").await;
+    let key = format!("session:{}", hex_sha256(&id));
+    assert_eq!(storage.key_for(&id), key);
+    assert_eq!(key.len(), "session:".len() + 64);
+    let stored = raw_get(&addr(&server), &key).expect("the record under session:<sha256>");
+    let record = Record::decode(&key, &stored).unwrap();
+    assert_eq!(record.data.values["user"], "mj");
+    assert!(
+        raw_get(&addr(&server), &format!("session:{id}")).is_none(),
+        "the id is never a key"
+    );
+
+    let custom = MemcacheStorage::connect(&addr(&server))
+        .await
+        .unwrap()
+        .key_prefix("shop:s:")
+        .unwrap();
+    let id = save_new(&custom, "user", "kj").await;
+    assert!(raw_get(&addr(&server), &format!("shop:s:{}", hex_sha256(&id))).is_some());
+}
+
+#[tokio::test]
+async fn ttl_is_set_on_the_server() {
+    let server = memcached();
+    let storage = MemcacheStorage::connect(&addr(&server))
+        .await
+        .unwrap()
+        .ttl(Duration::from_secs(1));
+    let id = save_new(&storage, "user", "mj").await;
+    let key = storage.key_for(&id);
+    assert!(raw_get(&addr(&server), &key).is_some());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(
+        raw_get(&addr(&server), &key).is_none(),
+        "memcached must expire the item itself"
+    );
+
+    // No TTL: the item stays.
+    let forever = MemcacheStorage::connect(&addr(&server)).await.unwrap();
+    let id = save_new(&forever, "user", "mj").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(raw_get(&addr(&server), &forever.key_for(&id)).is_some());
+}
+
+#[tokio::test]
+async fn ttl_over_30_days_is_sent_as_an_absolute_time() {
+    let server = memcached();
+    let storage = MemcacheStorage::connect(&addr(&server))
+        .await
+        .unwrap()
+        .ttl(Duration::from_secs(31 * 24 * 3600));
+    let (_, cookie) = request(&storage, None, |s| s.set("user", "mj").unwrap()).await;
+    let id = cookie.unwrap();
+    // Sent as a relative 2,678,400 s, memcached would read a 1970 timestamp: gone at once.
+    assert!(raw_get(&addr(&server), &storage.key_for(&id)).is_some());
+    let (session, _) = request(&storage, Some(&id), |_| {}).await;
+    assert_eq!(session.get::<String>("user").as_deref(), Some("mj"));
+}
+
+// ---- configuration errors ----
+
+#[tokio::test]
+async fn bad_prefixes_are_config_errors() {
+    let server = memcached();
+    let connect = || MemcacheStorage::connect_pool([addr(&server)]);
+    for prefix in ["has space", "tab\t", "nul\0", "bell\x07", "é:"] {
+        match connect().await.unwrap().key_prefix(prefix) {
+            Err(Error::Config(message)) => {
+                assert!(message.contains("printable ASCII"), "{prefix:?}: {message}")
+            }
+            other => panic!("{prefix:?} must be refused, got {other:?}"),
+        }
+    }
+    let longest = "p".repeat(250 - 64);
+    assert!(connect().await.unwrap().key_prefix(&longest).is_ok());
+    match connect().await.unwrap().key_prefix(&format!("{longest}p")) {
+        Err(Error::Config(message)) => assert!(message.contains("250"), "{message}"),
+        other => panic!("a too long prefix must be refused, got {other:?}"),
+    }
+    // The longest prefix works end to end.
+    let storage = connect().await.unwrap().key_prefix(&longest).unwrap();
+    let id = save_new(&storage, "user", "mj").await;
+    assert_eq!(storage.key_for(&id).len(), 250);
+    let (session, _) = request(&storage, Some(&id), |_| {}).await;
+    assert_eq!(session.get::<String>("user").as_deref(), Some("mj"));
+}
+
+#[tokio::test]
+async fn bad_addresses_are_errors() {
+    assert!(matches!(
+        MemcacheStorage::connect("no-port").await,
+        Err(Error::Config(_))
+    ));
+    assert!(matches!(
+        MemcacheStorage::connect_pool(Vec::<String>::new()).await,
+        Err(Error::Config(_))
+    ));
+    let server = memcached();
+    assert!(matches!(
+        MemcacheStorage::connect_pool([addr(&server), addr(&server)]).await,
+        Err(Error::Config(_))
+    ));
+    let port = common::servers::free_port();
+    let refused = MemcacheStorage::connect(&format!("127.0.0.1:{port}")).await;
+    assert!(matches!(refused, Err(Error::Backend(_))), "{refused:?}");
+}
+
+// ---- collisions and corrupt data ----
+
+#[tokio::test]
+async fn create_on_an_existing_id_leaves_the_old_record() {
+    let server = memcached();
+    let storage = MemcacheStorage::connect(&addr(&server)).await.unwrap();
+    let id = save_new(&storage, "owner", "alice").await;
+    let intruder = Record {
+        data: SessionData::default(),
+        created_at: 0,
+        expires_at_ms: None,
+    };
+    let stored = storage
+        .backend()
+        .store(&id, &intruder, None, WriteMode::Create)
+        .await
+        .unwrap();
+    assert!(!stored, "add on an existing key must report false");
+    let (session, _) = request(&storage, Some(&id), |_| {}).await;
+    assert_eq!(session.get::<String>("owner").as_deref(), Some("alice"));
+
+    // Overwrite does replace; deleting twice is fine.
+    assert!(
+        storage
+            .backend()
+            .store(&id, &intruder, None, WriteMode::Overwrite)
+            .await
+            .unwrap()
+    );
+    assert!(
+        storage
+            .backend()
+            .load(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .data
+            .values
+            .is_empty()
+    );
+    storage.backend().delete(&id).await.unwrap();
+    storage.backend().delete(&id).await.unwrap();
+    assert!(storage.backend().load(&id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_chosen_id_that_exists_is_not_clobbered_by_a_fresh_write() {
+    // use_unknown_ids: a client names an id another request created meanwhile. The
+    // lifecycle writes with Create first; the backend must answer false, not overwrite.
+    let server = memcached();
+    let storage = MemcacheStorage::connect(&addr(&server))
+        .await
+        .unwrap()
+        .use_unknown_ids(true);
+    let session = storage.read(Some("chosen-id")).await.unwrap();
+    assert_eq!(session.id(), "chosen-id");
+    raw_set(
+        &addr(&server),
+        &storage.key_for("chosen-id"),
+        br#"{"d":{"values":{"a":1},"flash":{}},"c":1}"#,
+    );
+    session.set("b", 2).unwrap();
+    // Same owner: the lifecycle falls back to Overwrite, and the save succeeds.
+    assert_eq!(
+        storage.save(&session).await.unwrap().as_deref(),
+        Some("chosen-id")
+    );
+}
+
+#[tokio::test]
+async fn corrupt_records_are_corrupt_errors() {
+    let server = memcached();
+    let storage = MemcacheStorage::connect(&addr(&server)).await.unwrap();
+    for garbage in [&b"not json"[..], b"", b"\xff\xfe\x00", b"{\"d\":42}"] {
+        raw_set(&addr(&server), &storage.key_for("victim"), garbage);
+        match storage.read(Some("victim")).await {
+            Err(Error::Corrupt { record, .. }) => {
+                assert!(
+                    !record.contains("victim"),
+                    "the error names the key, not the id"
+                )
+            }
+            other => panic!("{garbage:?} must be Corrupt, got {other:?}"),
+        }
+    }
+    // The connection is still usable afterwards.
+    let id = save_new(&storage, "user", "mj").await;
+    assert!(storage.backend().load(&id).await.unwrap().is_some());
+}
+
+// ---- several servers ----
+
+#[tokio::test]
+async fn sessions_spread_over_a_pool_by_consistent_hashing() {
+    let servers: Vec<ServerProcess> = (0..4).map(|_| memcached()).collect();
+    let addrs: Vec<String> = servers.iter().map(addr).collect();
+    let three = MemcacheStorage::connect_pool(&addrs[..3]).await.unwrap();
+    let four = MemcacheStorage::connect_pool(&addrs).await.unwrap();
+
+    // Placement follows server_for, on the real servers.
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let id = save_new(&three, "n", &i.to_string()).await;
+        let home = three.server_for(&id).to_owned();
+        for a in &addrs {
+            let held = raw_get(a, &three.key_for(&id)).is_some();
+            assert_eq!(held, *a == home, "session {i} must be on {home} only");
+        }
+        ids.push(id);
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let (session, _) = request(&three, Some(id), |_| {}).await;
+        assert_eq!(session.get::<String>("n"), Some(i.to_string()));
+    }
+
+    // Distribution and movement over many ids.
+    let total = 12_000;
+    let mut per_server: HashMap<String, usize> = HashMap::new();
+    let mut moved = 0;
+    for i in 0..total {
+        let id = format!("id-{i}");
+        let before = three.server_for(&id);
+        let after = four.server_for(&id);
+        *per_server.entry(before.to_owned()).or_default() += 1;
+        if before != after {
+            moved += 1;
+            assert_eq!(after, addrs[3], "a key only ever moves to the new server");
+        }
+    }
+    for a in &addrs[..3] {
+        let share = per_server[a] as f64 / total as f64;
+        assert!(
+            (0.25..0.42).contains(&share),
+            "{a} holds {share:.3} of the keys"
+        );
+    }
+    let moved_share = moved as f64 / total as f64;
+    assert!(
+        (0.17..0.33).contains(&moved_share),
+        "3 -> 4 servers should move about 1/4 of the keys, moved {moved_share:.3}"
+    );
+    drop(servers);
+}
+
+// ---- faults ----
+
+#[tokio::test]
+async fn a_dead_server_gives_errors_fast_and_a_restarted_one_works_again() {
+    let mut server = memcached();
+    let storage = MemcacheStorage::connect(&addr(&server))
+        .await
+        .unwrap()
+        .connect_timeout(Duration::from_millis(500))
+        .response_timeout(Duration::from_millis(500));
+    let id = save_new(&storage, "user", "mj").await;
+
+    server.kill();
+    let limit = Duration::from_secs(2);
+    let started = Instant::now();
+    let read = tokio::time::timeout(limit, storage.read(Some(&id))).await;
+    assert!(
+        matches!(read, Ok(Err(_))),
+        "read on a dead server: {read:?}"
+    );
+    let session = Session::new();
+    session.set("x", 1).unwrap();
+    let save = tokio::time::timeout(limit, storage.save(&session)).await;
+    assert!(
+        matches!(save, Ok(Err(_))),
+        "save on a dead server: {save:?}"
+    );
+    eprintln!("errors while down after {:?}", started.elapsed());
+
+    server.restart();
+    let back = Instant::now();
+    loop {
+        let session = Session::new();
+        session.set("x", 1).unwrap();
+        match tokio::time::timeout(limit, storage.save(&session)).await {
+            Ok(Ok(Some(id))) => {
+                let (again, _) = request(&storage, Some(&id), |_| {}).await;
+                assert_eq!(again.get::<u64>("x"), Some(1));
+                break;
+            }
+            other => assert!(
+                back.elapsed() < Duration::from_secs(3),
+                "no recovery within 3 s of the restart: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("working again {:?} after the restart", back.elapsed());
+}
+
+#[tokio::test]
+async fn a_restart_is_transparent_for_pooled_connections() {
+    let mut server = memcached();
+    let storage = MemcacheStorage::connect(&addr(&server))
+        .await
+        .unwrap()
+        .pool_size(2);
+    // Open both pooled connections.
+    let (a, b) = tokio::join!(save_new(&storage, "k", "1"), save_new(&storage, "k", "2"));
+    assert_ne!(a, b);
+    server.restart();
+    // Every pooled connection is stale now; each request replaces its own once.
+    for _ in 0..4 {
+        let session = storage.read(Some(&a)).await.expect("read after restart");
+        assert_eq!(
+            session.get::<String>("k"),
+            None,
+            "a restart loses the sessions"
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_requests_do_not_wait_on_each_other() {
+    let server = memcached();
+    let storage = MemcacheStorage::connect(&addr(&server)).await.unwrap();
+    let storage = std::sync::Arc::new(storage);
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let storage = storage.clone();
+            tokio::spawn(async move {
+                let id = save_new(&storage, "i", &i.to_string()).await;
+                let (session, _) = request(&*storage, Some(&id), |_| {}).await;
+                assert_eq!(session.get::<String>("i"), Some(i.to_string()));
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+// ---- protocol errors only a broken or hostile server sends (fake servers) ----
+
+/// A fake server: answers `version` properly, then `reply` to every other command
+/// (`None`: never answers).
+async fn fake_server(reply: Option<&'static [u8]>) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut stream = tokio::io::BufReader::new(stream);
+                let mut line = String::new();
+                while stream.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    if line.starts_with("version") {
+                        let _ = stream.get_mut().write_all(b"VERSION 1.6.0\r\n").await;
+                    } else if line.starts_with("get ") || line.starts_with("delete ") {
+                        match reply {
+                            Some(reply) => {
+                                let _ = stream.get_mut().write_all(reply).await;
+                            }
+                            None => std::future::pending::<()>().await,
+                        }
+                    } else if line.starts_with("set ") || line.starts_with("add ") {
+                        // Skip the data line, then answer.
+                        let mut data = String::new();
+                        let _ = stream.read_line(&mut data).await;
+                        match reply {
+                            Some(reply) => {
+                                let _ = stream.get_mut().write_all(reply).await;
+                            }
+                            None => std::future::pending::<()>().await,
+                        }
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn garbage_and_hostile_responses_are_errors() {
+    let huge = b"VALUE session:x 0 99999999999\r\n";
+    let cases: &[&'static [u8]] = &[
+        b"HELLO\r\n",
+        b"\xff\xfe\r\n",
+        b"SERVER_ERROR out of memory\r\n",
+        b"CLIENT_ERROR bad data chunk\r\n",
+        b"ERROR\r\n",
+        b"VALUE\r\n",
+        b"VALUE a b c d e f\r\n",
+        b"VALUE session:0000 0 4294967296\r\n",
+        huge,
+        b"no line end",
+    ];
+    for &reply in cases {
+        let addr = fake_server(Some(reply)).await;
+        let storage = MemcacheStorage::connect(&addr)
+            .await
+            .unwrap()
+            .response_timeout(Duration::from_millis(300));
+        let read = tokio::time::timeout(Duration::from_secs(2), storage.read(Some("id"))).await;
+        assert!(matches!(read, Ok(Err(_))), "{reply:?}: read gave {read:?}");
+        let session = Session::new();
+        session.set("a", 1).unwrap();
+        let save = tokio::time::timeout(Duration::from_secs(2), storage.save(&session)).await;
+        assert!(matches!(save, Ok(Err(_))), "{reply:?}: save gave {save:?}");
+    }
+    // An endless line is cut off, not buffered.
+    let endless: &'static [u8] = Box::leak(vec![b'A'; 64 * 1024].into_boxed_slice());
+    let addr = fake_server(Some(endless)).await;
+    let storage = MemcacheStorage::connect(&addr).await.unwrap();
+    assert!(storage.read(Some("id")).await.is_err());
+}
+
+#[tokio::test]
+async fn a_silent_server_times_out() {
+    let addr = fake_server(None).await;
+    let storage = MemcacheStorage::connect(&addr)
+        .await
+        .unwrap()
+        .response_timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let read = tokio::time::timeout(Duration::from_secs(2), storage.read(Some("id"))).await;
+    assert!(matches!(read, Ok(Err(Error::Timeout))), "{read:?}");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(290) && elapsed < Duration::from_secs(1),
+        "{elapsed:?}"
+    );
+    let session = Session::new();
+    session.set("a", 1).unwrap();
+    let save = tokio::time::timeout(Duration::from_secs(2), storage.save(&session)).await;
+    assert!(matches!(save, Ok(Err(Error::Timeout))), "{save:?}");
+}
+
+#[tokio::test]
+async fn a_server_that_never_accepts_hits_the_connect_timeout() {
+    // A listener nobody accepts on, its backlog filled: further handshakes never finish.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    while fillers.len() < 10_000 {
+        match TcpStream::connect_timeout(&target, Duration::from_millis(200)) {
+            Ok(stream) => fillers.push(stream),
+            Err(_) => break,
+        }
+    }
+    let started = Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(3),
+        MemcacheStorage::connect(&target.to_string()),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    eprintln!(
+        "full backlog: {result:?} after {elapsed:?} ({} fillers)",
+        fillers.len()
+    );
+    assert!(matches!(result, Ok(Err(Error::Timeout))), "{result:?}");
+    assert!(elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(2000));
+}
+
+/// A fake server that answers every `get <key>` with a valid record of `size` bytes (JSON
+/// padded with spaces).
+async fn fake_big_value_server(size: usize) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut stream = tokio::io::BufReader::new(stream);
+                let mut line = String::new();
+                while stream.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    let reply = if line.starts_with("version") {
+                        b"VERSION 1.6.0\r\n".to_vec()
+                    } else if let Some(key) = line.trim_end().strip_prefix("get ") {
+                        let mut value = br#"{"d":{"values":{"big":true}},"c":1}"#.to_vec();
+                        value.resize(size, b' ');
+                        let mut reply = format!("VALUE {key} 0 {size}\r\n").into_bytes();
+                        reply.extend_from_slice(&value);
+                        reply.extend_from_slice(b"\r\nEND\r\n");
+                        reply
+                    } else {
+                        b"ERROR\r\n".to_vec()
+                    };
+                    if stream.get_mut().write_all(&reply).await.is_err() {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn values_over_one_mib_are_refused() {
+    let addr = fake_big_value_server(1024 * 1024).await;
+    let storage = MemcacheStorage::connect(&addr).await.unwrap();
+    let session = storage
+        .read(Some("id"))
+        .await
+        .expect("a 1 MiB value is accepted");
+    assert_eq!(session.get::<bool>("big"), Some(true));
+
+    let addr = fake_big_value_server(1024 * 1024 + 1).await;
+    let storage = MemcacheStorage::connect(&addr).await.unwrap();
+    let read = storage.read(Some("id")).await;
+    assert!(matches!(read, Err(Error::Backend(_))), "{read:?}");
+
+    // Writes over the limit are refused before anything is sent.
+    let server = memcached();
+    let storage = MemcacheStorage::connect(&addr_of(&server)).await.unwrap();
+    let session = storage.read(None).await.unwrap();
+    session.set("big", "x".repeat(1024 * 1024)).unwrap();
+    assert!(matches!(
+        storage.save(&session).await,
+        Err(Error::Backend(_))
+    ));
+}
+
+fn addr_of(server: &ServerProcess) -> String {
+    addr(server)
+}
+
+// ---- the whole stack: SessionLayer + MemcacheStorage on an axum Router ----
+
+mod layer_flow {
+    use super::*;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use http::{Request, Response, StatusCode, header};
+    use session_layer::{SessionCookie, SessionLayer};
+    use tower::ServiceExt;
+
+    async fn count(session: Session) -> String {
+        let n = session.get::<u64>("n").unwrap_or(0) + 1;
+        session.set("n", n).unwrap();
+        n.to_string()
+    }
+
+    async fn logout(session: Session) -> &'static str {
+        session.destroy();
+        "bye"
+    }
+
+    fn app(storage: MemcacheStorage) -> Router {
+        let cookie = SessionCookie::new("__session").secrets(["s3cret"]);
+        Router::new()
+            .route("/", get(count))
+            .route("/logout", get(logout))
+            .layer(SessionLayer::new(cookie, storage))
+    }
+
+    async fn call(app: &Router, path: &str, cookie: Option<&str>) -> Response<Body> {
+        let mut request = Request::get(path);
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        app.clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    fn set_cookie(response: &Response<Body>) -> Option<String> {
+        let value = response.headers().get(header::SET_COOKIE)?;
+        Some(
+            value
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned(),
+        )
+    }
+
+    async fn body(response: Response<Body>) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn counter_logout_and_a_dead_server() {
+        let mut server = memcached();
+        let storage = MemcacheStorage::connect(&addr(&server))
+            .await
+            .unwrap()
+            .response_timeout(Duration::from_millis(500))
+            .ttl(Duration::from_secs(600));
+        let app = app(storage);
+
+        let first = call(&app, "/", None).await;
+        assert_eq!(first.status(), StatusCode::OK);
+        let cookie = set_cookie(&first).expect("a session cookie");
+        assert!(cookie.starts_with("__session="));
+        assert_eq!(body(first).await, "1");
+        let second = call(&app, "/", Some(&cookie)).await;
+        assert_eq!(body(second).await, "2");
+
+        // A forged cookie is ignored: a fresh session.
+        let forged = call(&app, "/", Some("__session=someone-elses-id")).await;
+        assert_eq!(body(forged).await, "1");
+
+        let out = call(&app, "/logout", Some(&cookie)).await;
+        assert_eq!(
+            set_cookie(&out).as_deref(),
+            Some("__session="),
+            "cookie cleared"
+        );
+        let after = call(&app, "/", Some(&cookie)).await;
+        assert_eq!(body(after).await, "1", "the destroyed session is gone");
+
+        server.kill();
+        let down = tokio::time::timeout(Duration::from_secs(3), call(&app, "/", Some(&cookie)))
+            .await
+            .expect("no hang while memcached is down");
+        assert_eq!(down.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let text = body(down).await;
+        assert!(
+            !text.contains("memcached") && !text.contains("127.0.0.1"),
+            "{text:?}"
+        );
+
+        server.restart();
+        let back = call(&app, "/", None).await;
+        assert_eq!(back.status(), StatusCode::OK);
+    }
+}
+
+/// A fake server that answers `add` after 200 ms: `NOT_STORED` for keys starting with
+/// `taken:`, else `STORED`.
+async fn slow_add_server() -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut stream = tokio::io::BufReader::new(stream);
+                let mut line = String::new();
+                while stream.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    let reply: &[u8] = if line.starts_with("version") {
+                        b"VERSION 1.6.0\r\n"
+                    } else if line.starts_with("add ") {
+                        let mut data = String::new();
+                        let _ = stream.read_line(&mut data).await;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        if line.starts_with("add taken:") {
+                            b"NOT_STORED\r\n"
+                        } else {
+                            b"STORED\r\n"
+                        }
+                    } else {
+                        b"ERROR\r\n"
+                    };
+                    if stream.get_mut().write_all(reply).await.is_err() {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_cancelled_request_never_leaves_its_reply_to_the_next_one() {
+    let addr = slow_add_server().await;
+    let free = MemcacheStorage::connect(&addr).await.unwrap().pool_size(1);
+    let taken = free.clone().key_prefix("taken:").unwrap(); // same connection pool
+    let record = Record {
+        data: SessionData::default(),
+        created_at: 0,
+        expires_at_ms: None,
+    };
+    // Written, then dropped before its STORED arrives (a client went away mid-request).
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(50),
+        free.backend().store("a", &record, None, WriteMode::Create),
+    )
+    .await;
+    assert!(cancelled.is_err(), "the first add must still be waiting");
+    // The next add on the same (only) connection must get its own answer.
+    let stored = taken
+        .backend()
+        .store("b", &record, None, WriteMode::Create)
+        .await
+        .unwrap();
+    assert!(
+        !stored,
+        "the cancelled add's STORED was taken for this add's answer"
+    );
+}

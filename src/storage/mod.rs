@@ -81,7 +81,7 @@ pub use self::fs::{FsBackend, FsStorage};
 pub use self::memcache::{MemcacheBackend, MemcacheStorage};
 pub use self::memory::{MemoryBackend, MemoryStorage};
 #[cfg(feature = "redis")]
-pub use self::redis::{RedisBackend, RedisStorage};
+pub use self::redis::{RedisBackend, RedisOptions, RedisStorage};
 
 /// Turns a verified cookie value into a [`Session`] and a session back into a cookie value.
 ///

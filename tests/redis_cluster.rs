@@ -1,0 +1,351 @@
+//! RedisStorage against a private three-node Redis Cluster (or the cluster whose node URLs
+//! are in `REDIS_CLUSTER_URLS`, comma-separated).
+#![cfg(feature = "redis")]
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
+use common::servers::RedisCluster;
+use redis::cluster_async::ClusterConnection;
+use session_layer::storage::{Record, RedisOptions, SessionBackend, WriteMode};
+use session_layer::{Error, RedisStorage, Session, SessionData, SessionStorage};
+
+/// The test's cluster: private unless `REDIS_CLUSTER_URLS` is set.
+struct Cluster {
+    urls: Vec<String>,
+    _private: Option<Arc<RedisCluster>>,
+}
+
+/// The private cluster is shared by the tests that run at the same time (starting one
+/// takes a second or two) and stopped when the last of them drops it, so that no server
+/// outlives the test binary (a `static` would never be dropped).
+fn cluster() -> Cluster {
+    static SHARED: Mutex<Weak<RedisCluster>> = Mutex::new(Weak::new());
+    match std::env::var("REDIS_CLUSTER_URLS") {
+        Ok(urls) if !urls.is_empty() => Cluster {
+            urls: urls.split(',').map(str::to_owned).collect(),
+            _private: None,
+        },
+        _ => {
+            let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+            let private = shared.upgrade().unwrap_or_else(|| {
+                let started = Arc::new(RedisCluster::start(3));
+                *shared = Arc::downgrade(&started);
+                started
+            });
+            Cluster {
+                urls: private.urls(),
+                _private: Some(private),
+            }
+        }
+    }
+}
+
+impl Cluster {
+    async fn storage(&self) -> RedisStorage {
+        let urls: Vec<&str> = self.urls.iter().map(String::as_str).collect();
+        RedisStorage::connect_cluster(&urls)
+            .await
+            .expect("connect to the cluster")
+            .key_prefix(&unique_prefix())
+    }
+
+    /// A plain cluster connection for looking at the keys from the outside.
+    async fn raw(&self) -> ClusterConnection {
+        redis::cluster::ClusterClient::new(self.urls.clone())
+            .unwrap()
+            .get_async_connection()
+            .await
+            .expect("raw cluster connection")
+    }
+}
+
+fn unique_prefix() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "session-layer-test:{}:{nanos}:{}:",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A storage that keeps its cluster alive for as long as the test uses it.
+struct Held {
+    storage: RedisStorage,
+    _cluster: Cluster,
+}
+
+impl SessionStorage for Held {
+    async fn read(&self, value: Option<&str>) -> Result<Session, Error> {
+        self.storage.read(value).await
+    }
+    async fn save(&self, session: &Session) -> Result<Option<String>, Error> {
+        self.storage.save(session).await
+    }
+}
+
+async fn held(configure: impl FnOnce(RedisStorage) -> RedisStorage) -> Held {
+    let cluster = cluster();
+    let storage = configure(cluster.storage().await);
+    assert!(storage.backend().is_cluster());
+    Held {
+        storage,
+        _cluster: cluster,
+    }
+}
+
+storage_scenarios! {
+    plain: held(|s| s),
+    ttl: |ttl: Duration| held(move |s| s.ttl(ttl)),
+    max_lifetime: |limit: Duration| held(move |s| s.ttl(Duration::from_secs(60)).max_lifetime(limit)),
+}
+
+server_storage_scenarios! {
+    plain: held(|s| s),
+    unknown_ids: held(|s| s.use_unknown_ids(true)),
+}
+
+async fn slot_of(conn: &mut ClusterConnection, key: &str) -> u16 {
+    redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+/// The node (its port) serving `slot`, from `CLUSTER SLOTS`.
+async fn node_of(conn: &mut ClusterConnection, slot: u16) -> i64 {
+    let ranges: Vec<redis::Value> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(conn)
+        .await
+        .unwrap();
+    for range in ranges {
+        let redis::Value::Array(parts) = range else {
+            continue;
+        };
+        let (redis::Value::Int(first), redis::Value::Int(last), redis::Value::Array(master)) =
+            (&parts[0], &parts[1], &parts[2])
+        else {
+            continue;
+        };
+        if (*first..=*last).contains(&i64::from(slot)) {
+            if let redis::Value::Int(port) = master[1] {
+                return port;
+            }
+        }
+    }
+    panic!("no node serves slot {slot}");
+}
+
+#[tokio::test]
+async fn regenerate_with_delete_across_nodes() {
+    let cluster = cluster();
+    let storage = cluster.storage().await.ttl(Duration::from_secs(60));
+    let prefix = storage.backend().prefix().to_owned();
+    let mut raw = cluster.raw().await;
+
+    let (first, mut cookie) = request(&storage, None, |s| s.set("user", "anon").unwrap()).await;
+    let mut old_id = first.id();
+    // Regenerate until the old and the new key live on different nodes (2 in 3 per try).
+    let mut crossed = false;
+    for _ in 0..20 {
+        let (session, next) = request(&storage, cookie.as_deref(), |s| {
+            s.regenerate_id(true).unwrap()
+        })
+        .await;
+        let new_id = session.id();
+        assert_ne!(new_id, old_id);
+        let old_key = format!("{prefix}{old_id}");
+        let new_key = format!("{prefix}{new_id}");
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(&old_key)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert!(!exists, "the old key must be deleted");
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(&new_key)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert!(pttl > 0 && pttl <= 60_000, "new key PTTL {pttl}");
+        let old_slot = slot_of(&mut raw, &old_key).await;
+        let new_slot = slot_of(&mut raw, &new_key).await;
+        let different_nodes =
+            node_of(&mut raw, old_slot).await != node_of(&mut raw, new_slot).await;
+        old_id = new_id;
+        cookie = next;
+        if different_nodes {
+            crossed = true;
+            break;
+        }
+    }
+    assert!(crossed, "never regenerated onto another node in 20 tries");
+    let (last, _) = request(&storage, cookie.as_deref(), |_| {}).await;
+    assert_eq!(last.get::<String>("user").as_deref(), Some("anon"));
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{prefix}{old_id}"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn keys_and_create_only_writes_in_a_cluster() {
+    let cluster = cluster();
+    let storage = cluster.storage().await.ttl(Duration::from_secs(600));
+    let prefix = storage.backend().prefix().to_owned();
+    let mut raw = cluster.raw().await;
+
+    let (session, _) = request(&storage, None, |s| s.set("user", "mj").unwrap()).await;
+    let key = format!("{prefix}{}", session.id());
+    let bytes: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let record = Record::decode("test", &bytes.expect("prefix + id exists")).unwrap();
+    assert_eq!(record.data.values["user"], "mj");
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(pttl > 590_000 && pttl <= 600_000, "PTTL {pttl}");
+
+    let mut data = SessionData::default();
+    data.values.insert("user".into(), "intruder".into());
+    let other = Record {
+        data,
+        created_at: 1,
+        expires_at_ms: None,
+    };
+    let backend = storage.backend();
+    let stored = backend
+        .store(&session.id(), &other, None, WriteMode::Create)
+        .await
+        .unwrap();
+    assert!(!stored, "Create must not overwrite");
+    // Also when the delete goes to another key (probably another node).
+    let stored = backend
+        .delete_and_store(
+            "some-old-id",
+            &session.id(),
+            &other,
+            None,
+            WriteMode::Create,
+        )
+        .await
+        .unwrap();
+    assert!(!stored, "delete_and_store reports the SET NX result");
+    let loaded = storage.read(Some(&session.id())).await.unwrap();
+    assert_eq!(loaded.get::<String>("user").as_deref(), Some("mj"));
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn empty_node_list_is_a_config_error() {
+    assert!(matches!(
+        RedisStorage::connect_cluster(&[]).await,
+        Err(Error::Config(_))
+    ));
+}
+
+#[tokio::test]
+async fn connecting_to_a_down_cluster_fails_fast() {
+    let url = format!("redis://127.0.0.1:{}", common::servers::free_port());
+    let start = Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(6),
+        RedisStorage::connect_cluster(&[url.as_str()]),
+    )
+    .await
+    .expect("connect_cluster must not hang");
+    assert!(result.is_err(), "{result:?}");
+    eprintln!("down cluster: {result:?} after {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_node_down_gives_errors_and_recovery_is_automatic() {
+    // Always a private cluster: this test kills one of its nodes.
+    let mut cluster = RedisCluster::start(3);
+    let urls = cluster.urls();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let response_timeout = Duration::from_millis(500);
+    let storage = RedisStorage::connect_cluster_with(
+        &urls,
+        RedisOptions::new().response_timeout(response_timeout),
+    )
+    .await
+    .unwrap()
+    .key_prefix(&unique_prefix());
+
+    let save_new = || async {
+        let session = Session::new();
+        session.set("x", 1).unwrap();
+        let start = Instant::now();
+        let saved = tokio::time::timeout(Duration::from_secs(5), storage.save(&session))
+            .await
+            .expect("a save must not hang");
+        (saved, start.elapsed())
+    };
+
+    cluster.nodes[0].kill();
+    let mut failed = 0;
+    let mut attempts = 0;
+    while attempts < 12 && failed < 2 {
+        attempts += 1;
+        let (saved, took) = save_new().await;
+        assert!(
+            took <= response_timeout + Duration::from_millis(500),
+            "a save took {took:?} with a node down: {saved:?}"
+        );
+        if let Err(e) = &saved {
+            eprintln!("node down: save failed in {took:?}: {e}");
+            failed += 1;
+        }
+    }
+    // Each fresh id lands on the dead node with probability 1/3.
+    assert!(failed > 0, "no save failed with a third of the slots down");
+
+    cluster.nodes[0].restart();
+    let restarted = Instant::now();
+    let mut streak = 0;
+    while streak < 12 {
+        let (saved, _) = save_new().await;
+        if saved.is_ok() {
+            streak += 1;
+        } else {
+            eprintln!("{:?} after the restart: {saved:?}", restarted.elapsed());
+            streak = 0;
+            assert!(
+                restarted.elapsed() < Duration::from_secs(10),
+                "still failing {:?} after the restart: {saved:?}",
+                restarted.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    eprintln!(
+        "cluster: {failed}/{attempts} saves failed with a node down; all slots usable {:?} after its restart",
+        restarted.elapsed()
+    );
+}

@@ -22,7 +22,9 @@ use crate::{Error, Session, SessionCookie, SessionStorage};
 /// session did not change, or when the inner service answered with a 5xx status.
 ///
 /// A storage error or an oversize cookie turns the response into a bare
-/// `500 Internal Server Error`; the details are logged with `tracing`, never sent.
+/// `500 Internal Server Error`; the details are logged with `tracing`, never sent. A record
+/// that no longer decodes ([`Error::Corrupt`]) is logged as well, but the request goes on
+/// with a fresh session, and the response replaces or clears the cookie.
 ///
 /// ```
 /// use axum::{Router, routing::get};
@@ -164,6 +166,8 @@ struct Finish<St> {
     session: Session,
     incoming: Option<Incoming>,
     rolling: bool,
+    /// The cookie named a corrupt record: clear it unless the session is saved anew.
+    unreadable: bool,
 }
 
 impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S, St>
@@ -210,6 +214,7 @@ where
                         session,
                         incoming: None,
                         rolling: self.rolling,
+                        unreadable: false,
                     }),
                 },
             };
@@ -224,13 +229,20 @@ where
         ResponseFuture {
             state: State::Boxed {
                 future: Box::pin(async move {
-                    let session = match shared.storage.read(Some(&incoming.value)).await {
-                        Ok(session) => session,
-                        Err(error) => {
-                            tracing::error!(%error, "session storage read failed");
-                            return Ok(internal_error());
-                        }
-                    };
+                    let (session, unreadable) =
+                        match shared.storage.read(Some(&incoming.value)).await {
+                            Ok(session) => (session, false),
+                            // A record that can never load again must not lock its user
+                            // out with a 500 on every request: start afresh, say why.
+                            Err(error @ Error::Corrupt { .. }) => {
+                                tracing::error!(%error, "starting a fresh session");
+                                (Session::new(), true)
+                            }
+                            Err(error) => {
+                                tracing::error!(%error, "session storage read failed");
+                                return Ok(internal_error());
+                            }
+                        };
                     request.extensions_mut().insert(session.clone());
                     let response = inner.call(request).await?;
                     let finish = Finish {
@@ -238,6 +250,7 @@ where
                         session,
                         incoming: Some(incoming),
                         rolling,
+                        unreadable,
                     };
                     Ok(finish.run(response).await)
                 }),
@@ -247,10 +260,14 @@ where
 }
 
 impl<St: SessionStorage> Finish<St> {
-    /// Whether saving could do anything: checked before any storage call or allocation.
+    /// Whether saving (or clearing the cookie) could do anything: checked before any
+    /// storage call or allocation.
     fn needs_save<B>(&self, response: &Response<B>) -> bool {
         if response.status().is_server_error() {
             return false;
+        }
+        if self.unreadable {
+            return true;
         }
         if self.rolling && self.session.is_loaded() && !self.session.is_destroyed() {
             // Cannot fail: the session is not destroyed.
@@ -266,6 +283,7 @@ impl<St: SessionStorage> Finish<St> {
         }
         let cookie = &self.shared.cookie;
         let header = match self.shared.storage.save(&self.session).await {
+            Ok(None) if self.unreadable => Ok(cookie.serialize_removal()),
             Ok(None) => return response,
             Ok(Some(value)) if value.is_empty() => Ok(cookie.serialize_removal()),
             Ok(Some(value)) => match self.incoming {

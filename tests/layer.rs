@@ -253,6 +253,52 @@ async fn a_storage_error_on_read_is_a_bare_500() {
     assert!(set_cookies(&response).is_empty());
 }
 
+/// A storage whose records never decode, as after a disk fault or a format change.
+struct CorruptStorage(MemoryStorage);
+
+impl SessionStorage for CorruptStorage {
+    async fn read(&self, value: Option<&str>) -> Result<Session, Error> {
+        match value {
+            Some(_) => Err(Error::Corrupt {
+                record: "a record".into(),
+                reason: "expected value at line 1 column 1".into(),
+            }),
+            None => self.0.read(None).await,
+        }
+    }
+
+    async fn save(&self, session: &Session) -> Result<Option<String>, Error> {
+        self.0.save(session).await
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_record_starts_a_fresh_session_instead_of_a_500_forever() {
+    let valid = pair(&cookie().serialize("some-id").unwrap());
+
+    // Read-only handler: the response clears the cookie that names the corrupt record.
+    let reader = plain(
+        SessionLayer::new(cookie(), CorruptStorage(MemoryStorage::new())),
+        |session: &Session| (StatusCode::OK, format!("empty={}", session.is_empty())),
+    );
+    let response = reader.oneshot(req(Some(&valid))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.body(), "empty=true");
+    assert_eq!(set_cookies(&response), vec![cookie().serialize_removal()]);
+
+    // Writing handler: the new session replaces the cookie.
+    let writer = plain(
+        SessionLayer::new(cookie(), CorruptStorage(MemoryStorage::new())),
+        count,
+    );
+    let response = writer.oneshot(req(Some(&valid))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let set = set_cookies(&response);
+    assert_eq!(set.len(), 1);
+    assert_ne!(set[0], cookie().serialize_removal());
+    assert_ne!(pair(&set[0]), valid);
+}
+
 #[tokio::test]
 async fn an_oversize_cookie_is_a_500() {
     fn big(session: &Session) -> (StatusCode, String) {

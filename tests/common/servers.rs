@@ -4,13 +4,25 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, and never handed out before by this process.
+///
+/// Ports come from a per-process counter below the kernel's ephemeral range, so two tests
+/// running at once never get the same port (asking the kernel for port 0 and releasing it
+/// lets a parallel test draw it too: its server then fails to bind while the check that
+/// the port is open succeeds against the other test's server).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const FIRST: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % 400) as u16 * 30;
+    loop {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = FIRST + (start + offset) % SPAN;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A server process of the test's own; killed when dropped.
@@ -25,22 +37,27 @@ impl ServerProcess {
     /// Starts `program` with `args` (where `{port}` is replaced by a free port) and waits
     /// until it accepts TCP connections.
     pub fn start(program: &str, args: &[&str]) -> ServerProcess {
-        let port = free_port();
-        let args = args
-            .iter()
-            .map(|a| a.replace("{port}", &port.to_string()))
-            .collect();
-        let mut server = ServerProcess {
-            program: program.to_owned(),
-            args,
-            port,
-            child: None,
-        };
-        server.spawn();
-        server
+        for _ in 0..5 {
+            let port = free_port();
+            let mut server = ServerProcess {
+                program: program.to_owned(),
+                args: args
+                    .iter()
+                    .map(|a| a.replace("{port}", &port.to_string()))
+                    .collect(),
+                port,
+                child: None,
+            };
+            if server.try_spawn() {
+                return server;
+            }
+            // Another process took the port between the check and the bind: next port.
+        }
+        panic!("{program} did not start on any of five free ports");
     }
 
-    fn spawn(&mut self) {
+    /// Starts the process and waits for its port; false when the process exited instead.
+    fn try_spawn(&mut self) -> bool {
         let child = Command::new(&self.program)
             .args(&self.args)
             .stdout(Stdio::null())
@@ -48,12 +65,40 @@ impl ServerProcess {
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
-                    "cannot start {}: {e} (is it installed? see .ci/run)",
+                    "cannot start {}: {e} (is it installed? see scripts/test)",
                     self.program
                 )
             });
-        self.child = Some(child);
-        wait_for_port(self.port, Duration::from_secs(10));
+        let child = self.child.insert(child);
+        let limit = Duration::from_secs(10);
+        let start = Instant::now();
+        loop {
+            if !matches!(child.try_wait(), Ok(None)) {
+                self.child = None;
+                return false;
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                // Open, and still ours: a server that lost the port exits at once.
+                std::thread::sleep(Duration::from_millis(20));
+                return matches!(child.try_wait(), Ok(None));
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{} on port {} did not start within {limit:?}",
+                self.program,
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn spawn(&mut self) {
+        assert!(
+            self.try_spawn(),
+            "{} could not start again on port {}",
+            self.program,
+            self.port
+        );
     }
 
     /// Kills the process (SIGKILL) and waits for it to be gone.
@@ -74,18 +119,6 @@ impl ServerProcess {
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-/// Waits until something accepts connections on `port`.
-pub fn wait_for_port(port: u16, limit: Duration) {
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < limit,
-            "server on port {port} did not start within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -352,33 +351,6 @@ async fn within<T>(
     }
 }
 
-/// Runs two futures concurrently and waits for both.
-async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
-    let mut a = std::pin::pin!(a);
-    let mut b = std::pin::pin!(b);
-    let (mut a_out, mut b_out) = (None, None);
-    std::future::poll_fn(|cx| {
-        if a_out.is_none() {
-            if let Poll::Ready(out) = a.as_mut().poll(cx) {
-                a_out = Some(out);
-            }
-        }
-        if b_out.is_none() {
-            if let Poll::Ready(out) = b.as_mut().poll(cx) {
-                b_out = Some(out);
-            }
-        }
-        match (a_out.take(), b_out.take()) {
-            (Some(a), Some(b)) => Poll::Ready((a, b)),
-            (a, b) => {
-                (a_out, b_out) = (a, b);
-                Poll::Pending
-            }
-        }
-    })
-    .await
-}
-
 impl SessionBackend for RedisBackend {
     async fn load(&self, id: &str) -> Result<Option<Record>, Error> {
         let bytes: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(self.key(id))).await?;
@@ -436,7 +408,7 @@ impl SessionBackend for RedisBackend {
                     let reply: Value = self.query(&set).await?;
                     Ok(was_set(&reply))
                 };
-                let (deleted, stored) = join(self.delete(old_id), store).await;
+                let (deleted, stored) = tokio::join!(self.delete(old_id), store);
                 deleted?;
                 stored
             }

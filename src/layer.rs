@@ -27,6 +27,7 @@ use crate::{Error, Session, SessionCookie, SessionStorage};
 /// with a fresh session, and the response replaces or clears the cookie.
 ///
 /// ```
+/// # #[cfg(feature = "axum")] { // the extractor needs the default `axum` feature
 /// use axum::{Router, routing::get};
 /// use session_layer::{MemoryStorage, Session, SessionCookie, SessionLayer};
 ///
@@ -40,6 +41,7 @@ use crate::{Error, Session, SessionCookie, SessionStorage};
 /// let app: Router = Router::new()
 ///     .route("/", get(count))
 ///     .layer(SessionLayer::new(cookie, MemoryStorage::new()));
+/// # }
 /// ```
 pub struct SessionLayer<St> {
     shared: Arc<Shared<St>>,

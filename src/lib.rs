@@ -9,6 +9,7 @@
 //! destroy.
 //!
 //! ```
+//! # #[cfg(feature = "axum")] { // the extractor needs the default `axum` feature
 //! use axum::{Router, routing::get};
 //! use session_layer::{MemoryStorage, Session, SessionCookie, SessionLayer};
 //!
@@ -22,6 +23,7 @@
 //! let app: Router = Router::new()
 //!     .route("/", get(handler))
 //!     .layer(SessionLayer::new(cookie, MemoryStorage::new()));
+//! # }
 //! ```
 //!
 //! # Storages

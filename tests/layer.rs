@@ -4,12 +4,8 @@
 
 use std::convert::Infallible;
 
-use axum::Router;
-use axum::body::Body;
 use axum::body::Bytes;
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use http::header::{COOKIE, LOCATION, SET_COOKIE};
+use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use session_layer::{
@@ -553,261 +549,271 @@ async fn layer_clones_share_the_storage() {
 
 // --- axum -----------------------------------------------------------------------------------
 
-async fn axum_count(session: Session) -> Result<String, Error> {
-    let n = session.get::<u64>("count").unwrap_or(0) + 1;
-    session.set("count", n)?;
-    Ok(format!("Count: {n}"))
-}
+#[cfg(feature = "axum")]
+mod axum_router {
+    use super::*;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::response::IntoResponse;
+    use axum::routing::{get, post};
+    use http::header::LOCATION;
 
-async fn axum_show(session: Session) -> String {
-    format!(
-        "user={} message={}",
-        session
-            .get::<String>("user")
-            .unwrap_or_else(|| "anonymous".into()),
-        session
-            .get::<String>("message")
-            .unwrap_or_else(|| "none".into()),
-    )
-}
-
-async fn axum_flash(session: Session) -> Result<impl IntoResponse, Error> {
-    session.flash("message", "saved!")?;
-    Ok((StatusCode::FOUND, [(LOCATION, "/show")]))
-}
-
-async fn axum_login(session: Session) -> Result<&'static str, Error> {
-    session.set("user", "mj")?;
-    session.regenerate_id(true)?;
-    Ok("logged in")
-}
-
-async fn axum_logout(session: Session) -> &'static str {
-    session.destroy();
-    "logged out"
-}
-
-async fn axum_optional(session: Option<Session>) -> String {
-    match session {
-        Some(_) => "some".into(),
-        None => "none".into(),
+    async fn axum_count(session: Session) -> Result<String, Error> {
+        let n = session.get::<u64>("count").unwrap_or(0) + 1;
+        session.set("count", n)?;
+        Ok(format!("Count: {n}"))
     }
-}
 
-fn router() -> (Router, SessionLayer<MemoryStorage>) {
-    let layer = layer();
-    let app = Router::new()
-        .route("/", get(axum_count))
-        .route("/show", get(axum_show))
-        .route("/flash", post(axum_flash))
-        .route("/login", post(axum_login))
-        .route("/logout", post(axum_logout))
-        .route("/optional", get(axum_optional))
-        .layer(layer.clone());
-    (app, layer)
-}
+    async fn axum_show(session: Session) -> String {
+        format!(
+            "user={} message={}",
+            session
+                .get::<String>("user")
+                .unwrap_or_else(|| "anonymous".into()),
+            session
+                .get::<String>("message")
+                .unwrap_or_else(|| "none".into()),
+        )
+    }
 
-/// A browser: keeps the session cookie between requests.
-struct Browser {
-    app: Router,
-    jar: Option<String>,
-}
+    async fn axum_flash(session: Session) -> Result<impl IntoResponse, Error> {
+        session.flash("message", "saved!")?;
+        Ok((StatusCode::FOUND, [(LOCATION, "/show")]))
+    }
 
-struct Answer {
-    status: StatusCode,
-    set_cookie: Option<String>,
-    location: Option<String>,
-    body: String,
-}
+    async fn axum_login(session: Session) -> Result<&'static str, Error> {
+        session.set("user", "mj")?;
+        session.regenerate_id(true)?;
+        Ok("logged in")
+    }
 
-impl Browser {
-    async fn send(&mut self, method: &str, uri: &str) -> Answer {
-        let mut builder = Request::builder().method(method).uri(uri);
-        if let Some(cookie) = &self.jar {
-            builder = builder.header(COOKIE, cookie);
+    async fn axum_logout(session: Session) -> &'static str {
+        session.destroy();
+        "logged out"
+    }
+
+    async fn axum_optional(session: Option<Session>) -> String {
+        match session {
+            Some(_) => "some".into(),
+            None => "none".into(),
         }
-        let response = self
-            .app
-            .clone()
-            .oneshot(builder.body(Body::empty()).unwrap())
+    }
+
+    fn router() -> (Router, SessionLayer<MemoryStorage>) {
+        let layer = layer();
+        let app = Router::new()
+            .route("/", get(axum_count))
+            .route("/show", get(axum_show))
+            .route("/flash", post(axum_flash))
+            .route("/login", post(axum_login))
+            .route("/logout", post(axum_logout))
+            .route("/optional", get(axum_optional))
+            .layer(layer.clone());
+        (app, layer)
+    }
+
+    /// A browser: keeps the session cookie between requests.
+    struct Browser {
+        app: Router,
+        jar: Option<String>,
+    }
+
+    struct Answer {
+        status: StatusCode,
+        set_cookie: Option<String>,
+        location: Option<String>,
+        body: String,
+    }
+
+    impl Browser {
+        async fn send(&mut self, method: &str, uri: &str) -> Answer {
+            let mut builder = Request::builder().method(method).uri(uri);
+            if let Some(cookie) = &self.jar {
+                builder = builder.header(COOKIE, cookie);
+            }
+            let response = self
+                .app
+                .clone()
+                .oneshot(builder.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let set_cookie = session_set_cookie(&response);
+            if let Some(set) = &set_cookie {
+                let pair = pair(set);
+                self.jar = (pair != format!("{NAME}=")).then_some(pair);
+            }
+            let status = response.status();
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body = axum_body(response).await;
+            Answer {
+                status,
+                set_cookie,
+                location,
+                body,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn axum_counter() {
+        let (app, _) = router();
+        let mut browser = Browser { app, jar: None };
+        for n in 1..=3 {
+            let answer = browser.send("GET", "/").await;
+            assert_eq!(answer.status, StatusCode::OK);
+            assert_eq!(answer.body, format!("Count: {n}"));
+        }
+    }
+
+    #[tokio::test]
+    async fn axum_flash_across_a_redirect() {
+        let (app, _) = router();
+        let mut browser = Browser { app, jar: None };
+        let post = browser.send("POST", "/flash").await;
+        assert_eq!(post.status, StatusCode::FOUND);
+        assert_eq!(post.location.as_deref(), Some("/show"));
+        assert!(post.set_cookie.is_some(), "flashing starts a session");
+        let shown = browser.send("GET", "/show").await;
+        assert_eq!(shown.body, "user=anonymous message=saved!");
+        let again = browser.send("GET", "/show").await;
+        assert_eq!(again.body, "user=anonymous message=none");
+    }
+
+    #[tokio::test]
+    async fn axum_login_regenerates_and_deletes_the_old_session() {
+        let (app, layer) = router();
+        let mut browser = Browser { app, jar: None };
+        browser.send("GET", "/").await;
+        let before = browser.jar.clone().unwrap();
+        let login = browser.send("POST", "/login").await;
+        assert_eq!(login.body, "logged in");
+        let after = browser.jar.clone().unwrap();
+        assert_ne!(before, after, "login must send a new session id");
+        assert_eq!(
+            browser.send("GET", "/show").await.body,
+            "user=mj message=none"
+        );
+        assert_eq!(layer.storage().len(), 1, "the old session was deleted");
+        // The old cookie no longer loads anything.
+        let mut attacker = Browser {
+            app: browser.app.clone(),
+            jar: Some(before),
+        };
+        assert_eq!(
+            attacker.send("GET", "/show").await.body,
+            "user=anonymous message=none"
+        );
+        assert_eq!(attacker.send("GET", "/").await.body, "Count: 1");
+    }
+
+    #[tokio::test]
+    async fn axum_logout_destroys() {
+        let (app, layer) = router();
+        let mut browser = Browser { app, jar: None };
+        browser.send("POST", "/login").await;
+        let logged_in = browser.jar.clone().unwrap();
+        let logout = browser.send("POST", "/logout").await;
+        assert_eq!(logout.body, "logged out");
+        assert_eq!(
+            logout.set_cookie.as_deref(),
+            Some(cookie().serialize_removal().as_str())
+        );
+        assert_eq!(browser.jar, None);
+        assert!(layer.storage().is_empty(), "the data is deleted");
+        let mut replay = Browser {
+            app: browser.app.clone(),
+            jar: Some(logged_in),
+        };
+        assert_eq!(
+            replay.send("GET", "/show").await.body,
+            "user=anonymous message=none"
+        );
+    }
+
+    #[tokio::test]
+    async fn axum_missing_layer_is_a_500() {
+        let app: Router = Router::new().route("/", get(axum_count));
+        let response = app
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
             .await
             .unwrap();
-        let set_cookie = session_set_cookie(&response);
-        if let Some(set) = &set_cookie {
-            let pair = pair(set);
-            self.jar = (pair != format!("{NAME}=")).then_some(pair);
-        }
-        let status = response.status();
-        let location = response
-            .headers()
-            .get(LOCATION)
-            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let body = axum_body(response).await;
-        Answer {
-            status,
-            set_cookie,
-            location,
-            body,
+        assert!(
+            !body.contains("SessionLayer") && !body.contains("extensions"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn axum_optional_session() {
+        let without: Router = Router::new().route("/optional", get(axum_optional));
+        let response = without
+            .oneshot(Request::get("/optional").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = axum_body(response).await;
+        assert_eq!(body, "none");
+
+        let (app, _) = router();
+        let mut browser = Browser { app, jar: None };
+        let answer = browser.send("GET", "/optional").await;
+        assert_eq!(answer.body, "some");
+        assert_eq!(
+            answer.set_cookie, None,
+            "an untouched session sets no cookie"
+        );
+    }
+
+    #[tokio::test]
+    async fn axum_error_from_a_handler_is_a_bare_500() {
+        async fn after_destroy(session: Session) -> Result<&'static str, Error> {
+            session.destroy();
+            session.set("k", 1)?;
+            Ok("unreachable")
+        }
+        let app = Router::new().route("/", get(after_destroy)).layer(layer());
+        let response = app
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            session_set_cookie(&response).is_none(),
+            "a 5xx saves nothing"
+        );
+        let body = axum_body(response).await;
+        assert!(!body.contains("destroyed"));
+    }
+
+    #[tokio::test]
+    async fn non_ascii_cookies_beside_the_session_cookie_do_not_hide_it() {
+        // Browsers send other cookies' bytes as they were set, UTF-8 or not, in the same header.
+        let app = plain(layer(), count);
+        let r1 = app.clone().oneshot(req(None)).await.unwrap();
+        let c1 = pair(&session_set_cookie(&r1).unwrap());
+        for (expected, other) in [(2, &b"pref=caf\xc3\xa9"[..]), (3, &b"legacy=\xe9t\xe9"[..])] {
+            let mut header = other.to_vec();
+            header.extend_from_slice(b"; ");
+            header.extend_from_slice(c1.as_bytes());
+            let request = Request::get("/")
+                .header(COOKIE, HeaderValue::from_bytes(&header).unwrap())
+                .body(String::new())
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.body(), &format!("Count: {expected}"), "{header:?}");
         }
     }
-}
 
-#[tokio::test]
-async fn axum_counter() {
-    let (app, _) = router();
-    let mut browser = Browser { app, jar: None };
-    for n in 1..=3 {
-        let answer = browser.send("GET", "/").await;
-        assert_eq!(answer.status, StatusCode::OK);
-        assert_eq!(answer.body, format!("Count: {n}"));
-    }
-}
-
-#[tokio::test]
-async fn axum_flash_across_a_redirect() {
-    let (app, _) = router();
-    let mut browser = Browser { app, jar: None };
-    let post = browser.send("POST", "/flash").await;
-    assert_eq!(post.status, StatusCode::FOUND);
-    assert_eq!(post.location.as_deref(), Some("/show"));
-    assert!(post.set_cookie.is_some(), "flashing starts a session");
-    let shown = browser.send("GET", "/show").await;
-    assert_eq!(shown.body, "user=anonymous message=saved!");
-    let again = browser.send("GET", "/show").await;
-    assert_eq!(again.body, "user=anonymous message=none");
-}
-
-#[tokio::test]
-async fn axum_login_regenerates_and_deletes_the_old_session() {
-    let (app, layer) = router();
-    let mut browser = Browser { app, jar: None };
-    browser.send("GET", "/").await;
-    let before = browser.jar.clone().unwrap();
-    let login = browser.send("POST", "/login").await;
-    assert_eq!(login.body, "logged in");
-    let after = browser.jar.clone().unwrap();
-    assert_ne!(before, after, "login must send a new session id");
-    assert_eq!(
-        browser.send("GET", "/show").await.body,
-        "user=mj message=none"
-    );
-    assert_eq!(layer.storage().len(), 1, "the old session was deleted");
-    // The old cookie no longer loads anything.
-    let mut attacker = Browser {
-        app: browser.app.clone(),
-        jar: Some(before),
-    };
-    assert_eq!(
-        attacker.send("GET", "/show").await.body,
-        "user=anonymous message=none"
-    );
-    assert_eq!(attacker.send("GET", "/").await.body, "Count: 1");
-}
-
-#[tokio::test]
-async fn axum_logout_destroys() {
-    let (app, layer) = router();
-    let mut browser = Browser { app, jar: None };
-    browser.send("POST", "/login").await;
-    let logged_in = browser.jar.clone().unwrap();
-    let logout = browser.send("POST", "/logout").await;
-    assert_eq!(logout.body, "logged out");
-    assert_eq!(
-        logout.set_cookie.as_deref(),
-        Some(cookie().serialize_removal().as_str())
-    );
-    assert_eq!(browser.jar, None);
-    assert!(layer.storage().is_empty(), "the data is deleted");
-    let mut replay = Browser {
-        app: browser.app.clone(),
-        jar: Some(logged_in),
-    };
-    assert_eq!(
-        replay.send("GET", "/show").await.body,
-        "user=anonymous message=none"
-    );
-}
-
-#[tokio::test]
-async fn axum_missing_layer_is_a_500() {
-    let app: Router = Router::new().route("/", get(axum_count));
-    let response = app
-        .oneshot(Request::get("/").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    let body = axum_body(response).await;
-    assert!(
-        !body.contains("SessionLayer") && !body.contains("extensions"),
-        "{body}"
-    );
-}
-
-#[tokio::test]
-async fn axum_optional_session() {
-    let without: Router = Router::new().route("/optional", get(axum_optional));
-    let response = without
-        .oneshot(Request::get("/optional").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body = axum_body(response).await;
-    assert_eq!(body, "none");
-
-    let (app, _) = router();
-    let mut browser = Browser { app, jar: None };
-    let answer = browser.send("GET", "/optional").await;
-    assert_eq!(answer.body, "some");
-    assert_eq!(
-        answer.set_cookie, None,
-        "an untouched session sets no cookie"
-    );
-}
-
-#[tokio::test]
-async fn axum_error_from_a_handler_is_a_bare_500() {
-    async fn after_destroy(session: Session) -> Result<&'static str, Error> {
-        session.destroy();
-        session.set("k", 1)?;
-        Ok("unreachable")
-    }
-    let app = Router::new().route("/", get(after_destroy)).layer(layer());
-    let response = app
-        .oneshot(Request::get("/").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(
-        session_set_cookie(&response).is_none(),
-        "a 5xx saves nothing"
-    );
-    let body = axum_body(response).await;
-    assert!(!body.contains("destroyed"));
-}
-
-#[tokio::test]
-async fn non_ascii_cookies_beside_the_session_cookie_do_not_hide_it() {
-    // Browsers send other cookies' bytes as they were set, UTF-8 or not, in the same header.
-    let app = plain(layer(), count);
-    let r1 = app.clone().oneshot(req(None)).await.unwrap();
-    let c1 = pair(&session_set_cookie(&r1).unwrap());
-    for (expected, other) in [(2, &b"pref=caf\xc3\xa9"[..]), (3, &b"legacy=\xe9t\xe9"[..])] {
-        let mut header = other.to_vec();
-        header.extend_from_slice(b"; ");
-        header.extend_from_slice(c1.as_bytes());
-        let request = Request::get("/")
-            .header(COOKIE, HeaderValue::from_bytes(&header).unwrap())
-            .body(String::new())
+    /// The whole body of an axum response, as text.
+    async fn axum_body(response: Response<Body>) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
             .unwrap();
-        let response = app.clone().oneshot(request).await.unwrap();
-        assert_eq!(response.body(), &format!("Count: {expected}"), "{header:?}");
+        String::from_utf8_lossy(&bytes).into_owned()
     }
-}
-
-/// The whole body of an axum response, as text.
-async fn axum_body(response: Response<Body>) -> String {
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    String::from_utf8_lossy(&bytes).into_owned()
 }

@@ -694,6 +694,7 @@ fn addr_of(server: &ServerProcess) -> String {
 
 // ---- the whole stack: SessionLayer + MemcacheStorage on an axum Router ----
 
+#[cfg(feature = "axum")]
 mod layer_flow {
     use super::*;
     use axum::Router;

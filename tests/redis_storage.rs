@@ -573,6 +573,7 @@ async fn server_down_gives_errors_and_recovery_is_automatic() {
     );
 }
 
+#[cfg(feature = "axum")]
 mod layer_flow {
     use super::*;
     use axum::Router;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
-use common::servers::RedisCluster;
+use common::servers::{RedisCluster, redis_cmd};
 use redis::cluster_async::ClusterConnection;
 use session_layer::storage::{Record, RedisOptions, SessionBackend, WriteMode};
 use session_layer::{Error, RedisStorage, Session, SessionData, SessionStorage};
@@ -166,17 +166,9 @@ async fn regenerate_with_delete_across_nodes() {
         assert_ne!(new_id, old_id);
         let old_key = format!("{prefix}{old_id}");
         let new_key = format!("{prefix}{new_id}");
-        let exists: bool = redis::cmd("EXISTS")
-            .arg(&old_key)
-            .query_async(&mut raw)
-            .await
-            .unwrap();
+        let exists: bool = redis_cmd(&mut raw, "EXISTS", &old_key).await;
         assert!(!exists, "the old key must be deleted");
-        let pttl: i64 = redis::cmd("PTTL")
-            .arg(&new_key)
-            .query_async(&mut raw)
-            .await
-            .unwrap();
+        let pttl: i64 = redis_cmd(&mut raw, "PTTL", &new_key).await;
         assert!(pttl > 0 && pttl <= 60_000, "new key PTTL {pttl}");
         let old_slot = slot_of(&mut raw, &old_key).await;
         let new_slot = slot_of(&mut raw, &new_key).await;
@@ -192,11 +184,7 @@ async fn regenerate_with_delete_across_nodes() {
     assert!(crossed, "never regenerated onto another node in 20 tries");
     let (last, _) = request(&storage, cookie.as_deref(), |_| {}).await;
     assert_eq!(last.get::<String>("user").as_deref(), Some("anon"));
-    let _: () = redis::cmd("DEL")
-        .arg(format!("{prefix}{old_id}"))
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let _: () = redis_cmd(&mut raw, "DEL", format!("{prefix}{old_id}")).await;
 }
 
 #[tokio::test]
@@ -208,18 +196,10 @@ async fn keys_and_create_only_writes_in_a_cluster() {
 
     let (session, _) = request(&storage, None, |s| s.set("user", "mj").unwrap()).await;
     let key = format!("{prefix}{}", session.id());
-    let bytes: Option<Vec<u8>> = redis::cmd("GET")
-        .arg(&key)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let bytes: Option<Vec<u8>> = redis_cmd(&mut raw, "GET", &key).await;
     let record = Record::decode("test", &bytes.expect("prefix + id exists")).unwrap();
     assert_eq!(record.data.values["user"], "mj");
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg(&key)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let pttl: i64 = redis_cmd(&mut raw, "PTTL", &key).await;
     assert!(pttl > 590_000 && pttl <= 600_000, "PTTL {pttl}");
 
     let mut data = SessionData::default();
@@ -249,11 +229,7 @@ async fn keys_and_create_only_writes_in_a_cluster() {
     assert!(!stored, "delete_and_store reports the SET NX result");
     let loaded = storage.read(Some(&session.id())).await.unwrap();
     assert_eq!(loaded.get::<String>("user").as_deref(), Some("mj"));
-    let _: () = redis::cmd("DEL")
-        .arg(&key)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let _: () = redis_cmd(&mut raw, "DEL", &key).await;
 }
 
 #[tokio::test]

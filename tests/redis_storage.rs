@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
-use common::servers::{ServerProcess, start_redis};
+use common::servers::{ServerProcess, redis_cmd, start_redis};
 use session_layer::storage::{Record, RedisOptions, SessionBackend, WriteMode};
 use session_layer::{Error, RedisStorage, Session, SessionData, SessionStorage};
 
@@ -105,45 +105,24 @@ async fn key_is_prefix_plus_id_and_ttl_is_set() {
     assert_eq!(storage.backend().key(&session.id()), key);
 
     let mut conn = raw(&redis.url).await;
-    let bytes: Option<Vec<u8>> = redis::cmd("GET")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let bytes: Option<Vec<u8>> = redis_cmd(&mut conn, "GET", &key).await;
     let record = Record::decode("test", &bytes.expect("the key prefix + id exists")).unwrap();
     assert_eq!(record.data.values["user"], "mj");
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let pttl: i64 = redis_cmd(&mut conn, "PTTL", &key).await;
     assert!(
         pttl > 590_000 && pttl <= 600_000,
         "PTTL {pttl} should be about 600 s"
     );
 
     // Another save refreshes the expiry.
-    redis::cmd("PEXPIRE")
-        .arg(&key)
-        .arg(1_000_000_000u64)
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
+    let _: () = redis_cmd(&mut conn, "PEXPIRE", (&key, 1_000_000_000u64)).await;
     let (_, _) = request(&storage, Some(&session.id()), |s| s.set("n", 1).unwrap()).await;
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let pttl: i64 = redis_cmd(&mut conn, "PTTL", &key).await;
     assert!(
         pttl > 590_000 && pttl <= 600_000,
         "PTTL {pttl} after a second save"
     );
-    let _: () = redis::cmd("DEL")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let _: () = redis_cmd(&mut conn, "DEL", &key).await;
 }
 
 #[tokio::test]
@@ -157,20 +136,12 @@ async fn without_ttl_keys_do_not_expire() {
     let (session, _) = request(&storage, None, |s| s.set("a", 1).unwrap()).await;
     let mut conn = raw(&redis.url).await;
     let key = format!("{prefix}{}", session.id());
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let pttl: i64 = redis_cmd(&mut conn, "PTTL", &key).await;
     assert_eq!(
         pttl, -1,
         "no TTL configured: no expiry (PTTL -1), and the key must exist"
     );
-    let _: () = redis::cmd("DEL")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let _: () = redis_cmd(&mut conn, "DEL", &key).await;
 }
 
 #[tokio::test]
@@ -185,17 +156,9 @@ async fn max_lifetime_sets_the_expiry_too() {
     let (session, _) = request(&storage, None, |s| s.set("a", 1).unwrap()).await;
     let mut conn = raw(&redis.url).await;
     let key = format!("{prefix}{}", session.id());
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let pttl: i64 = redis_cmd(&mut conn, "PTTL", &key).await;
     assert!(pttl > 0 && pttl <= 100_000, "PTTL {pttl}");
-    let _: () = redis::cmd("DEL")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let _: () = redis_cmd(&mut conn, "DEL", &key).await;
 }
 
 #[tokio::test]
@@ -206,21 +169,13 @@ async fn default_prefix_is_session_colon() {
     let (session, _) = request(&storage, None, |s| s.set("a", 1).unwrap()).await;
     let mut conn = raw(&redis.url).await;
     let key = format!("session:{}", session.id());
-    let exists: bool = redis::cmd("EXISTS")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let exists: bool = redis_cmd(&mut conn, "EXISTS", &key).await;
     assert!(exists, "{key} must exist");
     // Clean up through the storage: destroy deletes the key.
     let loaded = storage.read(Some(&session.id())).await.unwrap();
     loaded.destroy();
     assert_eq!(storage.save(&loaded).await.unwrap().as_deref(), Some(""));
-    let exists: bool = redis::cmd("EXISTS")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let exists: bool = redis_cmd(&mut conn, "EXISTS", &key).await;
     assert!(!exists, "destroy must delete {key}");
 }
 
@@ -284,22 +239,13 @@ async fn create_never_overwrites_an_existing_key() {
     // Also a key written by someone else, and through delete_and_store.
     let mut conn = raw(&redis.url).await;
     let other = format!("{prefix}other");
-    let _: () = redis::cmd("SET")
-        .arg(&other)
-        .arg("not ours")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let _: () = redis_cmd(&mut conn, "SET", (&other, "not ours")).await;
     let stored = backend
         .delete_and_store(id, "other", &record("third"), None, WriteMode::Create)
         .await
         .unwrap();
     assert!(!stored, "delete_and_store reports the SET NX result");
-    let value: String = redis::cmd("GET")
-        .arg(&other)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let value: String = redis_cmd(&mut conn, "GET", &other).await;
     assert_eq!(value, "not ours");
     assert!(
         backend.load(id).await.unwrap().is_none(),
@@ -323,12 +269,7 @@ async fn create_never_overwrites_an_existing_key() {
         backend.load(id).await.unwrap().unwrap().data.values["user"],
         "fifth"
     );
-    let _: () = redis::cmd("DEL")
-        .arg(&other)
-        .arg(format!("{prefix}{id}"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let _: () = redis_cmd(&mut conn, "DEL", (&other, format!("{prefix}{id}"))).await;
 }
 
 #[tokio::test]
@@ -370,29 +311,17 @@ async fn regenerate_with_delete_removes_the_old_key() {
     assert_ne!(s1.id(), s2.id());
     assert_eq!(c2.as_deref(), Some(s2.id().as_str()));
     let mut conn = raw(&redis.url).await;
-    let old: bool = redis::cmd("EXISTS")
-        .arg(format!("{prefix}{}", s1.id()))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let old: bool = redis_cmd(&mut conn, "EXISTS", format!("{prefix}{}", s1.id())).await;
     assert!(!old, "the old key must be deleted");
     let new_key = format!("{prefix}{}", s2.id());
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg(&new_key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let pttl: i64 = redis_cmd(&mut conn, "PTTL", &new_key).await;
     assert!(
         pttl > 0 && pttl <= 60_000,
         "the new key has the TTL (PTTL {pttl})"
     );
     let (s3, _) = request(&storage, c2.as_deref(), |_| {}).await;
     assert_eq!(s3.get::<String>("user").as_deref(), Some("anon"));
-    let _: () = redis::cmd("DEL")
-        .arg(&new_key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let _: () = redis_cmd(&mut conn, "DEL", &new_key).await;
 }
 
 #[tokio::test]
@@ -407,12 +336,7 @@ async fn corrupt_records_are_errors_not_panics() {
     let garbage: [&[u8]; 4] = [b"not json", b"\xff\xfe\x00", b"{\"d\":42}", b""];
     for (i, bytes) in garbage.iter().enumerate() {
         let id = format!("corrupt-session-id-{i}");
-        let _: () = redis::cmd("SET")
-            .arg(format!("{prefix}{id}"))
-            .arg(*bytes)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let _: () = redis_cmd(&mut conn, "SET", (format!("{prefix}{id}"), *bytes)).await;
         match storage.read(Some(&id)).await {
             Err(Error::Corrupt { record, .. }) => {
                 assert!(
@@ -425,12 +349,7 @@ async fn corrupt_records_are_errors_not_panics() {
     }
     // A key of the wrong type is a server error, not a panic.
     let id = "list-session-id";
-    let _: () = redis::cmd("RPUSH")
-        .arg(format!("{prefix}{id}"))
-        .arg("x")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let _: () = redis_cmd(&mut conn, "RPUSH", (format!("{prefix}{id}"), "x")).await;
     match storage.read(Some(id)).await {
         Err(Error::Backend(_)) => {}
         other => panic!("expected Error::Backend for a list, got {other:?}"),
@@ -630,11 +549,7 @@ mod layer_flow {
 
     async fn keys(url: &str, prefix: &str) -> Vec<String> {
         let mut conn = raw(url).await;
-        redis::cmd("KEYS")
-            .arg(format!("{prefix}*"))
-            .query_async(&mut conn)
-            .await
-            .unwrap()
+        redis_cmd(&mut conn, "KEYS", format!("{prefix}*")).await
     }
 
     #[tokio::test]

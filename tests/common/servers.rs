@@ -139,6 +139,20 @@ pub fn start_redis() -> ServerProcess {
     )
 }
 
+/// Runs one command on a test's own Redis connection, beside the storage under test.
+#[cfg(feature = "redis")]
+pub async fn redis_cmd<T: redis::FromRedisValue>(
+    conn: &mut impl redis::aio::ConnectionLike,
+    name: &str,
+    args: impl redis::ToRedisArgs,
+) -> T {
+    redis::cmd(name)
+        .arg(args)
+        .query_async(conn)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
 /// A private Redis Cluster of `nodes` masters (no replicas) on free ports, with its node
 /// config files in a temporary directory; everything is stopped and removed on drop.
 pub struct RedisCluster {

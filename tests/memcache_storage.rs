@@ -697,62 +697,8 @@ fn addr_of(server: &ServerProcess) -> String {
 #[cfg(feature = "axum")]
 mod layer_flow {
     use super::*;
-    use axum::Router;
-    use axum::body::Body;
-    use axum::routing::get;
-    use http::{Request, Response, StatusCode, header};
-    use session_layer::{SessionCookie, SessionLayer};
-    use tower::ServiceExt;
-
-    async fn count(session: Session) -> String {
-        let n = session.get::<u64>("n").unwrap_or(0) + 1;
-        session.set("n", n).unwrap();
-        n.to_string()
-    }
-
-    async fn logout(session: Session) -> &'static str {
-        session.destroy();
-        "bye"
-    }
-
-    fn app(storage: MemcacheStorage) -> Router {
-        let cookie = SessionCookie::new("__session").secrets(["s3cret"]);
-        Router::new()
-            .route("/", get(count))
-            .route("/logout", get(logout))
-            .layer(SessionLayer::new(cookie, storage))
-    }
-
-    async fn call(app: &Router, path: &str, cookie: Option<&str>) -> Response<Body> {
-        let mut request = Request::get(path);
-        if let Some(cookie) = cookie {
-            request = request.header(header::COOKIE, cookie);
-        }
-        app.clone()
-            .oneshot(request.body(Body::empty()).unwrap())
-            .await
-            .unwrap()
-    }
-
-    fn set_cookie(response: &Response<Body>) -> Option<String> {
-        let value = response.headers().get(header::SET_COOKIE)?;
-        Some(
-            value
-                .to_str()
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .to_owned(),
-        )
-    }
-
-    async fn body(response: Response<Body>) -> String {
-        let bytes = axum::body::to_bytes(response.into_body(), 1024)
-            .await
-            .unwrap();
-        String::from_utf8(bytes.to_vec()).unwrap()
-    }
+    use common::app::{app, send};
+    use http::StatusCode;
 
     #[tokio::test]
     async fn counter_logout_and_a_dead_server() {
@@ -764,41 +710,36 @@ mod layer_flow {
             .ttl(Duration::from_secs(600));
         let app = app(storage);
 
-        let first = call(&app, "/", None).await;
-        assert_eq!(first.status(), StatusCode::OK);
-        let cookie = set_cookie(&first).expect("a session cookie");
+        let (status, cookie, body) = send(&app, None, "/").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "1"));
+        let cookie = cookie.expect("a session cookie");
         assert!(cookie.starts_with("__session="));
-        assert_eq!(body(first).await, "1");
-        let second = call(&app, "/", Some(&cookie)).await;
-        assert_eq!(body(second).await, "2");
+        let (_, _, body) = send(&app, Some(&cookie), "/").await;
+        assert_eq!(body, "2");
 
         // A forged cookie is ignored: a fresh session.
-        let forged = call(&app, "/", Some("__session=someone-elses-id")).await;
-        assert_eq!(body(forged).await, "1");
+        let (_, _, body) = send(&app, Some("__session=someone-elses-id"), "/").await;
+        assert_eq!(body, "1");
 
-        let out = call(&app, "/logout", Some(&cookie)).await;
-        assert_eq!(
-            set_cookie(&out).as_deref(),
-            Some("__session="),
-            "cookie cleared"
-        );
-        let after = call(&app, "/", Some(&cookie)).await;
-        assert_eq!(body(after).await, "1", "the destroyed session is gone");
+        let (_, removal, _) = send(&app, Some(&cookie), "/logout").await;
+        assert_eq!(removal.as_deref(), Some("__session="), "cookie cleared");
+        let (_, _, body) = send(&app, Some(&cookie), "/").await;
+        assert_eq!(body, "1", "the destroyed session is gone");
 
         server.kill();
-        let down = tokio::time::timeout(Duration::from_secs(3), call(&app, "/", Some(&cookie)))
-            .await
-            .expect("no hang while memcached is down");
-        assert_eq!(down.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let text = body(down).await;
+        let (status, _, text) =
+            tokio::time::timeout(Duration::from_secs(3), send(&app, Some(&cookie), "/"))
+                .await
+                .expect("no hang while memcached is down");
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(
             !text.contains("memcached") && !text.contains("127.0.0.1"),
             "{text:?}"
         );
 
         server.restart();
-        let back = call(&app, "/", None).await;
-        assert_eq!(back.status(), StatusCode::OK);
+        let (status, _, _) = send(&app, None, "/").await;
+        assert_eq!(status, StatusCode::OK);
     }
 }
 

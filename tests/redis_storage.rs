@@ -495,57 +495,8 @@ async fn server_down_gives_errors_and_recovery_is_automatic() {
 #[cfg(feature = "axum")]
 mod layer_flow {
     use super::*;
-    use axum::Router;
-    use axum::body::Body;
-    use axum::routing::get;
-    use http::{Request, StatusCode, header};
-    use session_layer::{SessionCookie, SessionLayer};
-    use tower::ServiceExt;
-
-    async fn count(session: Session) -> String {
-        let n = session.get::<u64>("n").unwrap_or(0) + 1;
-        session.set("n", n).unwrap();
-        n.to_string()
-    }
-
-    async fn login(session: Session) -> &'static str {
-        session.regenerate_id(true).unwrap();
-        session.set("user", "mj").unwrap();
-        "welcome"
-    }
-
-    async fn logout(session: Session) -> &'static str {
-        session.destroy();
-        "bye"
-    }
-
-    /// Sends one request; returns status, the `name=value` cookie pair if one was set, and
-    /// the body.
-    async fn send(
-        app: &Router,
-        cookie: Option<&str>,
-        path: &str,
-    ) -> (StatusCode, Option<String>, String) {
-        let mut builder = Request::get(path);
-        if let Some(cookie) = cookie {
-            builder = builder.header(header::COOKIE, cookie);
-        }
-        let response = app
-            .clone()
-            .oneshot(builder.body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let set = response
-            .headers()
-            .get(header::SET_COOKIE)
-            .map(|v| v.to_str().unwrap().to_owned());
-        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
-            .await
-            .unwrap();
-        let pair = set.map(|s| s.split(';').next().unwrap().to_owned());
-        (status, pair, String::from_utf8(body.to_vec()).unwrap())
-    }
+    use common::app::{app, send};
+    use http::StatusCode;
 
     async fn keys(url: &str, prefix: &str) -> Vec<String> {
         let mut conn = raw(url).await;
@@ -565,12 +516,7 @@ mod layer_flow {
         .unwrap()
         .key_prefix(&prefix)
         .ttl(Duration::from_secs(600));
-        let layer = SessionLayer::new(SessionCookie::new("__session").secrets(["s3cret"]), storage);
-        let app = Router::new()
-            .route("/", get(count))
-            .route("/login", get(login))
-            .route("/logout", get(logout))
-            .layer(layer);
+        let app = app(storage);
 
         let (status, cookie, body) = send(&app, None, "/").await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "1"));

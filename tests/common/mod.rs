@@ -1,5 +1,7 @@
 //! Shared test support: private servers and the scenario suite every storage runs.
 #![allow(dead_code, unused_macros, unused_imports)]
 
+#[cfg(feature = "axum")]
+pub mod app;
 pub mod scenarios;
 pub mod servers;

@@ -324,6 +324,44 @@ async fn regenerate_with_delete_removes_the_old_key() {
     let _: () = redis_cmd(&mut conn, "DEL", &new_key).await;
 }
 
+/// How many times the server has run `command` since its statistics were reset.
+async fn calls(conn: &mut redis::aio::MultiplexedConnection, command: &str) -> u64 {
+    let stats: String = redis_cmd(conn, "INFO", "commandstats").await;
+    let field = format!("cmdstat_{command}:calls=");
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(&field))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+#[tokio::test]
+async fn each_save_is_one_round_trip() {
+    // Counts the server's own command statistics, so it needs a server of its own.
+    let server = start_redis();
+    let url = format!("redis://127.0.0.1:{}", server.port);
+    let storage = RedisStorage::connect(&url).await.unwrap();
+    let mut conn = raw(&url).await;
+    let (_, c1) = request(&storage, None, |s| s.set("user", "anon").unwrap()).await;
+
+    // regenerate_id(true): DEL and SET inside one MULTI/EXEC.
+    let _: () = redis_cmd(&mut conn, "CONFIG", ("RESETSTAT",)).await;
+    let (_, c2) = request(&storage, c1.as_deref(), |s| s.regenerate_id(true).unwrap()).await;
+    assert_eq!(calls(&mut conn, "exec").await, 1);
+    assert_eq!(calls(&mut conn, "get").await, 1, "one command for the read");
+
+    // regenerate_id(true) then destroy: both keys in one DEL.
+    let _: () = redis_cmd(&mut conn, "CONFIG", ("RESETSTAT",)).await;
+    let (_, c3) = request(&storage, c2.as_deref(), |s| {
+        s.regenerate_id(true).unwrap();
+        s.destroy();
+    })
+    .await;
+    assert_eq!(c3, None, "the cookie is cleared");
+    assert_eq!(calls(&mut conn, "del").await, 1, "one DEL for both keys");
+    let left: Vec<String> = redis_cmd(&mut conn, "KEYS", "session:*").await;
+    assert!(left.is_empty(), "{left:?}");
+}
+
 #[tokio::test]
 async fn corrupt_records_are_errors_not_panics() {
     let redis = redis();

@@ -136,6 +136,18 @@ pub trait SessionBackend: Send + Sync + 'static {
     /// Deletes the record under `id`; deleting a missing record is not an error.
     fn delete(&self, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
 
+    /// Deletes the records under every id in `ids` (a destroyed session that was also
+    /// regenerated has two), as one round trip where the store allows. The default deletes
+    /// them in turn.
+    fn delete_many(&self, ids: &[&str]) -> impl Future<Output = Result<(), Error>> + Send {
+        async move {
+            for id in ids {
+                self.delete(id).await?;
+            }
+            Ok(())
+        }
+    }
+
     /// Deletes `old_id` and stores under `id`, as one round trip where the store allows
     /// (`regenerate_id(true)`). The default does the two steps in turn.
     fn delete_and_store(
@@ -354,10 +366,10 @@ impl<B: SessionBackend> SessionStorage for ServerStorage<B> {
         let target = session.write_target();
         let mut snapshot = session.snapshot();
         if snapshot.destroyed {
-            if let Some(old) = &snapshot.delete_id {
-                self.backend.delete(old).await?;
+            match &snapshot.delete_id {
+                Some(old) => self.backend.delete_many(&[old, &snapshot.id]).await?,
+                None => self.backend.delete(&snapshot.id).await?,
             }
-            self.backend.delete(&snapshot.id).await?;
             return Ok(Some(String::new()));
         }
         if !snapshot.dirty {

@@ -374,6 +374,29 @@ impl SessionBackend for RedisBackend {
         self.query::<()>(redis::cmd("DEL").arg(self.key(id))).await
     }
 
+    async fn delete_many(&self, ids: &[&str]) -> Result<(), Error> {
+        match &self.conn {
+            // One DEL for all the keys: one round trip.
+            Connection::Single(_) => {
+                let keys: Vec<String> = ids.iter().map(|id| self.key(id)).collect();
+                self.query::<()>(redis::cmd("DEL").arg(keys)).await
+            }
+            // Keys in different slots cannot share a command: send the DELs at once.
+            Connection::Cluster(_) => match ids {
+                [first, second] => {
+                    let (a, b) = tokio::join!(self.delete(first), self.delete(second));
+                    a.and(b)
+                }
+                _ => {
+                    for id in ids {
+                        self.delete(id).await?;
+                    }
+                    Ok(())
+                }
+            },
+        }
+    }
+
     async fn delete_and_store(
         &self,
         old_id: &str,

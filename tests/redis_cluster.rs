@@ -3,12 +3,11 @@
 #![cfg(feature = "redis")]
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
-use common::servers::{RedisCluster, redis_cmd};
+use common::servers::{RedisCluster, redis_cmd, unique_prefix};
 use redis::cluster_async::ClusterConnection;
 use session_layer::storage::{Record, RedisOptions, SessionBackend, WriteMode};
 use session_layer::{Error, RedisStorage, Session, SessionData, SessionStorage};
@@ -61,19 +60,6 @@ impl Cluster {
             .await
             .expect("raw cluster connection")
     }
-}
-
-fn unique_prefix() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "session-layer-test:{}:{nanos}:{}:",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// A storage that keeps its cluster alive for as long as the test uses it.

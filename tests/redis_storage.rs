@@ -2,11 +2,10 @@
 #![cfg(feature = "redis")]
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
-use common::servers::{ServerProcess, redis_cmd, start_redis};
+use common::servers::{ServerProcess, redis_cmd, start_redis, unique_prefix};
 use session_layer::storage::{Record, RedisOptions, SessionBackend, WriteMode};
 use session_layer::{Error, RedisStorage, Session, SessionData, SessionStorage};
 
@@ -28,20 +27,6 @@ fn redis() -> Redis {
             }
         }
     }
-}
-
-/// A prefix no other test (or other user of a shared server) uses.
-fn unique_prefix() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "session-layer-test:{}:{nanos}:{}:",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// A storage that keeps its server alive for as long as the test uses it.

@@ -139,6 +139,21 @@ pub fn start_redis() -> ServerProcess {
     )
 }
 
+/// A key prefix no other test (or other user of a shared server) uses.
+pub fn unique_prefix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "session-layer-test:{}:{nanos}:{}:",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// Runs one command on a test's own Redis connection, beside the storage under test.
 #[cfg(feature = "redis")]
 pub async fn redis_cmd<T: redis::FromRedisValue>(

@@ -124,19 +124,23 @@ impl Drop for ServerProcess {
 
 /// A private `redis-server` that saves nothing to disk.
 pub fn start_redis() -> ServerProcess {
-    ServerProcess::start(
-        "redis-server",
-        &[
-            "--port",
-            "{port}",
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-    )
+    start_redis_with(&[])
+}
+
+/// A private `redis-server` that saves nothing to disk, with `extra` arguments.
+fn start_redis_with(extra: &[&str]) -> ServerProcess {
+    let mut args = vec![
+        "--port",
+        "{port}",
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ];
+    args.extend_from_slice(extra);
+    ServerProcess::start("redis-server", &args)
 }
 
 /// A key prefix no other test (or other user of a shared server) uses.
@@ -183,25 +187,14 @@ impl RedisCluster {
         let config = format!("{}/nodes-{{port}}.conf", dir.path().display());
         let nodes: Vec<ServerProcess> = (0..nodes)
             .map(|_| {
-                ServerProcess::start(
-                    "redis-server",
-                    &[
-                        "--port",
-                        "{port}",
-                        "--bind",
-                        "127.0.0.1",
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        &config,
-                        "--cluster-node-timeout",
-                        "2000",
-                    ],
-                )
+                start_redis_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &config,
+                    "--cluster-node-timeout",
+                    "2000",
+                ])
             })
             .collect();
         let addresses: Vec<String> = nodes

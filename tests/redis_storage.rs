@@ -16,6 +16,16 @@ struct Redis {
     _server: Option<ServerProcess>,
 }
 
+impl Redis {
+    /// A storage on this server whose keys start with `prefix`.
+    async fn storage(&self, prefix: &str) -> RedisStorage {
+        RedisStorage::connect(&self.url)
+            .await
+            .expect("connect")
+            .key_prefix(prefix)
+    }
+}
+
 fn redis() -> Redis {
     match std::env::var("REDIS_URL") {
         Ok(url) if !url.is_empty() => Redis { url, _server: None },
@@ -46,10 +56,7 @@ impl<S: SessionStorage> SessionStorage for Held<S> {
 
 async fn held(configure: impl FnOnce(RedisStorage) -> RedisStorage) -> Held<RedisStorage> {
     let redis = redis();
-    let storage = RedisStorage::connect(&redis.url)
-        .await
-        .expect("connect")
-        .key_prefix(&unique_prefix());
+    let storage = redis.storage(&unique_prefix()).await;
     Held {
         storage: configure(storage),
         _redis: redis,
@@ -80,11 +87,7 @@ server_storage_scenarios! {
 async fn key_is_prefix_plus_id_and_ttl_is_set() {
     let redis = redis();
     let prefix = unique_prefix();
-    let storage = RedisStorage::connect(&redis.url)
-        .await
-        .unwrap()
-        .key_prefix(&prefix)
-        .ttl(Duration::from_secs(600));
+    let storage = redis.storage(&prefix).await.ttl(Duration::from_secs(600));
     let (session, _) = request(&storage, None, |s| s.set("user", "mj").unwrap()).await;
     let key = format!("{prefix}{}", session.id());
     assert_eq!(storage.backend().key(&session.id()), key);
@@ -114,10 +117,7 @@ async fn key_is_prefix_plus_id_and_ttl_is_set() {
 async fn without_ttl_keys_do_not_expire() {
     let redis = redis();
     let prefix = unique_prefix();
-    let storage = RedisStorage::connect(&redis.url)
-        .await
-        .unwrap()
-        .key_prefix(&prefix);
+    let storage = redis.storage(&prefix).await;
     let (session, _) = request(&storage, None, |s| s.set("a", 1).unwrap()).await;
     let mut conn = raw(&redis.url).await;
     let key = format!("{prefix}{}", session.id());
@@ -133,10 +133,9 @@ async fn without_ttl_keys_do_not_expire() {
 async fn max_lifetime_sets_the_expiry_too() {
     let redis = redis();
     let prefix = unique_prefix();
-    let storage = RedisStorage::connect(&redis.url)
+    let storage = redis
+        .storage(&prefix)
         .await
-        .unwrap()
-        .key_prefix(&prefix)
         .max_lifetime(Duration::from_secs(100));
     let (session, _) = request(&storage, None, |s| s.set("a", 1).unwrap()).await;
     let mut conn = raw(&redis.url).await;
@@ -167,14 +166,8 @@ async fn default_prefix_is_session_colon() {
 #[tokio::test]
 async fn prefixes_separate_applications() {
     let redis = redis();
-    let a = RedisStorage::connect(&redis.url)
-        .await
-        .unwrap()
-        .key_prefix(&unique_prefix());
-    let b = RedisStorage::connect(&redis.url)
-        .await
-        .unwrap()
-        .key_prefix(&unique_prefix());
+    let a = redis.storage(&unique_prefix()).await;
+    let b = redis.storage(&unique_prefix()).await;
     let (session, cookie) = request(&a, None, |s| s.set("app", "a").unwrap()).await;
     let in_b = b.read(cookie.as_deref()).await.unwrap();
     assert_eq!(in_b.get::<String>("app"), None);
@@ -197,10 +190,7 @@ fn record(user: &str) -> Record {
 async fn create_never_overwrites_an_existing_key() {
     let redis = redis();
     let prefix = unique_prefix();
-    let storage = RedisStorage::connect(&redis.url)
-        .await
-        .unwrap()
-        .key_prefix(&prefix);
+    let storage = redis.storage(&prefix).await;
     let backend = storage.backend();
     let id = "taken-id";
     assert!(
@@ -262,11 +252,7 @@ async fn chosen_id_colliding_with_a_concurrent_create_is_overwritten_by_its_owne
     // use_unknown_ids(true): the id is the client's; if it appears between read and save,
     // the lifecycle retries with Overwrite (same owner), so the save still succeeds.
     let redis = redis();
-    let storage = RedisStorage::connect(&redis.url)
-        .await
-        .unwrap()
-        .key_prefix(&unique_prefix())
-        .use_unknown_ids(true);
+    let storage = redis.storage(&unique_prefix()).await.use_unknown_ids(true);
     let session = storage.read(Some("client-id")).await.unwrap();
     session.set("n", 2).unwrap();
     storage
@@ -286,11 +272,7 @@ async fn chosen_id_colliding_with_a_concurrent_create_is_overwritten_by_its_owne
 async fn regenerate_with_delete_removes_the_old_key() {
     let redis = redis();
     let prefix = unique_prefix();
-    let storage = RedisStorage::connect(&redis.url)
-        .await
-        .unwrap()
-        .key_prefix(&prefix)
-        .ttl(Duration::from_secs(60));
+    let storage = redis.storage(&prefix).await.ttl(Duration::from_secs(60));
     let (s1, c1) = request(&storage, None, |s| s.set("user", "anon").unwrap()).await;
     let (s2, c2) = request(&storage, c1.as_deref(), |s| s.regenerate_id(true).unwrap()).await;
     assert_ne!(s1.id(), s2.id());
@@ -351,10 +333,7 @@ async fn each_save_is_one_round_trip() {
 async fn corrupt_records_are_errors_not_panics() {
     let redis = redis();
     let prefix = unique_prefix();
-    let storage = RedisStorage::connect(&redis.url)
-        .await
-        .unwrap()
-        .key_prefix(&prefix);
+    let storage = redis.storage(&prefix).await;
     let mut conn = raw(&redis.url).await;
     let garbage: [&[u8]; 4] = [b"not json", b"\xff\xfe\x00", b"{\"d\":42}", b""];
     for (i, bytes) in garbage.iter().enumerate() {

@@ -1,2 +1,112 @@
-//! Shared pieces of the comparison between session-layer and tower-sessions: the same
-//! handlers over both crates, for the criterion benchmarks and the load-run servers.
+//! The same handlers and routers over session-layer and tower-sessions, for the criterion
+//! comparison in `benches/overhead.rs` and the load-run servers in `src/bin/`.
+//!
+//! Every handler does the same work in both crates: read a counter `n`, and (for the
+//! read-write case) store `n + 1`. The routers serve it at `/` and a seeding route at
+//! `/seed` that always writes, so a benchmark can obtain a session cookie first.
+
+use axum::Router;
+use axum::routing::{MethodRouter, get};
+
+/// 64 bytes: enough for session-layer's HMAC and AES keys and for tower-sessions' `Key`.
+pub const SECRET: &[u8; 64] = b"a benchmark secret of sixty-four bytes, the same for both crates";
+
+/// A handler that touches no session: the bare Router's baseline, and the "untouched" case.
+pub async fn untouched() -> &'static str {
+    "ok"
+}
+
+/// The routes every app serves: `handler` at `/`, a writing handler at `/seed`.
+fn routes(handler: MethodRouter, seed: MethodRouter) -> Router {
+    Router::new().route("/", handler).route("/seed", seed)
+}
+
+/// session-layer: handlers and routers.
+pub mod ours {
+    use std::hint::black_box;
+
+    use axum::Router;
+    use axum::routing::{MethodRouter, get};
+    use session_layer::{Session, SessionCookie, SessionLayer, SessionStorage};
+
+    /// Reads `n` and stores `n + 1`.
+    pub async fn read_write(session: Session) -> &'static str {
+        let n = session.get::<u64>("n").unwrap_or(0);
+        session.set("n", n + 1).expect("the session is live");
+        "ok"
+    }
+
+    /// Reads `n` only.
+    pub async fn read_only(session: Session) -> &'static str {
+        black_box(session.get::<u64>("n"));
+        "ok"
+    }
+
+    /// The signed (or encrypted) session cookie, `Secure` off for plain-HTTP load runs.
+    pub fn cookie(encrypted: bool) -> SessionCookie {
+        SessionCookie::new("id")
+            .secrets([&super::SECRET[..]])
+            .secure(false)
+            .encrypted(encrypted)
+    }
+
+    /// `handler` at `/` behind a [`SessionLayer`] over `storage`.
+    pub fn app<St: SessionStorage>(storage: St, encrypted: bool, handler: MethodRouter) -> Router {
+        super::routes(handler, get(read_write)).layer(SessionLayer::new(cookie(encrypted), storage))
+    }
+}
+
+/// Writes the handlers and router of one tower-sessions version: 0.15 for memory and files,
+/// 0.14 for Redis (the newest Redis store is built on 0.14).
+macro_rules! tower_sessions_app {
+    ($(#[$doc:meta])* $module:ident, $crate_name:ident) => {
+        $(#[$doc])*
+        pub mod $module {
+            use std::hint::black_box;
+
+            use axum::Router;
+            use axum::routing::{MethodRouter, get};
+            use $crate_name::cookie::Key;
+            use $crate_name::{Session, SessionManagerLayer, SessionStore};
+
+            /// Reads `n` and stores `n + 1`.
+            pub async fn read_write(session: Session) -> &'static str {
+                let n: u64 = session.get("n").await.expect("the store answers").unwrap_or(0);
+                session.insert("n", n + 1).await.expect("the store answers");
+                "ok"
+            }
+
+            /// Reads `n` only.
+            pub async fn read_only(session: Session) -> &'static str {
+                black_box(session.get::<u64>("n").await.expect("the store answers"));
+                "ok"
+            }
+
+            /// `handler` at `/` behind tower-sessions' layer with signed cookies over
+            /// `store`.
+            pub fn app<St: SessionStore + Clone>(store: St, handler: MethodRouter) -> Router {
+                let layer = SessionManagerLayer::new(store)
+                    .with_secure(false)
+                    .with_signed(Key::from(&super::SECRET[..]));
+                super::routes(handler, get(read_write)).layer(layer)
+            }
+        }
+    };
+}
+
+tower_sessions_app!(
+    /// tower-sessions 0.15: handlers and routers.
+    peer,
+    tower_sessions
+);
+
+tower_sessions_app!(
+    /// tower-sessions 0.14 (for its Redis store): handlers and routers.
+    peer_014,
+    tower_sessions_014
+);
+
+/// The bare Router: the same route with no session layer.
+pub fn bare() -> Router {
+    Router::new().route("/", get(untouched))
+}

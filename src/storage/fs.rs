@@ -43,9 +43,14 @@ impl FsStorage {
         }))
     }
 
-    /// Also `fsync` each file before it is renamed into place, so that a session saved
-    /// just before a power loss survives it (a process crash never loses one either way).
-    /// Off by default: it costs a disk flush per write.
+    /// Also `fsync` each file before it is moved into place, so that a session saved just
+    /// before a power loss survives it. Off by default: it costs a disk flush per write.
+    ///
+    /// A process crash (even `kill -9`) never loses or tears a saved session either way: the
+    /// file is complete in the page cache before it replaces the old one. Without this
+    /// option a power loss or kernel crash can leave the sessions written in the last
+    /// seconds empty on disk; such a file reads as [`Error::Corrupt`], which the layer
+    /// answers with a fresh session.
     pub fn sync_writes(mut self, enabled: bool) -> Self {
         self.backend_mut().sync = enabled;
         self
@@ -101,15 +106,15 @@ fn write_file(path: &Path, bytes: &[u8], sync: bool, mode: WriteMode) -> Result<
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&temp)?;
     let result = (|| {
-        let mut file = options.open(&temp)?;
         file.write_all(bytes)?;
         if sync {
             file.sync_all()?;
         }
         drop(file);
         match mode {
-            WriteMode::Overwrite => std::fs::rename(&temp, path).map(|()| true),
+            WriteMode::Overwrite => replace(&temp, path).map(|()| true),
             // A hard link fails atomically when the name exists: create-only without a race.
             WriteMode::Create => match std::fs::hard_link(&temp, path) {
                 Ok(()) => Ok(true),
@@ -125,9 +130,32 @@ fn write_file(path: &Path, bytes: &[u8], sync: bool, mode: WriteMode) -> Result<
             },
         }
     })();
-    // After a rename the temp name is gone already; after a link or a failure it is not.
-    let _ = std::fs::remove_file(&temp);
+    // After a link, or a failure, the temporary name is still there.
+    if !matches!((mode, &result), (WriteMode::Overwrite, Ok(_))) {
+        let _ = std::fs::remove_file(&temp);
+    }
     Ok(result?)
+}
+
+/// Puts the file at `temp` in place of `path` atomically: a reader finds the old record or
+/// the new one, never neither. `temp` is gone afterwards.
+fn replace(temp: &Path, path: &Path) -> io::Result<()> {
+    // Exchange the two names, then drop the old record. A plain rename over an existing file
+    // makes ext4 flush the new file's data before it returns (`auto_da_alloc`): 2.6 ms per
+    // write on our test machines, against 70 µs for exchange and unlink.
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        use rustix::io::Errno;
+        match renameat_with(CWD, temp, CWD, path, RenameFlags::EXCHANGE) {
+            Ok(()) => return std::fs::remove_file(temp),
+            // Nothing to exchange with yet (a plain rename is cheap then), or a file system
+            // or kernel without exchange.
+            Err(Errno::NOENT | Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    std::fs::rename(temp, path)
 }
 
 fn read_file(path: &Path) -> Result<Option<Record>, Error> {

@@ -59,6 +59,9 @@ mod cookie;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod layer;
 mod session;
 pub mod storage;

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -638,9 +638,9 @@ impl fmt::Debug for Reply {
     }
 }
 
-/// One text-protocol connection.
-struct Conn {
-    io: BufReader<TcpStream>,
+/// One text-protocol connection: a TCP stream, or under `cfg(fuzzing)` any in-memory one.
+struct Conn<S = TcpStream> {
+    io: BufReader<S>,
     line: Vec<u8>,
     /// Set from writing a command until its reply is read completely.
     in_flight: bool,
@@ -653,11 +653,17 @@ impl Conn {
             .map_err(|_| Fault::Timeout)?
             .map_err(Fault::Io)?;
         stream.set_nodelay(true).map_err(Fault::Io)?;
-        Ok(Conn {
+        Ok(Conn::over(stream))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    fn over(stream: S) -> Conn<S> {
+        Conn {
             io: BufReader::new(stream),
             line: Vec::with_capacity(128),
             in_flight: false,
-        })
+        }
     }
 
     async fn execute(&mut self, request: &Request<'_>) -> Result<Reply, Fault> {
@@ -810,6 +816,57 @@ fn printable(bytes: &[u8]) -> String {
             }
         })
         .collect()
+}
+
+/// The reply parser driven over an in-memory server, for the fuzz targets in `fuzz/` only
+/// (through [`crate::fuzzing`]): built with `--cfg fuzzing`, as `cargo fuzz` does.
+#[cfg(fuzzing)]
+impl MemcacheBackend {
+    /// The largest value a reply may carry.
+    pub(crate) const FUZZ_MAX_VALUE: usize = MAX_VALUE_LEN;
+
+    /// The key every command names: a real one (default prefix, hex SHA-256 of `"fuzz"`).
+    pub(crate) fn fuzz_key() -> String {
+        format!("{DEFAULT_PREFIX}{}", super::id_digest("fuzz"))
+    }
+
+    /// Sends one command per byte of `commands` (`get`, `add`, `set`, `delete`, `version`
+    /// by the byte modulo 5) over one connection whose server sends exactly `server` and
+    /// then closes. Stops after the first fault, as the pool drops a connection then.
+    pub(crate) async fn fuzz_converse(
+        commands: &[u8],
+        server: &[u8],
+    ) -> Vec<crate::fuzzing::MemcacheOutcome> {
+        use crate::fuzzing::MemcacheOutcome as Outcome;
+        let key = Self::fuzz_key();
+        let data = br#"{"d":{"values":{"n":1},"flash":{}},"c":1}"#;
+        let mut conn = Conn::over(tokio::io::join(server, tokio::io::sink()));
+        let mut outcomes = Vec::new();
+        for command in commands {
+            let request = match command % 5 {
+                0 => Request::Get(&key),
+                1 | 2 => Request::Store {
+                    verb: if command % 5 == 1 { "add" } else { "set" },
+                    key: &key,
+                    data,
+                    exptime: 60,
+                },
+                3 => Request::Delete(&key),
+                _ => Request::Version,
+            };
+            match conn.execute(&request).await {
+                Ok(Reply::Value(value)) => outcomes.push(Outcome::Value(value)),
+                Ok(Reply::Stored(stored)) => outcomes.push(Outcome::Stored(stored)),
+                Ok(Reply::Deleted) => outcomes.push(Outcome::Deleted),
+                Ok(Reply::Version(version)) => outcomes.push(Outcome::Version(version)),
+                Err(fault) => {
+                    outcomes.push(Outcome::Fault(fault.to_string()));
+                    break;
+                }
+            }
+        }
+        outcomes
+    }
 }
 
 #[cfg(test)]

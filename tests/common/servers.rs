@@ -242,3 +242,23 @@ impl RedisCluster {
             .collect()
     }
 }
+
+/// A private `memcached` on a free port, 16 MB of memory (`-u root` lets it start when the
+/// tests run as root; it is ignored otherwise).
+pub fn start_memcached() -> ServerProcess {
+    ServerProcess::start(
+        "memcached",
+        &[
+            "-p",
+            "{port}",
+            "-l",
+            "127.0.0.1",
+            "-U",
+            "0",
+            "-m",
+            "16",
+            "-u",
+            "root",
+        ],
+    )
+}

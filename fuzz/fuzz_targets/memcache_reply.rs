@@ -1,0 +1,78 @@
+//! The Memcached client's reply parser (src/storage/memcache.rs: `read_line`,
+//! `read_value`, `parse_value_header` and the per-command reply handling) on bytes from a
+//! server, which are untrusted input too. It runs the crate's own code over an in-memory
+//! connection through the `cfg(fuzzing)` hook `session_layer::fuzzing`.
+//!
+//! Properties: no panic, nothing allocated beyond the 1 MiB value limit (the memory limit
+//! of the run catches that), a value is only accepted when the server really sent it (with
+//! its `VALUE` line, the bytes, CRLF and `END`), and error text is bounded and free of
+//! control characters (it goes to the log).
+//!
+//! Input: first byte is the number of commands (1 to 4), the next ones pick each command
+//! (`get`, `add`, `set`, `delete`, `version`), the rest is what the server sends.
+#![no_main]
+
+use std::sync::LazyLock;
+
+use libfuzzer_sys::fuzz_target;
+use session_layer::fuzzing::{
+    MEMCACHE_MAX_VALUE, MemcacheOutcome, memcache_converse, memcache_key,
+};
+use tokio::runtime::Runtime;
+
+static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime")
+});
+
+static KEY: LazyLock<String> = LazyLock::new(memcache_key);
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&count, rest)) = data.split_first() else {
+        return;
+    };
+    let count = usize::from(count % 4) + 1;
+    if rest.len() < count {
+        return;
+    }
+    let (commands, server) = rest.split_at(count);
+    let outcomes = RUNTIME.block_on(memcache_converse(commands, server));
+    assert!(!outcomes.is_empty() && outcomes.len() <= count);
+    for (i, outcome) in outcomes.iter().enumerate() {
+        match outcome {
+            MemcacheOutcome::Value(Some(value)) => {
+                assert!(value.len() <= MEMCACHE_MAX_VALUE);
+                let mut block = format!("VALUE {} ", &*KEY).into_bytes();
+                assert!(contains(server, &block), "a value without its VALUE line");
+                block.clear();
+                block.extend_from_slice(value);
+                block.extend_from_slice(b"\r\nEND\r\n");
+                assert!(contains(server, &block), "a value the server did not send");
+            }
+            MemcacheOutcome::Fault(message) => {
+                assert_eq!(i, outcomes.len() - 1, "a command ran after a fault");
+                assert!(
+                    message.len() <= 400,
+                    "a {}-byte error message",
+                    message.len()
+                );
+                assert!(
+                    !message.chars().any(char::is_control),
+                    "control characters in {message:?}"
+                );
+            }
+            MemcacheOutcome::Version(version) => {
+                assert!(version.len() <= 120);
+                assert!(!version.chars().any(char::is_control));
+            }
+            MemcacheOutcome::Value(None)
+            | MemcacheOutcome::Stored(_)
+            | MemcacheOutcome::Deleted => {}
+        }
+    }
+});

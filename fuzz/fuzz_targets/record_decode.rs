@@ -1,0 +1,166 @@
+//! `Record::decode`, the decoder every server-side backend shares (filesystem, Redis,
+//! Memcached, your own), then what the lifecycle does with a decoded record: the expiry
+//! checks, loading it as a `Session` through a `ServerStorage` over a backend that returns
+//! the fuzzed bytes, using the session, and saving it back.
+//!
+//! Properties: decode never panics, and its errors never quote the record; what it accepts re-encodes to a record that decodes to
+//! itself; `is_live` agrees with its definition; a loaded session shows the record's data;
+//! a save writes the session's data with the record's creation time, and what it writes
+//! decodes again.
+//!
+//! Input: first byte picks the storage options, the rest is the stored record.
+#![no_main]
+
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+use libfuzzer_sys::fuzz_target;
+use session_layer::storage::{Record, ServerStorage, SessionBackend, WriteMode};
+use session_layer::{Error, SessionStorage};
+use tokio::runtime::Runtime;
+
+static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime")
+});
+
+/// A store holding one record's bytes under any id, as a database row would.
+#[derive(Default)]
+struct OneRow {
+    bytes: Mutex<Option<Vec<u8>>>,
+    writes: Mutex<Vec<Record>>,
+}
+
+impl SessionBackend for OneRow {
+    async fn load(&self, _id: &str) -> Result<Option<Record>, Error> {
+        let bytes = self.bytes.lock().unwrap().clone();
+        bytes.map(|b| Record::decode("fuzz row", &b)).transpose()
+    }
+
+    async fn store(
+        &self,
+        _id: &str,
+        record: &Record,
+        _ttl: Option<Duration>,
+        _mode: WriteMode,
+    ) -> Result<bool, Error> {
+        // What a real backend writes must decode again.
+        let encoded = record.encode();
+        assert_eq!(
+            &Record::decode("written", &encoded).expect("own encoding"),
+            record
+        );
+        self.writes.lock().unwrap().push(record.clone());
+        Ok(true)
+    }
+
+    async fn delete(&self, _id: &str) -> Result<(), Error> {
+        *self.bytes.lock().unwrap() = None;
+        Ok(())
+    }
+}
+
+fn check_is_live(record: &Record) {
+    let now_ms = [0, 1, 1_700_000_000_000, u64::MAX / 2, u64::MAX];
+    let limits = [
+        None,
+        Some(Duration::ZERO),
+        Some(Duration::from_secs(3600)),
+        Some(Duration::MAX),
+    ];
+    for now in now_ms {
+        for limit in limits {
+            let expected_unexpired = record.expires_at_ms.is_none_or(|at| at > now);
+            let expected_young = limit.is_none_or(|l| {
+                u128::from(record.created_at) + u128::from(l.as_secs()) > u128::from(now / 1000)
+            });
+            assert_eq!(
+                record.is_live(now, limit),
+                expected_unexpired && expected_young,
+                "is_live({now}, {limit:?}) for c={} e={:?}",
+                record.created_at,
+                record.expires_at_ms
+            );
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, bytes)) = data.split_first() else {
+        return;
+    };
+    let record = match Record::decode("fuzz record", bytes) {
+        Ok(record) => record,
+        Err(error) => {
+            // The layer logs this error: it names the record and says what is wrong, but
+            // never quotes the record's content (session data), however long.
+            let message = error.to_string();
+            assert!(
+                message.len() <= 200,
+                "a {}-byte error message",
+                message.len()
+            );
+            assert!(
+                !message.contains(['"', '`']),
+                "record content in the error: {message}"
+            );
+            return;
+        }
+    };
+    // Decoding what encode wrote gives the record back.
+    let again = Record::decode("re-encoded", &record.encode()).expect("own encoding decodes");
+    assert_eq!(again, record);
+    check_is_live(&record);
+
+    let backend = OneRow::default();
+    *backend.bytes.lock().unwrap() = Some(bytes.to_vec());
+    let mut storage = ServerStorage::with_backend(backend);
+    if selector & 1 != 0 {
+        storage = storage.ttl(Duration::from_secs(3600));
+    }
+    if selector & 2 != 0 {
+        storage = storage.max_lifetime(Duration::from_secs(86_400));
+    }
+    RUNTIME.block_on(async {
+        let session = storage
+            .read(Some("fuzz-id"))
+            .await
+            .expect("the row decodes");
+        let _ = session.created_at();
+        let _ = format!("{session:?}");
+        if session.is_loaded() {
+            assert_eq!(session.id(), "fuzz-id");
+            for (key, value) in &record.data.values {
+                assert_eq!(session.get_value(key).as_ref(), Some(value));
+            }
+            for (key, value) in &record.data.flash {
+                if !record.data.values.contains_key(key) {
+                    assert_eq!(session.get_value(key).as_ref(), Some(value));
+                }
+            }
+            assert_eq!(session.is_dirty(), !record.data.flash.is_empty());
+        } else {
+            // Only an expired record is dropped, and dropping deletes it.
+            assert!(storage.backend().bytes.lock().unwrap().is_none());
+        }
+
+        session.set("fuzz-counter", 1).expect("live session");
+        if selector & 4 != 0 {
+            session.flash("fuzz-flash", true).expect("live session");
+        }
+        if selector & 8 != 0 {
+            session
+                .regenerate_id(selector & 16 != 0)
+                .expect("live session");
+        }
+        let saved = storage.save(&session).await.expect("the backend stores");
+        assert_eq!(saved, Some(session.id()));
+        let writes = storage.backend().writes.lock().unwrap();
+        let written = writes.last().expect("a dirty session is written");
+        assert_eq!(written.data, session.data());
+        if session.is_loaded() {
+            assert_eq!(written.created_at, record.created_at);
+        }
+    });
+});

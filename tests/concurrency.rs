@@ -1282,3 +1282,73 @@ async fn the_torn_data_check_catches_a_store_that_tears_records() {
         .unwrap_or_default();
     assert!(message.contains("torn: a = "), "{message}");
 }
+
+// --- storage-specific -------------------------------------------------------------------------
+
+/// `FsStorage::remove_expired` while requests write: every sweep succeeds (temporary files
+/// come and go under it), removes nothing that is not stale, every request is answered 200
+/// and every session keeps its exact count. Each session file is made two hours old after
+/// each request, so that the old file a rewrite swaps out is a stale temporary file that a
+/// sweep may remove first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fs_sweeps_while_requests_write() {
+    const SWEPT_SESSIONS: usize = 64;
+    const REQUESTS: u64 = 25;
+    within("fs_sweeps_while_requests_write", async {
+        let h = Harness::new(fs().await);
+        let mut running = JoinSet::new();
+        for s in 0..SWEPT_SESSIONS {
+            let app = h.app.clone();
+            let dir = h.layer.storage().dir().to_owned();
+            let cookie_value = {
+                let cookie = h.layer.cookie().clone();
+                move |pair: &str| cookie.parse(Some(pair)).unwrap()
+            };
+            running.spawn(async move {
+                let owner = format!("s{s}");
+                let mut cookie: Option<String> = None;
+                for r in 1..=REQUESTS {
+                    let answer = send(app.clone(), cookie.clone(), format!("/count/{owner}")).await;
+                    assert_eq!(answer.status, StatusCode::OK, "{owner} request {r}");
+                    let pair = answer.pair();
+                    let id = cookie_value(&pair);
+                    let digest = session_layer::storage::id_digest(&id);
+                    let path = dir.join(&digest[..2]).join(&digest[2..]);
+                    let file = std::fs::File::options().write(true).open(&path).unwrap();
+                    file.set_modified(std::time::SystemTime::now() - Duration::from_secs(7200))
+                        .unwrap();
+                    cookie = Some(pair);
+                }
+                (owner, cookie.unwrap())
+            });
+        }
+        let (mut sweeps, mut stale) = (0, 0);
+        let mut failed = Vec::new();
+        while !running.is_empty() {
+            match h.layer.storage().remove_expired().await {
+                Ok(removed) => stale += removed,
+                Err(e) => failed.push(e.to_string()),
+            }
+            sweeps += 1;
+            while let Some(joined) = running.try_join_next() {
+                let (owner, cookie) = joined.expect("no panic");
+                let stored = h.stored(&cookie).await;
+                assert_eq!(
+                    Value::Object(stored.data().values),
+                    json!({"n": REQUESTS, "owner": owner})
+                );
+            }
+        }
+        assert!(
+            failed.is_empty(),
+            "{} of {sweeps} sweeps failed while requests wrote, first: {}",
+            failed.len(),
+            failed[0]
+        );
+        eprintln!(
+            "  {sweeps} sweeps while {SWEPT_SESSIONS} sessions wrote {REQUESTS} times each; \
+             {stale} stale temporary files removed"
+        );
+    })
+    .await
+}

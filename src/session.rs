@@ -144,22 +144,32 @@ impl Session {
     #[allow(clippy::new_without_default)] // a random id is not what `Default` promises
     pub fn new() -> Session {
         // The id is drawn when first needed (`State::ensure_id`).
-        Session::build(String::new(), Origin::Generated, SessionData::default())
+        Session::build(
+            String::new(),
+            Origin::Generated,
+            SessionData::default(),
+            unix_now(),
+        )
     }
 
     /// A fresh, empty session with the given id.
     pub fn with_id(id: impl Into<String>) -> Session {
-        Session::build(id.into(), Origin::Given, SessionData::default())
+        Session::build(id.into(), Origin::Given, SessionData::default(), unix_now())
     }
 
     /// A session as loaded from storage: `data.values` are its values and `data.flash` the
     /// flash set by the previous request, readable now. It starts dirty when that flash is
     /// non-empty, so that the next save drops it.
     pub fn from_data(id: impl Into<String>, data: SessionData) -> Session {
-        Session::build(id.into(), Origin::Loaded, data)
+        Session::build(id.into(), Origin::Loaded, data, unix_now())
     }
 
-    fn build(id: String, origin: Origin, data: SessionData) -> Session {
+    /// A session loaded from a storage record, with the creation time stored with it.
+    pub(crate) fn loaded(id: &str, data: SessionData, created_at_secs: u64) -> Session {
+        Session::build(id.to_owned(), Origin::Loaded, data, created_at_secs)
+    }
+
+    fn build(id: String, origin: Origin, data: SessionData, created_at: u64) -> Session {
         let dirty = !data.flash.is_empty();
         Session {
             state: Arc::new(Mutex::new(State {
@@ -174,7 +184,7 @@ impl Session {
                 changed_keys: Vec::new(),
                 dirty,
                 destroyed: false,
-                created_at: unix_now(),
+                created_at,
             })),
         }
     }
@@ -349,10 +359,6 @@ impl Session {
     /// Whether the session was loaded from a storage (as opposed to created fresh).
     pub fn is_loaded(&self) -> bool {
         self.lock().origin == Origin::Loaded
-    }
-
-    pub(crate) fn set_created_at_secs(&self, secs: u64) {
-        self.lock().created_at = secs;
     }
 
     /// Whether the current id may be written with "create only" semantics (nothing can

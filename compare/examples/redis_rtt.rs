@@ -7,10 +7,15 @@
 
 use std::time::{Duration, Instant};
 
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::{Request, header};
 use redis::aio::ConnectionManager;
+use tower::ServiceExt;
 use tower_sessions_redis_store::fred::prelude::{ClientLike, Config, KeysInterface, Pool};
 
-const ROUNDS: usize = 20_000;
+const ROUNDS: usize = 5_000;
 
 async fn median<F: std::future::Future<Output = ()>>(name: &str, mut op: impl FnMut() -> F) {
     let mut times = Vec::with_capacity(ROUNDS);
@@ -22,6 +27,24 @@ async fn median<F: std::future::Future<Output = ()>>(name: &str, mut op: impl Fn
     times.sort();
     let p = |q: f64| times[(q * ROUNDS as f64) as usize].as_secs_f64() * 1e6;
     println!("{name:40} p50 {:6.1} µs  p90 {:6.1} µs", p(0.5), p(0.9));
+}
+
+/// One GET of `/` with `cookie`.
+async fn request(app: &Router, cookie: &str) {
+    let request = Request::get("/")
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert!(response.status().is_success());
+}
+
+/// The `name=value` of the cookie that `/seed` sets.
+async fn seed(app: &Router) -> String {
+    let request = Request::get("/seed").body(Body::empty()).unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let set_cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+    set_cookie.split(';').next().unwrap().to_owned()
 }
 
 fn main() {
@@ -86,5 +109,29 @@ fn main() {
             }
         })
         .await;
+
+        // Whole requests through each layer (a GET and a SET each), in alternating
+        // rounds so that both see the same machine load.
+        let ours = session_layer_compare::ours::app(
+            storage.key_prefix("rtt:"),
+            false,
+            get(session_layer_compare::ours::read_write),
+        );
+        let theirs = session_layer_compare::peer_014::app(
+            tower_sessions_redis_store::RedisStore::new(pool),
+            get(session_layer_compare::peer_014::read_write),
+        );
+        let ours_cookie = seed(&ours).await;
+        let theirs_cookie = seed(&theirs).await;
+        for _round in 0..3 {
+            median("session-layer request (GET + SET)", || {
+                request(&ours, &ours_cookie)
+            })
+            .await;
+            median("tower-sessions request (GET + SET)", || {
+                request(&theirs, &theirs_cookie)
+            })
+            .await;
+        }
     });
 }

@@ -238,9 +238,7 @@ impl Expiry {
 
     /// A loaded session, with its creation time carried over.
     pub fn session(id: &str, record: Record) -> Session {
-        let session = Session::from_data(id, record.data);
-        session.set_created_at_secs(record.created_at);
-        session
+        Session::loaded(id, record.data, record.created_at)
     }
 }
 

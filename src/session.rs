@@ -48,7 +48,9 @@ enum Origin {
 
 struct State {
     id: String,
-    original_id: String,
+    /// The id it was created or loaded with, once `id` has changed; `None` while `id` is
+    /// still that id (most sessions: one allocation less).
+    original_id: Option<String>,
     origin: Origin,
     /// Set once `regenerate_id(true)` was called: the original id must go on save.
     delete_original: bool,
@@ -73,9 +75,19 @@ impl State {
     fn ensure_id(&mut self) -> &mut Self {
         if self.id.is_empty() && self.origin == Origin::Generated {
             self.id = generate_id();
-            self.original_id.clone_from(&self.id);
         }
         self
+    }
+
+    /// The id it was created or loaded with.
+    fn original_id(&self) -> &str {
+        self.original_id.as_deref().unwrap_or(&self.id)
+    }
+
+    /// Gives the session a new current id, remembering the original one.
+    fn replace_id(&mut self, id: String) {
+        let previous = std::mem::replace(&mut self.id, id);
+        self.original_id.get_or_insert(previous);
     }
 
     fn mutable(&mut self) -> Result<&mut Self, Error> {
@@ -173,7 +185,7 @@ impl Session {
         let dirty = !data.flash.is_empty();
         Session {
             state: Arc::new(Mutex::new(State {
-                original_id: id.clone(),
+                original_id: None,
                 id,
                 origin,
                 delete_original: false,
@@ -211,14 +223,16 @@ impl Session {
 
     /// The id the session was created or loaded with.
     pub fn original_id(&self) -> String {
-        self.lock_with_id().original_id.clone()
+        self.lock_with_id().original_id().to_owned()
     }
 
     /// The id whose data a storage must delete when saving: the original id once
     /// `regenerate_id(true)` has been called, even after further regenerations.
     pub fn delete_id(&self) -> Option<String> {
         let state = self.lock_with_id();
-        state.delete_original.then(|| state.original_id.clone())
+        state
+            .delete_original
+            .then(|| state.original_id().to_owned())
     }
 
     /// The value under `key`, else the flash value that arrived with this request.
@@ -285,7 +299,7 @@ impl Session {
         let id = generate_id();
         let mut guard = self.lock_with_id();
         let state = guard.mutable()?;
-        state.id = id;
+        state.replace_id(id);
         state.regenerated = true;
         state.dirty = true;
         state.delete_original |= delete_old;
@@ -376,7 +390,7 @@ impl Session {
     /// Draws another random id for a fresh session whose id collided on create. The
     /// original id is left alone: it is not ours to delete.
     pub(crate) fn redraw_id(&self) {
-        self.lock_with_id().id = generate_id();
+        self.lock_with_id().replace_id(generate_id());
     }
 
     /// Everything a save needs, taken under one lock.
@@ -384,7 +398,9 @@ impl Session {
         let state = self.lock_with_id();
         Snapshot {
             id: state.id.clone(),
-            delete_id: state.delete_original.then(|| state.original_id.clone()),
+            delete_id: state
+                .delete_original
+                .then(|| state.original_id().to_owned()),
             destroyed: state.destroyed,
             dirty: state.dirty,
             data: state.data(),

@@ -9,7 +9,8 @@
 -- Every answer carries the counter, `{"visits":N}`, and the cookie it was saved under (the
 -- servers resend an unchanged cookie with every change). Checks:
 --   * a known session's counter must grow: one that goes back or restarts was lost;
---   * a new cookie that no slot asked for means a request's session was not found;
+--   * a new cookie that no slot asked for means a request's session was not found (lost,
+--     or expired: each slot must come round within the server's TTL);
 --   * with LOAD_FAULT=1 (the Redis fault run): from a thread's first 5xx on, the outage
 --     phase, every slot's last acknowledged counter is kept; once LOAD_RECOVERED_FILE
 --     exists (scripts/load creates it when the service answers again after Redis is back),
@@ -49,7 +50,7 @@ local waiting, head, tail = {}, 1, 0 -- slots that sent no cookie, oldest first
 local next_slot = 0
 local phase = 0             -- 0: before any 5xx, 1: 5xx seen, 2: recovered
                             -- (a thread's own view of the outage)
-local before = {}           -- slot -> counter when the first 5xx came
+local before = {}           -- slot -> last counter acknowledged before the recovery
 local after_ok = {}         -- slot -> true once an answer after the outage exceeded it
 
 function init(args)

@@ -13,30 +13,10 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
-use common::servers::ServerProcess;
+use common::servers::{ServerProcess, start_memcached};
 use session_layer::storage::{Record, SessionBackend, WriteMode};
 use session_layer::{Error, MemcacheStorage, Session, SessionData, SessionStorage};
 use sha2::{Digest, Sha256};
-
-/// A private memcached (`-u root` lets it start when the tests run as root; it is ignored
-/// otherwise).
-fn memcached() -> ServerProcess {
-    ServerProcess::start(
-        "memcached",
-        &[
-            "-p",
-            "{port}",
-            "-l",
-            "127.0.0.1",
-            "-U",
-            "0",
-            "-m",
-            "16",
-            "-u",
-            "root",
-        ],
-    )
-}
 
 fn addr(server: &ServerProcess) -> String {
     format!("127.0.0.1:{}", server.port)
@@ -47,7 +27,7 @@ async fn storage() -> (MemcacheStorage, Option<ServerProcess>) {
     match std::env::var("MEMCACHE_ADDR") {
         Ok(addr) if !addr.is_empty() => (MemcacheStorage::connect(&addr).await.unwrap(), None),
         _ => {
-            let server = memcached();
+            let server = start_memcached();
             let storage = MemcacheStorage::connect(&addr(&server)).await.unwrap();
             (storage, Some(server))
         }
@@ -154,7 +134,7 @@ async fn save_new(storage: &MemcacheStorage, key: &str, value: &str) -> String {
 
 #[tokio::test]
 async fn key_is_prefix_plus_hex_sha256_of_the_id() {
-    let server = memcached();
+    let server = start_memcached();
     let storage = MemcacheStorage::connect(&addr(&server)).await.unwrap();
     let id = save_new(&storage, "user", "mj").await;
     let key = format!("session:{}", hex_sha256(&id));
@@ -179,7 +159,7 @@ async fn key_is_prefix_plus_hex_sha256_of_the_id() {
 
 #[tokio::test]
 async fn ttl_is_set_on_the_server() {
-    let server = memcached();
+    let server = start_memcached();
     let storage = MemcacheStorage::connect(&addr(&server))
         .await
         .unwrap()
@@ -202,7 +182,7 @@ async fn ttl_is_set_on_the_server() {
 
 #[tokio::test]
 async fn ttl_over_30_days_is_sent_as_an_absolute_time() {
-    let server = memcached();
+    let server = start_memcached();
     let storage = MemcacheStorage::connect(&addr(&server))
         .await
         .unwrap()
@@ -219,7 +199,7 @@ async fn ttl_over_30_days_is_sent_as_an_absolute_time() {
 
 #[tokio::test]
 async fn bad_prefixes_are_config_errors() {
-    let server = memcached();
+    let server = start_memcached();
     let connect = || MemcacheStorage::connect_pool([addr(&server)]);
     for prefix in ["has space", "tab\t", "nul\0", "bell\x07", "é:"] {
         match connect().await.unwrap().key_prefix(prefix) {
@@ -253,7 +233,7 @@ async fn bad_addresses_are_errors() {
         MemcacheStorage::connect_pool(Vec::<String>::new()).await,
         Err(Error::Config(_))
     ));
-    let server = memcached();
+    let server = start_memcached();
     assert!(matches!(
         MemcacheStorage::connect_pool([addr(&server), addr(&server)]).await,
         Err(Error::Config(_))
@@ -267,7 +247,7 @@ async fn bad_addresses_are_errors() {
 
 #[tokio::test]
 async fn create_on_an_existing_id_leaves_the_old_record() {
-    let server = memcached();
+    let server = start_memcached();
     let storage = MemcacheStorage::connect(&addr(&server)).await.unwrap();
     let id = save_new(&storage, "owner", "alice").await;
     let intruder = Record {
@@ -312,7 +292,7 @@ async fn create_on_an_existing_id_leaves_the_old_record() {
 async fn a_chosen_id_that_exists_is_not_clobbered_by_a_fresh_write() {
     // use_unknown_ids: a client names an id another request created meanwhile. The
     // lifecycle writes with Create first; the backend must answer false, not overwrite.
-    let server = memcached();
+    let server = start_memcached();
     let storage = MemcacheStorage::connect(&addr(&server))
         .await
         .unwrap()
@@ -334,7 +314,7 @@ async fn a_chosen_id_that_exists_is_not_clobbered_by_a_fresh_write() {
 
 #[tokio::test]
 async fn corrupt_records_are_corrupt_errors() {
-    let server = memcached();
+    let server = start_memcached();
     let storage = MemcacheStorage::connect(&addr(&server)).await.unwrap();
     for garbage in [&b"not json"[..], b"", b"\xff\xfe\x00", b"{\"d\":42}"] {
         raw_set(&addr(&server), &storage.key_for("victim"), garbage);
@@ -357,7 +337,7 @@ async fn corrupt_records_are_corrupt_errors() {
 
 #[tokio::test]
 async fn sessions_spread_over_a_pool_by_consistent_hashing() {
-    let servers: Vec<ServerProcess> = (0..4).map(|_| memcached()).collect();
+    let servers: Vec<ServerProcess> = (0..4).map(|_| start_memcached()).collect();
     let addrs: Vec<String> = servers.iter().map(addr).collect();
     let three = MemcacheStorage::connect_pool(&addrs[..3]).await.unwrap();
     let four = MemcacheStorage::connect_pool(&addrs).await.unwrap();
@@ -411,7 +391,7 @@ async fn sessions_spread_over_a_pool_by_consistent_hashing() {
 
 #[tokio::test]
 async fn a_dead_server_gives_errors_fast_and_a_restarted_one_works_again() {
-    let mut server = memcached();
+    let mut server = start_memcached();
     let storage = MemcacheStorage::connect(&addr(&server))
         .await
         .unwrap()
@@ -459,7 +439,7 @@ async fn a_dead_server_gives_errors_fast_and_a_restarted_one_works_again() {
 
 #[tokio::test]
 async fn a_restart_is_transparent_for_pooled_connections() {
-    let mut server = memcached();
+    let mut server = start_memcached();
     let storage = MemcacheStorage::connect(&addr(&server))
         .await
         .unwrap()
@@ -481,7 +461,7 @@ async fn a_restart_is_transparent_for_pooled_connections() {
 
 #[tokio::test]
 async fn concurrent_requests_do_not_wait_on_each_other() {
-    let server = memcached();
+    let server = start_memcached();
     let storage = MemcacheStorage::connect(&addr(&server)).await.unwrap();
     let storage = std::sync::Arc::new(storage);
     let tasks: Vec<_> = (0..64)
@@ -678,7 +658,7 @@ async fn values_over_one_mib_are_refused() {
     assert!(matches!(read, Err(Error::Backend(_))), "{read:?}");
 
     // Writes over the limit are refused before anything is sent.
-    let server = memcached();
+    let server = start_memcached();
     let storage = MemcacheStorage::connect(&addr_of(&server)).await.unwrap();
     let session = storage.read(None).await.unwrap();
     session.set("big", "x".repeat(1024 * 1024)).unwrap();
@@ -702,7 +682,7 @@ mod layer_flow {
 
     #[tokio::test]
     async fn counter_logout_and_a_dead_server() {
-        let mut server = memcached();
+        let mut server = start_memcached();
         let storage = MemcacheStorage::connect(&addr(&server))
             .await
             .unwrap()

@@ -359,6 +359,19 @@ impl<St: SessionStorage> Harness<St> {
         ))
     }
 
+    /// `RACE_WRITERS` writers on one session, numbered from 1, with `contender` (numbered 0)
+    /// started halfway through them.
+    fn spawn_race(&self, cookie: &str, contender: &str) -> Vec<(u64, JoinHandle<Answer>)> {
+        let mut tasks = Vec::new();
+        for i in 1..=RACE_WRITERS {
+            tasks.push((i, self.spawn(Some(cookie), &format!("/write/{i}"))));
+            if i == RACE_WRITERS / 2 {
+                tasks.push((0, self.spawn(Some(cookie), contender)));
+            }
+        }
+        tasks
+    }
+
     async fn send(&self, cookie: Option<&str>, path: &str) -> Answer {
         self.spawn(cookie, path).await.expect("no panic")
     }
@@ -759,13 +772,7 @@ async fn destroy_races_writers<St: SessionStorage>(fixture: Fixture<St>) {
     for round in 0..RACE_ROUNDS {
         let (cookie, _) = h.seed().await;
         let seed_id = h.stored(&cookie).await.id();
-        let mut writers = Vec::new();
-        for i in 1..=RACE_WRITERS {
-            writers.push((i, h.spawn(Some(&cookie), &format!("/write/{i}"))));
-            if i == RACE_WRITERS / 2 {
-                writers.push((0, h.spawn(Some(&cookie), "/logout")));
-            }
-        }
+        let writers = h.spawn_race(&cookie, "/logout");
         let mut loaded_old = HashMap::new();
         for (i, task) in writers {
             let answer = task.await.expect("no panic");
@@ -813,13 +820,7 @@ async fn regenerate_races_writers<St: SessionStorage>(fixture: Fixture<St>) {
     for round in 0..RACE_ROUNDS {
         let (cookie, _) = h.seed().await;
         let seed_id = h.stored(&cookie).await.id();
-        let mut writers = Vec::new();
-        for i in 1..=RACE_WRITERS {
-            writers.push((i, h.spawn(Some(&cookie), &format!("/write/{i}"))));
-            if i == RACE_WRITERS / 2 {
-                writers.push((0, h.spawn(Some(&cookie), "/login")));
-            }
-        }
+        let writers = h.spawn_race(&cookie, "/login");
         let mut loaded_old = HashMap::new();
         let mut login = None;
         for (i, task) in writers {

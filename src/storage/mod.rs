@@ -189,7 +189,7 @@ impl Record {
     /// Decodes bytes written by [`encode`](Record::encode). `name` says which record it is in
     /// the error (a key or a path), never its content.
     pub fn decode(name: &str, bytes: &[u8]) -> Result<Record, Error> {
-        serde_json::from_slice(bytes).map_err(|e| Error::corrupt(name, e))
+        serde_json::from_slice(bytes).map_err(|e| Error::corrupt(name, json_error_summary(&e)))
     }
 
     /// Whether the record is still valid at `now_ms` given an absolute lifetime limit.
@@ -236,12 +236,30 @@ impl Expiry {
         record.is_live(unix_now_ms(), self.max_lifetime)
     }
 
-    /// A loaded session, with its creation time carried over.
+    /// A loaded session, with its creation time carried over. A creation time in the
+    /// future (a corrupt or tampered record: past `SystemTime`'s range it made
+    /// `Session::created_at` panic, and the absolute lifetime would never end) counts as
+    /// now.
     pub fn session(id: &str, record: Record) -> Session {
+        let now_secs = unix_now_ms() / 1000;
         let session = Session::from_data(id, record.data);
-        session.set_created_at_secs(record.created_at);
+        session.set_created_at_secs(record.created_at.min(now_secs));
         session
     }
+}
+
+/// What is wrong with undecodable JSON and where, without quoting any of it: serde_json's
+/// own messages quote the offending string or number, which here is session data, and the
+/// message goes to the log.
+pub(crate) fn json_error_summary(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match error.classify() {
+        Category::Io => "unreadable",
+        Category::Syntax => "not valid JSON",
+        Category::Data => "JSON that is not a session record",
+        Category::Eof => "truncated JSON",
+    };
+    format!("{what} (line {}, column {})", error.line(), error.column())
 }
 
 /// The hex SHA-256 of a session id: 64 characters safe in any key, path or column, from

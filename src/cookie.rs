@@ -338,7 +338,7 @@ impl SessionCookie {
     }
 
     /// Seals `value` with the newest secret (unsealed when there is none).
-    fn seal(&self, value: &str) -> String {
+    pub(crate) fn seal(&self, value: &str) -> String {
         if self.encrypted {
             if let Some(cipher) = self.keys.ciphers.first() {
                 let mut nonce_bytes = [0u8; NONCE_LEN];
@@ -377,13 +377,31 @@ impl SessionCookie {
     }
 
     /// The `Set-Cookie` header value for an already sealed value.
-    pub(crate) fn set_cookie(&self, sealed: &str) -> Result<String, Error> {
-        let header = self.render(sealed, self.max_age, self.expires);
-        if header.len() > MAX_COOKIE_SIZE {
-            return Err(Error::CookieTooLarge {
-                length: header.len(),
-            });
+    fn set_cookie(&self, sealed: &str) -> Result<String, Error> {
+        self.set_cookie_with(sealed, &self.attributes())
+    }
+
+    /// What follows `name=value` in every `Set-Cookie` this cookie sends (`; Path=/; …`).
+    /// It is the same for every response (`Max-Age` is relative, `Expires` fixed), so the
+    /// layer renders it once.
+    pub(crate) fn attributes(&self) -> String {
+        let mut rendered = self.render("", self.max_age, self.expires);
+        rendered.drain(..self.name.len() + 1);
+        rendered
+    }
+
+    /// The `Set-Cookie` header value for an already sealed value and the
+    /// [`attributes`](SessionCookie::attributes) rendered beforehand.
+    pub(crate) fn set_cookie_with(&self, sealed: &str, attributes: &str) -> Result<String, Error> {
+        let length = self.name.len() + 1 + sealed.len() + attributes.len();
+        if length > MAX_COOKIE_SIZE {
+            return Err(Error::CookieTooLarge { length });
         }
+        let mut header = String::with_capacity(length);
+        header.push_str(&self.name);
+        header.push('=');
+        header.push_str(sealed);
+        header.push_str(attributes);
         Ok(header)
     }
 
@@ -466,5 +484,56 @@ impl fmt::Debug for SessionCookie {
             .field("encrypted", &self.encrypted)
             .field("secrets", &format_args!("[{} redacted]", self.secret_count))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layer's `name=value` + pre-rendered attributes must be byte for byte what the
+    /// cookie crate renders for the whole cookie.
+    #[test]
+    fn prerendered_attributes_match_a_full_render() {
+        let base = || SessionCookie::new("__session").secrets(["secret"]);
+        let configurations = [
+            base(),
+            base().secure(false).http_only(false),
+            base()
+                .same_site(SameSite::Strict)
+                .path("/app")
+                .domain("example.com"),
+            base().same_site(SameSite::None).partitioned(true),
+            base().max_age(Duration::from_secs(3600)),
+            base().expires(SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000)),
+            SessionCookie::new("__Host-id")
+                .secrets(["s"])
+                .domain("ignored.example")
+                .path("/x"),
+        ];
+        for cookie in configurations {
+            let attributes = cookie.attributes();
+            for sealed in ["", "abc.DEF-_", &"v".repeat(100)] {
+                let full = cookie.render(sealed, cookie.max_age, cookie.expires);
+                let fast = cookie.set_cookie_with(sealed, &attributes).unwrap();
+                assert_eq!(fast, full, "{cookie:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn prerendered_set_cookie_is_refused_over_the_size_limit() {
+        let cookie = SessionCookie::new("id").secrets(["s"]);
+        let attributes = cookie.attributes();
+        let fits = MAX_COOKIE_SIZE - "id=".len() - attributes.len();
+        assert!(
+            cookie
+                .set_cookie_with(&"a".repeat(fits), &attributes)
+                .is_ok()
+        );
+        match cookie.set_cookie_with(&"a".repeat(fits + 1), &attributes) {
+            Err(Error::CookieTooLarge { length }) => assert_eq!(length, MAX_COOKIE_SIZE + 1),
+            other => panic!("expected CookieTooLarge, got {other:?}"),
+        }
     }
 }

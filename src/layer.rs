@@ -1,5 +1,6 @@
 //! The Tower middleware: [`SessionLayer`], [`SessionService`] and their [`ResponseFuture`].
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -51,6 +52,19 @@ pub struct SessionLayer<St> {
 struct Shared<St> {
     cookie: SessionCookie,
     storage: St,
+    /// `; Path=/; HttpOnly; …`: the same in every `Set-Cookie`, so rendered once.
+    attributes: String,
+    /// The `Set-Cookie` that clears the cookie, also the same every time.
+    removal: HeaderValue,
+}
+
+impl<St> Shared<St> {
+    /// The `Set-Cookie` header carrying an already sealed value.
+    fn set_cookie(&self, sealed: &str) -> Result<HeaderValue, Error> {
+        let header = self.cookie.set_cookie_with(sealed, &self.attributes)?;
+        HeaderValue::try_from(header)
+            .map_err(|_| Error::Config("the Set-Cookie value is not a valid header".into()))
+    }
 }
 
 impl<St> Clone for SessionLayer<St> {
@@ -90,8 +104,15 @@ impl<St: SessionStorage> SessionLayer<St> {
     /// Like [`new`](SessionLayer::new), with an error instead of a panic.
     pub fn try_new(cookie: SessionCookie, storage: St) -> Result<Self, Error> {
         cookie.validate()?;
+        let removal = HeaderValue::try_from(cookie.serialize_removal())
+            .map_err(|_| Error::Config("the Set-Cookie value is not a valid header".into()))?;
         Ok(SessionLayer {
-            shared: Arc::new(Shared { cookie, storage }),
+            shared: Arc::new(Shared {
+                attributes: cookie.attributes(),
+                removal,
+                cookie,
+                storage,
+            }),
             rolling: false,
         })
     }
@@ -196,7 +217,10 @@ where
         // so read the header leniently (a replaced byte can only spoil a cookie not ours,
         // or one that then fails verification).
         let incoming = request.headers().get_all(COOKIE).iter().find_map(|header| {
-            let header = String::from_utf8_lossy(header.as_bytes());
+            let header = match header.to_str() {
+                Ok(ascii) => Cow::Borrowed(ascii),
+                Err(_) => String::from_utf8_lossy(header.as_bytes()),
+            };
             cookie.unseal(&header).map(|found| Incoming {
                 resend: found.by_newest_secret.then(|| found.sealed.to_owned()),
                 value: found.value,
@@ -283,24 +307,20 @@ impl<St: SessionStorage> Finish<St> {
         if !self.needs_save(&response) {
             return response;
         }
-        let cookie = &self.shared.cookie;
-        let header = match self.shared.storage.save(&self.session).await {
-            Ok(None) if self.unreadable => Ok(cookie.serialize_removal()),
+        let shared = &self.shared;
+        let header = match shared.storage.save(&self.session).await {
+            Ok(None) if self.unreadable => Ok(shared.removal.clone()),
             Ok(None) => return response,
-            Ok(Some(value)) if value.is_empty() => Ok(cookie.serialize_removal()),
+            Ok(Some(value)) if value.is_empty() => Ok(shared.removal.clone()),
             Ok(Some(value)) => match self.incoming {
                 Some(Incoming {
                     value: sent,
                     resend: Some(sealed),
-                }) if sent == value => cookie.set_cookie(&sealed),
-                _ => cookie.serialize(&value),
+                }) if sent == value => shared.set_cookie(&sealed),
+                _ => shared.set_cookie(&shared.cookie.seal(&value)),
             },
             Err(error) => Err(error),
         };
-        let header = header.and_then(|header| {
-            HeaderValue::try_from(header)
-                .map_err(|_| Error::Config("the Set-Cookie value is not a valid header".into()))
-        });
         match header {
             Ok(header) => {
                 response.headers_mut().append(SET_COOKIE, header);

@@ -68,6 +68,16 @@ struct State {
 }
 
 impl State {
+    /// Draws the id of a generated session on first use: a fresh session that no handler
+    /// reads and nothing saves (most requests without a cookie) costs no random draw.
+    fn ensure_id(&mut self) -> &mut Self {
+        if self.id.is_empty() && self.origin == Origin::Generated {
+            self.id = generate_id();
+            self.original_id.clone_from(&self.id);
+        }
+        self
+    }
+
     fn mutable(&mut self) -> Result<&mut Self, Error> {
         if self.destroyed {
             Err(Error::Destroyed)
@@ -133,7 +143,8 @@ impl Session {
     /// URL-safe base64).
     #[allow(clippy::new_without_default)] // a random id is not what `Default` promises
     pub fn new() -> Session {
-        Session::build(generate_id(), Origin::Generated, SessionData::default())
+        // The id is drawn when first needed (`State::ensure_id`).
+        Session::build(String::new(), Origin::Generated, SessionData::default())
     }
 
     /// A fresh, empty session with the given id.
@@ -168,6 +179,13 @@ impl Session {
         }
     }
 
+    /// The state, with the id drawn if it was not yet.
+    fn lock_with_id(&self) -> MutexGuard<'_, State> {
+        let mut state = self.lock();
+        state.ensure_id();
+        state
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic in another holder cannot leave the state half-written: every method
         // finishes its change before it can panic, so a poisoned lock is still usable.
@@ -178,18 +196,18 @@ impl Session {
 
     /// The current id; it changes after [`regenerate_id`](Session::regenerate_id).
     pub fn id(&self) -> String {
-        self.lock().id.clone()
+        self.lock_with_id().id.clone()
     }
 
     /// The id the session was created or loaded with.
     pub fn original_id(&self) -> String {
-        self.lock().original_id.clone()
+        self.lock_with_id().original_id.clone()
     }
 
     /// The id whose data a storage must delete when saving: the original id once
     /// `regenerate_id(true)` has been called, even after further regenerations.
     pub fn delete_id(&self) -> Option<String> {
-        let state = self.lock();
+        let state = self.lock_with_id();
         state.delete_original.then(|| state.original_id.clone())
     }
 
@@ -255,7 +273,7 @@ impl Session {
     /// the original id.
     pub fn regenerate_id(&self, delete_old: bool) -> Result<(), Error> {
         let id = generate_id();
-        let mut guard = self.lock();
+        let mut guard = self.lock_with_id();
         let state = guard.mutable()?;
         state.id = id;
         state.regenerated = true;
@@ -352,12 +370,12 @@ impl Session {
     /// Draws another random id for a fresh session whose id collided on create. The
     /// original id is left alone: it is not ours to delete.
     pub(crate) fn redraw_id(&self) {
-        self.lock().id = generate_id();
+        self.lock_with_id().id = generate_id();
     }
 
     /// Everything a save needs, taken under one lock.
     pub(crate) fn snapshot(&self) -> Snapshot {
-        let state = self.lock();
+        let state = self.lock_with_id();
         Snapshot {
             id: state.id.clone(),
             delete_id: state.delete_original.then(|| state.original_id.clone()),

@@ -1042,14 +1042,19 @@ async fn regenerate_then_late_writer<St: SessionStorage>(fixture: Fixture<St>) {
 }
 
 /// A flash is shown to every request that loaded it before the first of them saved: A and
-/// B both load it, both see it, both save; after that it is gone.
+/// B both load it, both see it; W, loaded at the same time, sets `y` and saves first; A and
+/// B save after it, to drop the flash, and so write back their older copy: server-side `y`
+/// is lost, though A and B only read. After that the flash is gone.
 async fn flash_seen_by_every_overlapping_request<St: SessionStorage>(fixture: Fixture<St>) {
     let h = Harness::new(fixture);
     let cookie = h.send(None, "/flash").await.pair();
     let a = h.start_gated(&cookie, "A", "read").await;
     let b = h.start_gated(&cookie, "B", "read").await;
+    let w = h.start_gated(&cookie, "W", "y").await;
+    let w = w.finish().await;
     let a = a.finish().await;
     let b = b.finish().await;
+    assert_eq!(w.trace().notice.as_deref(), Some("hello"));
     for answer in [&a, &b] {
         assert_eq!(answer.trace().notice.as_deref(), Some("hello"));
         assert!(
@@ -1059,12 +1064,16 @@ async fn flash_seen_by_every_overlapping_request<St: SessionStorage>(fixture: Fi
     }
     let next = if h.server_side { cookie } else { b.pair() };
     let after = h.send(Some(&next), "/show").await;
-    assert_eq!(after.trace().notice, None, "then it is gone");
+    let trace = after.trace();
+    assert_eq!(trace.notice, None, "then it is gone");
     assert_eq!(
         after.set_cookie,
         SetCookie::None,
         "and nothing is left to save"
     );
+    if h.server_side {
+        assert!(!trace.seen.contains_key("y"), "W's change is written over");
+    }
 }
 
 // --- the storages -----------------------------------------------------------------------------

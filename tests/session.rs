@@ -494,3 +494,22 @@ fn a_value_that_cannot_be_serialized_is_an_error() {
     assert!(!session.is_dirty());
     assert!(session.data().flash.is_empty());
 }
+
+#[test]
+fn a_fresh_id_is_drawn_once_even_when_first_asked_for_late() {
+    let session = Session::new();
+    let first = session.id();
+    assert_eq!(first.len(), 24);
+    assert_eq!(session.id(), first, "the id stays the same once drawn");
+    assert_eq!(session.original_id(), first);
+
+    // Regenerating before anything read the id: the original id still exists, is the
+    // one a save deletes, and differs from the new id.
+    let session = Session::new();
+    session.regenerate_id(true).unwrap();
+    let original = session.original_id();
+    assert_eq!(original.len(), 24);
+    assert_eq!(session.delete_id().as_deref(), Some(original.as_str()));
+    assert_ne!(session.id(), original);
+    assert_eq!(session.id().len(), 24);
+}

@@ -1,5 +1,8 @@
 //! Per-request cost of the session layer: an axum Router with the layer minus the same
 //! Router without it, in-process (no sockets). Run with `cargo bench --bench layer`.
+//!
+//! session-layer alone, quick to build; the side-by-side comparison with tower-sessions
+//! (and the filesystem and Redis cases) is `cargo bench -p session-layer-compare`.
 
 use std::hint::black_box;
 
@@ -59,18 +62,22 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let mut group = c.benchmark_group("layer");
 
-    let run = |app: &Router, cookie: Option<&str>| {
-        let mut request = Request::get("/").body(Body::empty()).unwrap();
-        if let Some(cookie) = cookie {
-            request
-                .headers_mut()
-                .insert(header::COOKIE, cookie.parse().unwrap());
-        }
-        rt.block_on(app.clone().oneshot(request)).unwrap()
+    // One runtime runs the whole measured loop, as in a server (a block_on per request
+    // would measure the runtime starting and stopping).
+    let run = |b: &mut criterion::Bencher<'_>, app: &Router, cookie: Option<&str>| {
+        b.to_async(&rt).iter(|| async {
+            let mut request = Request::get("/").body(Body::empty()).unwrap();
+            if let Some(cookie) = cookie {
+                request
+                    .headers_mut()
+                    .insert(header::COOKIE, cookie.parse().unwrap());
+            }
+            black_box(app.clone().oneshot(request).await.unwrap())
+        })
     };
 
     let bare = Router::new().route("/", get(untouched));
-    group.bench_function("baseline_no_layer", |b| b.iter(|| run(&bare, None)));
+    group.bench_function("baseline_no_layer", |b| run(b, &bare, None));
 
     let routes = |h| Router::new().route("/", h).route("/seed", get(read_write));
     for (name, handler, encrypted, storage) in [
@@ -88,15 +95,13 @@ fn bench(c: &mut Criterion) {
             "memory" => app_with_session(&rt, MemoryStorage::new(), encrypted, routes(handler)),
             _ => app_with_session(&rt, CookieStorage::new(), encrypted, routes(handler)),
         };
-        group.bench_function(name, |b| b.iter(|| run(&app, Some(&cookie))));
+        group.bench_function(name, |b| run(b, &app, Some(&cookie)));
     }
 
     let fresh = Router::new()
         .route("/", get(untouched))
         .layer(SessionLayer::new(cookie(false), MemoryStorage::new()));
-    group.bench_function("memory_no_cookie_untouched", |b| {
-        b.iter(|| run(&fresh, None))
-    });
+    group.bench_function("memory_no_cookie_untouched", |b| run(b, &fresh, None));
     group.finish();
 }
 

@@ -3,17 +3,34 @@
 //!
 //! ```sh
 //! cargo run --example demo                          # then open http://127.0.0.1:3000
+//! curl -c jar -b jar http://127.0.0.1:3000/count    # the counter alone, as JSON
 //! SESSION_STORAGE=fs cargo run --example demo       # files under $SESSION_DIR or /tmp/sessions
 //! SESSION_STORAGE=cookie cargo run --example demo   # the whole session in an encrypted cookie
-//! SESSION_SECRET=... PORT=8080 cargo run --example demo
+//! SESSION_STORAGE=redis cargo run --example demo --features redis   # in Redis at $REDIS_URL
+//! SESSION_SECRET=... PORT=8080 SESSION_TTL=600 cargo run --example demo
 //! ```
+//!
+//! Settings, all optional:
+//!
+//! | variable | default | |
+//! |---|---|---|
+//! | `SESSION_STORAGE` | `memory` | `memory`, `fs`, `cookie`, or `redis` (built with `--features redis`) |
+//! | `SESSION_SECRET` | random | signs the cookie; a random one ends every session with the process |
+//! | `SESSION_TTL` | `86400` | seconds a session lives after its last change |
+//! | `SESSION_DIR` | `$TMPDIR/sessions` | the `fs` storage's directory |
+//! | `REDIS_URL` | `redis://127.0.0.1:6379` | the `redis` storage's server |
+//! | `SESSION_KEY_PREFIX` | `demo:session:` | the `redis` storage's key prefix |
+//! | `PORT` | `3000` | on 127.0.0.1; `0` picks a free port (the log says which) |
+//!
+//! `scripts/load` serves this demo (built with `--release`) to `wrk` for the load and fault
+//! runs of `BENCHMARKS.md`.
 
 use std::time::Duration;
 
 use axum::extract::Form;
 use axum::response::{Html, Redirect};
 use axum::routing::get;
-use axum::{Router, serve};
+use axum::{Json, Router, serve};
 use serde::Deserialize;
 use session_layer::{
     CookieStorage, Error, FsStorage, MemoryStorage, Session, SessionCookie, SessionLayer,
@@ -48,10 +65,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // production, behind HTTPS.
         .secure(false)
         .max_age(Duration::from_secs(7 * 24 * 3600));
-    let ttl = Duration::from_secs(24 * 3600);
+    // How long a session lives after its last change (every visit changes the counter).
+    let ttl = match std::env::var("SESSION_TTL") {
+        Ok(secs) => Duration::from_secs(
+            secs.parse()
+                .map_err(|_| format!("SESSION_TTL must be a number of seconds, not {secs:?}"))?,
+        ),
+        Err(_) => Duration::from_secs(24 * 3600),
+    };
 
     // The storages are different types, so each arm builds its own router.
     let app = match storage.as_str() {
+        // Sweeps expired sessions a little on every write: no task needed.
         "memory" => app(cookie, MemoryStorage::new().ttl(ttl)),
         "fs" => {
             let dir = std::env::var_os("SESSION_DIR")
@@ -59,20 +84,66 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .unwrap_or_else(|| std::env::temp_dir().join("sessions"));
             let storage = FsStorage::new(dir)?.ttl(ttl);
             tracing::info!(dir = %storage.dir().display(), "sessions are files");
+            // Expired files are ignored on read but stay on disk until swept: sweep them
+            // (and temporary files a crash left) now and then.
+            let sweeper = storage.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(
+                    ttl.clamp(Duration::from_secs(1), Duration::from_secs(3600)),
+                );
+                loop {
+                    every.tick().await;
+                    match sweeper.remove_expired().await {
+                        Ok(removed) => tracing::debug!(removed, "swept expired session files"),
+                        Err(error) => tracing::warn!(%error, "sweeping session files failed"),
+                    }
+                }
+            });
             app(cookie, storage)
         }
         // The data travels in the cookie: encrypt it, so the client cannot read it either.
         "cookie" => app(cookie.encrypted(true), CookieStorage::new().ttl(ttl)),
+        #[cfg(feature = "redis")]
+        "redis" => {
+            use session_layer::RedisStorage;
+            use session_layer::storage::RedisOptions;
+
+            let url =
+                std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+            let prefix =
+                std::env::var("SESSION_KEY_PREFIX").unwrap_or_else(|_| "demo:session:".into());
+            // While Redis is down, requests fail with a 500 within the response timeout
+            // rather than hang; the connection comes back by itself.
+            let options = RedisOptions::new()
+                .connect_timeout(Duration::from_secs(2))
+                .response_timeout(Duration::from_secs(1));
+            let storage = RedisStorage::connect_with(&url, options)
+                .await?
+                .key_prefix(&prefix)
+                .ttl(ttl);
+            tracing::info!(prefix, "sessions are in Redis");
+            app(cookie, storage)
+        }
+        #[cfg(not(feature = "redis"))]
+        "redis" => {
+            return Err("SESSION_STORAGE=redis needs `--features redis`".into());
+        }
         other => {
-            return Err(
-                format!("SESSION_STORAGE must be memory, fs or cookie, not {other:?}").into(),
-            );
+            return Err(format!(
+                "SESSION_STORAGE must be memory, fs, cookie or redis, not {other:?}"
+            )
+            .into());
         }
     };
 
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".to_owned());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
-    tracing::info!(storage, "listening on http://{}", listener.local_addr()?);
+    tracing::info!(
+        storage,
+        ttl = ttl.as_secs(),
+        "listening on http://{}",
+        listener.local_addr()?
+    );
     serve(listener, app).await?;
     Ok(())
 }
@@ -84,6 +155,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn app<St: SessionStorage>(cookie: SessionCookie, storage: St) -> Router {
     Router::new()
         .route("/", get(index))
+        .route("/count", get(count))
         .route("/login", get(login_form).post(login))
         .route("/logout", axum::routing::post(logout))
         .route("/message", get(message_form).post(message))
@@ -110,6 +182,13 @@ async fn index(session: Session) -> Result<Html<String>, Error> {
         r#"{notice}<p>You have been here {visits} time(s).</p><p>{who}</p>
 <p><a href="/message">Leave a message</a></p>"#
     )))
+}
+
+/// The same counter as JSON, `{"visits":3}`: what `scripts/load` drives with `wrk`.
+async fn count(session: Session) -> Result<Json<serde_json::Value>, Error> {
+    let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
+    session.set("visits", visits)?;
+    Ok(Json(serde_json::json!({ "visits": visits })))
 }
 
 async fn login_form() -> Html<String> {

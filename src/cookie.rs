@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{AeadInOut, KeyInit, Tag};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,6 +23,8 @@ pub const MAX_COOKIE_SIZE: usize = 4096;
 const TAG_LEN: usize = 32;
 /// Bytes of an AES-GCM nonce.
 const NONCE_LEN: usize = 12;
+/// Bytes of an AES-GCM tag.
+const GCM_TAG_LEN: usize = 16;
 
 /// The `SameSite` attribute: when a browser sends the cookie with cross-site requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -291,28 +293,25 @@ impl SessionCookie {
             return decode_text(sealed).map(|v| (v, 0));
         }
         if self.encrypted {
-            let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
-            if bytes.len() < NONCE_LEN {
+            // nonce || ciphertext || tag, opened in place: no buffer besides the decoded one.
+            let mut bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+            if bytes.len() < NONCE_LEN + GCM_TAG_LEN {
                 return None;
             }
-            let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
-            let nonce = Nonce::try_from(nonce).ok()?;
-            self.keys
-                .ciphers
-                .iter()
-                .enumerate()
-                .find_map(|(i, cipher)| {
-                    let plain = cipher
-                        .decrypt(
-                            &nonce,
-                            Payload {
-                                msg: ciphertext,
-                                aad: self.name.as_bytes(),
-                            },
-                        )
-                        .ok()?;
-                    String::from_utf8(plain).ok().map(|v| (v, i))
-                })
+            let tag_at = bytes.len() - GCM_TAG_LEN;
+            let nonce = Nonce::try_from(&bytes[..NONCE_LEN]).ok()?;
+            let tag = Tag::<Aes256Gcm>::try_from(&bytes[tag_at..]).ok()?;
+            // A wrong key leaves the buffer as it was (the tag is checked before
+            // decrypting), so each secret can be tried on the same bytes.
+            let key = self.keys.ciphers.iter().position(|cipher| {
+                let ciphertext = &mut bytes[NONCE_LEN..tag_at];
+                cipher
+                    .decrypt_inout_detached(&nonce, self.name.as_bytes(), ciphertext.into(), &tag)
+                    .is_ok()
+            })?;
+            bytes.truncate(tag_at);
+            bytes.drain(..NONCE_LEN);
+            String::from_utf8(bytes).ok().map(|v| (v, key))
         } else {
             let (payload, tag) = sealed.rsplit_once('.')?;
             let mut tag_bytes = [0u8; TAG_LEN];
@@ -344,18 +343,18 @@ impl SessionCookie {
                 let mut nonce_bytes = [0u8; NONCE_LEN];
                 rand::fill(&mut nonce_bytes);
                 let nonce = Nonce::from(nonce_bytes);
-                let ciphertext = cipher
-                    .encrypt(
+                // nonce || ciphertext || tag, encrypted in place in one buffer.
+                let mut bytes = Vec::with_capacity(NONCE_LEN + value.len() + GCM_TAG_LEN);
+                bytes.extend_from_slice(&nonce_bytes);
+                bytes.extend_from_slice(value.as_bytes());
+                let tag = cipher
+                    .encrypt_inout_detached(
                         &nonce,
-                        Payload {
-                            msg: value.as_bytes(),
-                            aad: self.name.as_bytes(),
-                        },
+                        self.name.as_bytes(),
+                        (&mut bytes[NONCE_LEN..]).into(),
                     )
                     .expect("AES-GCM encrypts any message under 64 GiB");
-                let mut bytes = Vec::with_capacity(NONCE_LEN + ciphertext.len());
-                bytes.extend_from_slice(&nonce_bytes);
-                bytes.extend_from_slice(&ciphertext);
+                bytes.extend_from_slice(&tag);
                 return URL_SAFE_NO_PAD.encode(bytes);
             }
         }

@@ -48,7 +48,9 @@ enum Origin {
 
 struct State {
     id: String,
-    original_id: String,
+    /// The id it was created or loaded with, once `id` has changed; `None` while `id` is
+    /// still that id (most sessions: one allocation less).
+    original_id: Option<String>,
     origin: Origin,
     /// Set once `regenerate_id(true)` was called: the original id must go on save.
     delete_original: bool,
@@ -73,9 +75,19 @@ impl State {
     fn ensure_id(&mut self) -> &mut Self {
         if self.id.is_empty() && self.origin == Origin::Generated {
             self.id = generate_id();
-            self.original_id.clone_from(&self.id);
         }
         self
+    }
+
+    /// The id it was created or loaded with.
+    fn original_id(&self) -> &str {
+        self.original_id.as_deref().unwrap_or(&self.id)
+    }
+
+    /// Gives the session a new current id, remembering the original one.
+    fn replace_id(&mut self, id: String) {
+        let previous = std::mem::replace(&mut self.id, id);
+        self.original_id.get_or_insert(previous);
     }
 
     fn mutable(&mut self) -> Result<&mut Self, Error> {
@@ -144,26 +156,36 @@ impl Session {
     #[allow(clippy::new_without_default)] // a random id is not what `Default` promises
     pub fn new() -> Session {
         // The id is drawn when first needed (`State::ensure_id`).
-        Session::build(String::new(), Origin::Generated, SessionData::default())
+        Session::build(
+            String::new(),
+            Origin::Generated,
+            SessionData::default(),
+            unix_now(),
+        )
     }
 
     /// A fresh, empty session with the given id.
     pub fn with_id(id: impl Into<String>) -> Session {
-        Session::build(id.into(), Origin::Given, SessionData::default())
+        Session::build(id.into(), Origin::Given, SessionData::default(), unix_now())
     }
 
     /// A session as loaded from storage: `data.values` are its values and `data.flash` the
     /// flash set by the previous request, readable now. It starts dirty when that flash is
     /// non-empty, so that the next save drops it.
     pub fn from_data(id: impl Into<String>, data: SessionData) -> Session {
-        Session::build(id.into(), Origin::Loaded, data)
+        Session::build(id.into(), Origin::Loaded, data, unix_now())
     }
 
-    fn build(id: String, origin: Origin, data: SessionData) -> Session {
+    /// A session loaded from a storage record, with the creation time stored with it.
+    pub(crate) fn loaded(id: &str, data: SessionData, created_at_secs: u64) -> Session {
+        Session::build(id.to_owned(), Origin::Loaded, data, created_at_secs)
+    }
+
+    fn build(id: String, origin: Origin, data: SessionData, created_at: u64) -> Session {
         let dirty = !data.flash.is_empty();
         Session {
             state: Arc::new(Mutex::new(State {
-                original_id: id.clone(),
+                original_id: None,
                 id,
                 origin,
                 delete_original: false,
@@ -174,7 +196,7 @@ impl Session {
                 changed_keys: Vec::new(),
                 dirty,
                 destroyed: false,
-                created_at: unix_now(),
+                created_at,
             })),
         }
     }
@@ -201,14 +223,16 @@ impl Session {
 
     /// The id the session was created or loaded with.
     pub fn original_id(&self) -> String {
-        self.lock_with_id().original_id.clone()
+        self.lock_with_id().original_id().to_owned()
     }
 
     /// The id whose data a storage must delete when saving: the original id once
     /// `regenerate_id(true)` has been called, even after further regenerations.
     pub fn delete_id(&self) -> Option<String> {
         let state = self.lock_with_id();
-        state.delete_original.then(|| state.original_id.clone())
+        state
+            .delete_original
+            .then(|| state.original_id().to_owned())
     }
 
     /// The value under `key`, else the flash value that arrived with this request.
@@ -275,7 +299,7 @@ impl Session {
         let id = generate_id();
         let mut guard = self.lock_with_id();
         let state = guard.mutable()?;
-        state.id = id;
+        state.replace_id(id);
         state.regenerated = true;
         state.dirty = true;
         state.delete_original |= delete_old;
@@ -351,10 +375,6 @@ impl Session {
         self.lock().origin == Origin::Loaded
     }
 
-    pub(crate) fn set_created_at_secs(&self, secs: u64) {
-        self.lock().created_at = secs;
-    }
-
     /// Whether the current id may be written with "create only" semantics (nothing can
     /// legitimately be stored under it yet), and whether we made it (so that a collision
     /// can be resolved by drawing another id).
@@ -370,7 +390,7 @@ impl Session {
     /// Draws another random id for a fresh session whose id collided on create. The
     /// original id is left alone: it is not ours to delete.
     pub(crate) fn redraw_id(&self) {
-        self.lock_with_id().id = generate_id();
+        self.lock_with_id().replace_id(generate_id());
     }
 
     /// Everything a save needs, taken under one lock.
@@ -378,7 +398,9 @@ impl Session {
         let state = self.lock_with_id();
         Snapshot {
             id: state.id.clone(),
-            delete_id: state.delete_original.then(|| state.original_id.clone()),
+            delete_id: state
+                .delete_original
+                .then(|| state.original_id().to_owned()),
             destroyed: state.destroyed,
             dirty: state.dirty,
             data: state.data(),

@@ -1282,3 +1282,150 @@ async fn the_torn_data_check_catches_a_store_that_tears_records() {
         .unwrap_or_default();
     assert!(message.contains("torn: a = "), "{message}");
 }
+
+// --- storage-specific -------------------------------------------------------------------------
+
+/// `FsStorage::remove_expired` while requests write: every sweep succeeds (temporary files
+/// come and go under it), removes nothing that is not stale, every request is answered 200
+/// and every session keeps its exact count. Each session file is made two hours old after
+/// each request, so that the old file a rewrite swaps out is a stale temporary file that a
+/// sweep may remove first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fs_sweeps_while_requests_write() {
+    const SWEPT_SESSIONS: usize = 64;
+    const REQUESTS: u64 = 25;
+    within("fs_sweeps_while_requests_write", async {
+        let h = Harness::new(fs().await);
+        let mut running = JoinSet::new();
+        for s in 0..SWEPT_SESSIONS {
+            let app = h.app.clone();
+            let dir = h.layer.storage().dir().to_owned();
+            let cookie_value = {
+                let cookie = h.layer.cookie().clone();
+                move |pair: &str| cookie.parse(Some(pair)).unwrap()
+            };
+            running.spawn(async move {
+                let owner = format!("s{s}");
+                let mut cookie: Option<String> = None;
+                for r in 1..=REQUESTS {
+                    let answer = send(app.clone(), cookie.clone(), format!("/count/{owner}")).await;
+                    assert_eq!(answer.status, StatusCode::OK, "{owner} request {r}");
+                    let pair = answer.pair();
+                    let id = cookie_value(&pair);
+                    let digest = session_layer::storage::id_digest(&id);
+                    let path = dir.join(&digest[..2]).join(&digest[2..]);
+                    let file = std::fs::File::options().write(true).open(&path).unwrap();
+                    file.set_modified(std::time::SystemTime::now() - Duration::from_secs(7200))
+                        .unwrap();
+                    cookie = Some(pair);
+                }
+                (owner, cookie.unwrap())
+            });
+        }
+        let (mut sweeps, mut stale) = (0, 0);
+        let mut failed = Vec::new();
+        while !running.is_empty() {
+            match h.layer.storage().remove_expired().await {
+                Ok(removed) => stale += removed,
+                Err(e) => failed.push(e.to_string()),
+            }
+            sweeps += 1;
+            while let Some(joined) = running.try_join_next() {
+                let (owner, cookie) = joined.expect("no panic");
+                let stored = h.stored(&cookie).await;
+                assert_eq!(
+                    Value::Object(stored.data().values),
+                    json!({"n": REQUESTS, "owner": owner})
+                );
+            }
+        }
+        assert!(
+            failed.is_empty(),
+            "{} of {sweeps} sweeps failed while requests wrote, first: {}",
+            failed.len(),
+            failed[0]
+        );
+        eprintln!(
+            "  {sweeps} sweeps while {SWEPT_SESSIONS} sessions wrote {REQUESTS} times each; \
+             {stale} stale temporary files removed"
+        );
+    })
+    .await
+}
+
+/// A memory backend whose next `delete` waits at a gate.
+#[derive(Clone, Default)]
+struct GatedLoad {
+    inner: MemoryBackend,
+    gate: Arc<Mutex<Option<Gate>>>,
+}
+
+impl SessionBackend for GatedLoad {
+    /// Loads, then waits at the gate (once) before answering.
+    async fn load(&self, id: &str) -> Result<Option<Record>, Error> {
+        let record = self.inner.load(id).await?;
+        let gate = self.gate.lock().unwrap().take();
+        if let Some(gate) = gate {
+            let _ = gate.loaded.send(());
+            gate.go.await.expect("the test opens the gate");
+        }
+        Ok(record)
+    }
+
+    async fn store(
+        &self,
+        id: &str,
+        record: &Record,
+        ttl: Option<Duration>,
+        mode: WriteMode,
+    ) -> Result<bool, Error> {
+        self.inner.store(id, record, ttl, mode).await
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), Error> {
+        self.inner.delete(id).await
+    }
+}
+
+/// At the expiry boundary a read-only request must not delete a session that another
+/// request has just saved. R1 loads the session just before it expires; R2 arrives just
+/// after and finds it expired; R1 saves (with a fresh TTL) while R2 is between its load and
+/// its answer. R2 changed nothing, so the session R1 saved must still be there. (Reading an
+/// expired record used to delete it, which logged the user out here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expired_read_keeps_a_concurrent_save() {
+    within("expired_read_keeps_a_concurrent_save", async {
+        const SHORT_TTL: Duration = Duration::from_millis(1000);
+        let backend = GatedLoad::default();
+        let storage = ServerStorage::with_backend(backend.clone()).ttl(SHORT_TTL);
+        let h = Harness::new(Fixture::server(storage, ()));
+        let (cookie, _) = h.seed().await;
+        let id = h.stored(&cookie).await.id();
+        let r1 = h.start_gated(&cookie, "R1", "x").await; // loaded while live
+        tokio::time::sleep(SHORT_TTL + Duration::from_millis(200)).await;
+        let (reached, mut load_reached) = oneshot::channel();
+        let (open, go) = oneshot::channel();
+        *backend.gate.lock().unwrap() = Some(Gate {
+            loaded: reached,
+            go,
+        });
+        let r2 = h.spawn(Some(&cookie), "/show"); // finds it expired
+        (&mut load_reached)
+            .await
+            .expect("R2 loads the expired record");
+        let r1 = r1.finish().await; // saves with a fresh TTL
+        assert_eq!(
+            h.value(&r1.pair()),
+            h.value(&cookie),
+            "R1 keeps the session"
+        );
+        open.send(()).unwrap();
+        let r2 = r2.await.expect("no panic");
+        assert_eq!(r2.status, StatusCode::OK);
+        assert!(
+            !h.is_gone(&cookie, &id).await,
+            "the session R1 just saved was deleted by a request that changed nothing"
+        );
+    })
+    .await
+}

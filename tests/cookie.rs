@@ -736,3 +736,29 @@ fn random_garbage_never_panics_and_never_verifies() {
         }
     }
 }
+
+/// Values sealed by an earlier build (commit 9b958f2, before sealing moved in place) still
+/// open: the format is nonce || AES-GCM ciphertext || tag, base64url, and must stay so, or
+/// every user is logged out by an upgrade. The second was sealed with the older secret only.
+#[test]
+fn encrypted_values_sealed_by_an_earlier_build_still_open() {
+    let cookie = SessionCookie::new("__session")
+        .secrets(["newest secret", "older secret", "oldest secret"])
+        .encrypted(true);
+    let by_older = "__session=zbVIiw22rI_ayw9pHxz8cRak3-0g4wcKVYO9tSUq_DvK1SryA3Ubc_Vk0gU3xNsywzpZvqKSj5UjFgFBWkaBhNpVgUhqZQ";
+    assert_eq!(
+        cookie.parse(Some(by_older)).as_deref(),
+        Some("a value sealed by session-layer 0.1 (bc0b)")
+    );
+    let by_oldest =
+        "__session=WKSUm9IpwaJVysQNOMzqglPhs3UCxEnDbHCD3arfB2nMZxsgAUxBda71MO0OUyVVMpn3MFBdp8oW";
+    assert_eq!(
+        cookie.parse(Some(by_oldest)).as_deref(),
+        Some("sealed with the oldest secret")
+    );
+    // Without the secret that sealed it, nothing opens.
+    let rotated_out = SessionCookie::new("__session")
+        .secrets(["newest secret", "older secret"])
+        .encrypted(true);
+    assert_eq!(rotated_out.parse(Some(by_oldest)), None);
+}

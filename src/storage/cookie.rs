@@ -82,10 +82,10 @@ impl CookieStorage {
             created_at: decoded.created_at,
             expires_at_ms: decoded.expires_at_ms,
         };
-        if decoded.id.is_empty() || !self.expiry.is_live(&record) {
+        if decoded.id.is_empty() {
             return None;
         }
-        Some(Expiry::session(&decoded.id, record))
+        self.expiry.load(&decoded.id, record)
     }
 }
 

@@ -148,7 +148,14 @@ fn replace(temp: &Path, path: &Path) -> io::Result<()> {
         use rustix::fs::{CWD, RenameFlags, renameat_with};
         use rustix::io::Errno;
         match renameat_with(CWD, temp, CWD, path, RenameFlags::EXCHANGE) {
-            Ok(()) => return std::fs::remove_file(temp),
+            // `temp` now names the old record, with the old record's time: a concurrent
+            // `remove_expired` may take it for a stale temporary file and remove it first.
+            Ok(()) => {
+                return match std::fs::remove_file(temp) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                };
+            }
             // Nothing to exchange with yet (a plain rename is cheap then), or a file system
             // or kernel without exchange.
             Err(Errno::NOENT | Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {}
@@ -186,8 +193,12 @@ fn remove_expired_in(dir: &Path) -> Result<usize, Error> {
             let path = entry.path();
             let is_temp = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
             let remove = if is_temp {
-                let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
-                age > STALE_TEMP_AGE
+                // A write in progress renames its temporary file away at any moment.
+                let modified = match entry.metadata().and_then(|m| m.modified()) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    modified => modified?,
+                };
+                modified.elapsed().unwrap_or_default() > STALE_TEMP_AGE
             } else {
                 match read_file(&path) {
                     Ok(Some(record)) => !record.is_live(now, None),

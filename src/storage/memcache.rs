@@ -787,7 +787,8 @@ fn parse_value_header(header: &[u8], key: &str) -> Result<usize, Fault> {
     match len.parse::<usize>() {
         Ok(len) if len <= MAX_VALUE_LEN => Ok(len),
         _ => Err(Fault::Protocol(format!(
-            "value announced as {len} bytes, over the {MAX_VALUE_LEN}-byte limit"
+            "value announced as {} bytes, over the {MAX_VALUE_LEN}-byte limit",
+            printable(len.as_bytes())
         ))),
     }
 }
@@ -902,6 +903,18 @@ mod tests {
         assert!(parse_value_header(b"k x 5", "k").is_err());
         assert!(parse_value_header(b"k 0", "k").is_err());
         assert!(parse_value_header(b"\xff 0 1", "k").is_err());
+    }
+
+    /// Found by the `memcache_reply` fuzz target: the error for an oversize length quoted
+    /// the server's digits in full (up to a whole 1 KiB line) into the log.
+    #[test]
+    fn oversize_length_errors_quote_at_most_120_bytes_of_server_text() {
+        let header = format!("k 0 1{}", "0".repeat(1000));
+        let message = parse_value_header(header.as_bytes(), "k")
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("over the 1048576-byte limit"), "{message}");
+        assert!(message.len() < 200, "a {}-byte message", message.len());
     }
 
     #[test]

@@ -232,19 +232,17 @@ impl Expiry {
         (record, ttl)
     }
 
-    pub fn is_live(&self, record: &Record) -> bool {
-        record.is_live(unix_now_ms(), self.max_lifetime)
-    }
-
-    /// A loaded session, with its creation time carried over. A creation time in the
-    /// future (a corrupt or tampered record: past `SystemTime`'s range it made
-    /// `Session::created_at` panic, and the absolute lifetime would never end) counts as
-    /// now.
-    pub fn session(id: &str, record: Record) -> Session {
-        let now_secs = unix_now_ms() / 1000;
-        let session = Session::from_data(id, record.data);
-        session.set_created_at_secs(record.created_at.min(now_secs));
-        session
+    /// The session a loaded record holds, or `None` once it has expired. One clock read
+    /// serves both checks. A creation time in the future (only a corrupt or tampered record
+    /// has one: past `SystemTime`'s range it made `Session::created_at` panic, and the
+    /// absolute lifetime would never end) counts as now.
+    pub fn load(&self, id: &str, record: Record) -> Option<Session> {
+        let now_ms = unix_now_ms();
+        if !record.is_live(now_ms, self.max_lifetime) {
+            return None;
+        }
+        let created_at = record.created_at.min(now_ms / 1000);
+        Some(Session::loaded(id, record.data, created_at))
     }
 }
 
@@ -369,13 +367,13 @@ impl<B: SessionBackend> SessionStorage for ServerStorage<B> {
         let Some(id) = value.filter(|v| !v.is_empty()) else {
             return Ok(Session::new());
         };
-        match self.backend.load(id).await? {
-            Some(record) if self.expiry.is_live(&record) => Ok(Expiry::session(id, record)),
-            Some(_expired) => {
-                // Drop it now rather than wait for the store's own expiry or a sweep.
-                self.backend.delete(id).await?;
-                Ok(self.unknown(id))
-            }
+        let record = self.backend.load(id).await?;
+        match record.and_then(|record| self.expiry.load(id, record)) {
+            Some(session) => Ok(session),
+            // An expired record is left to the store's own expiry or a sweep: deleting it
+            // here could delete a save that a request which loaded it just before it
+            // expired makes meanwhile (tests/concurrency.rs,
+            // expired_read_keeps_a_concurrent_save).
             None => Ok(self.unknown(id)),
         }
     }

@@ -127,8 +127,9 @@ fuzz_target!(|data: &[u8]| {
     if selector & 1 != 0 {
         storage = storage.ttl(Duration::from_secs(3600));
     }
-    if selector & 2 != 0 {
-        storage = storage.max_lifetime(Duration::from_secs(86_400));
+    let max_lifetime = (selector & 2 != 0).then_some(Duration::from_secs(86_400));
+    if let Some(limit) = max_lifetime {
+        storage = storage.max_lifetime(limit);
     }
     let start_secs = unix_now_secs();
     RUNTIME.block_on(async {
@@ -150,8 +151,17 @@ fuzz_target!(|data: &[u8]| {
             }
             assert_eq!(session.is_dirty(), !record.data.flash.is_empty());
         } else {
-            // Only an expired record is dropped, and dropping deletes it.
-            assert!(storage.backend().bytes.lock().unwrap().is_none());
+            // Only an expired record is not loaded (and stays expired), and its id is not
+            // kept: the session starts afresh under a new one.
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .expect("after 1970")
+                .as_millis() as u64;
+            assert!(
+                !record.is_live(now_ms, max_lifetime),
+                "a live record was not loaded"
+            );
+            assert_ne!(session.id(), "fuzz-id");
         }
 
         session.set("fuzz-counter", 1).expect("live session");

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Expiry, Record, SessionStorage};
+use super::{Expiry, Record, SessionStorage, json_error_summary};
 use crate::{Error, Session, SessionData};
 
 /// The whole session in the cookie value: no server-side state at all.
@@ -70,7 +70,10 @@ impl CookieStorage {
             Ok(decoded) => decoded,
             Err(e) => {
                 // Signed by us yet unreadable: written by an incompatible version.
-                tracing::warn!(error = %e, "discarding an undecodable cookie session");
+                tracing::warn!(
+                    error = %json_error_summary(&e),
+                    "discarding an undecodable cookie session"
+                );
                 return None;
             }
         };
@@ -79,10 +82,10 @@ impl CookieStorage {
             created_at: decoded.created_at,
             expires_at_ms: decoded.expires_at_ms,
         };
-        if decoded.id.is_empty() || !self.expiry.is_live(&record) {
+        if decoded.id.is_empty() {
             return None;
         }
-        Some(Expiry::session(&decoded.id, record))
+        self.expiry.load(&decoded.id, record)
     }
 }
 

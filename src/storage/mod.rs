@@ -189,7 +189,7 @@ impl Record {
     /// Decodes bytes written by [`encode`](Record::encode). `name` says which record it is in
     /// the error (a key or a path), never its content.
     pub fn decode(name: &str, bytes: &[u8]) -> Result<Record, Error> {
-        serde_json::from_slice(bytes).map_err(|e| Error::corrupt(name, e))
+        serde_json::from_slice(bytes).map_err(|e| Error::corrupt(name, json_error_summary(&e)))
     }
 
     /// Whether the record is still valid at `now_ms` given an absolute lifetime limit.
@@ -232,14 +232,32 @@ impl Expiry {
         (record, ttl)
     }
 
-    pub fn is_live(&self, record: &Record) -> bool {
-        record.is_live(unix_now_ms(), self.max_lifetime)
+    /// The session a loaded record holds, or `None` once it has expired. One clock read
+    /// serves both checks. A creation time in the future (only a corrupt or tampered record
+    /// has one: past `SystemTime`'s range it made `Session::created_at` panic, and the
+    /// absolute lifetime would never end) counts as now.
+    pub fn load(&self, id: &str, record: Record) -> Option<Session> {
+        let now_ms = unix_now_ms();
+        if !record.is_live(now_ms, self.max_lifetime) {
+            return None;
+        }
+        let created_at = record.created_at.min(now_ms / 1000);
+        Some(Session::loaded(id, record.data, created_at))
     }
+}
 
-    /// A loaded session, with its creation time carried over.
-    pub fn session(id: &str, record: Record) -> Session {
-        Session::loaded(id, record.data, record.created_at)
-    }
+/// What is wrong with undecodable JSON and where, without quoting any of it: serde_json's
+/// own messages quote the offending string or number, which here is session data, and the
+/// message goes to the log.
+pub(crate) fn json_error_summary(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match error.classify() {
+        Category::Io => "unreadable",
+        Category::Syntax => "not valid JSON",
+        Category::Data => "JSON that is not a session record",
+        Category::Eof => "truncated JSON",
+    };
+    format!("{what} (line {}, column {})", error.line(), error.column())
 }
 
 /// The hex SHA-256 of a session id: 64 characters safe in any key, path or column, from
@@ -349,13 +367,14 @@ impl<B: SessionBackend> SessionStorage for ServerStorage<B> {
         let Some(id) = value.filter(|v| !v.is_empty()) else {
             return Ok(Session::new());
         };
-        match self.backend.load(id).await? {
-            Some(record) if self.expiry.is_live(&record) => Ok(Expiry::session(id, record)),
+        let record = self.backend.load(id).await?;
+        match record.and_then(|record| self.expiry.load(id, record)) {
+            Some(session) => Ok(session),
             // An expired record is left to the store's own expiry or a sweep: deleting it
             // here could delete a save that a request which loaded it just before it
             // expired makes meanwhile (tests/concurrency.rs,
             // expired_read_keeps_a_concurrent_save).
-            Some(_) | None => Ok(self.unknown(id)),
+            None => Ok(self.unknown(id)),
         }
     }
 

@@ -61,10 +61,15 @@ struct Shared<St> {
 impl<St> Shared<St> {
     /// The `Set-Cookie` header carrying an already sealed value.
     fn set_cookie(&self, sealed: &str) -> Result<HeaderValue, Error> {
-        let header = self.cookie.set_cookie_with(sealed, &self.attributes)?;
-        HeaderValue::try_from(header)
-            .map_err(|_| Error::Config("the Set-Cookie value is not a valid header".into()))
+        header_value(self.cookie.set_cookie_with(sealed, &self.attributes)?)
     }
+}
+
+/// A `Set-Cookie` value as a header (the cookie's configuration is validated, so this
+/// fails only for attributes the validation let through).
+fn header_value(set_cookie: String) -> Result<HeaderValue, Error> {
+    HeaderValue::try_from(set_cookie)
+        .map_err(|_| Error::Config("the Set-Cookie value is not a valid header".into()))
 }
 
 impl<St> Clone for SessionLayer<St> {
@@ -104,8 +109,7 @@ impl<St: SessionStorage> SessionLayer<St> {
     /// Like [`new`](SessionLayer::new), with an error instead of a panic.
     pub fn try_new(cookie: SessionCookie, storage: St) -> Result<Self, Error> {
         cookie.validate()?;
-        let removal = HeaderValue::try_from(cookie.serialize_removal())
-            .map_err(|_| Error::Config("the Set-Cookie value is not a valid header".into()))?;
+        let removal = header_value(cookie.serialize_removal())?;
         Ok(SessionLayer {
             shared: Arc::new(Shared {
                 attributes: cookie.attributes(),

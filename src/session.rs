@@ -72,11 +72,10 @@ struct State {
 impl State {
     /// Draws the id of a generated session on first use: a fresh session that no handler
     /// reads and nothing saves (most requests without a cookie) costs no random draw.
-    fn ensure_id(&mut self) -> &mut Self {
+    fn ensure_id(&mut self) {
         if self.id.is_empty() && self.origin == Origin::Generated {
             self.id = generate_id();
         }
-        self
     }
 
     /// The id it was created or loaded with.

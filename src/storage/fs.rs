@@ -150,12 +150,7 @@ fn replace(temp: &Path, path: &Path) -> io::Result<()> {
         match renameat_with(CWD, temp, CWD, path, RenameFlags::EXCHANGE) {
             // `temp` now names the old record, with the old record's time: a concurrent
             // `remove_expired` may take it for a stale temporary file and remove it first.
-            Ok(()) => {
-                return match std::fs::remove_file(temp) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-                    _ => Ok(()),
-                };
-            }
+            Ok(()) => return remove_file(temp),
             // Nothing to exchange with yet (a plain rename is cheap then), or a file system
             // or kernel without exchange.
             Err(Errno::NOENT | Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {}
@@ -173,9 +168,10 @@ fn read_file(path: &Path) -> Result<Option<Record>, Error> {
     }
 }
 
-fn remove_file(path: &Path) -> Result<(), Error> {
+/// Removes the file at `path`; one that is gone already is not an error.
+fn remove_file(path: &Path) -> io::Result<()> {
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
 }
@@ -237,7 +233,7 @@ impl SessionBackend for FsBackend {
 
     async fn delete(&self, id: &str) -> Result<(), Error> {
         let path = self.path(id);
-        blocking(move || remove_file(&path)).await
+        blocking(move || Ok(remove_file(&path)?)).await
     }
 
     async fn delete_and_store(

@@ -65,8 +65,10 @@ struct State {
     changed_keys: Vec<String>,
     dirty: bool,
     destroyed: bool,
-    /// When the session was first created (seconds since the Unix epoch).
-    created_at: u64,
+    /// When the session was first created (seconds since the Unix epoch); `None` for a
+    /// fresh session until something needs it, so that a request which never touches its
+    /// session reads no clock.
+    created_at: Option<u64>,
 }
 
 impl State {
@@ -76,6 +78,12 @@ impl State {
         if self.id.is_empty() && self.origin == Origin::Generated {
             self.id = generate_id();
         }
+    }
+
+    /// When the session was first created: a fresh session counts from the first time
+    /// this is asked.
+    fn created_at(&mut self) -> u64 {
+        *self.created_at.get_or_insert_with(unix_now)
     }
 
     /// The id it was created or loaded with.
@@ -155,32 +163,27 @@ impl Session {
     #[allow(clippy::new_without_default)] // a random id is not what `Default` promises
     pub fn new() -> Session {
         // The id is drawn when first needed (`State::ensure_id`).
-        Session::build(
-            String::new(),
-            Origin::Generated,
-            SessionData::default(),
-            unix_now(),
-        )
+        Session::build(String::new(), Origin::Generated, SessionData::default(), None)
     }
 
     /// A fresh, empty session with the given id.
     pub fn with_id(id: impl Into<String>) -> Session {
-        Session::build(id.into(), Origin::Given, SessionData::default(), unix_now())
+        Session::build(id.into(), Origin::Given, SessionData::default(), None)
     }
 
     /// A session as loaded from storage: `data.values` are its values and `data.flash` the
     /// flash set by the previous request, readable now. It starts dirty when that flash is
     /// non-empty, so that the next save drops it.
     pub fn from_data(id: impl Into<String>, data: SessionData) -> Session {
-        Session::build(id.into(), Origin::Loaded, data, unix_now())
+        Session::build(id.into(), Origin::Loaded, data, None)
     }
 
     /// A session loaded from a storage record, with the creation time stored with it.
     pub(crate) fn loaded(id: &str, data: SessionData, created_at_secs: u64) -> Session {
-        Session::build(id.to_owned(), Origin::Loaded, data, created_at_secs)
+        Session::build(id.to_owned(), Origin::Loaded, data, Some(created_at_secs))
     }
 
-    fn build(id: String, origin: Origin, data: SessionData, created_at: u64) -> Session {
+    fn build(id: String, origin: Origin, data: SessionData, created_at: Option<u64>) -> Session {
         let dirty = !data.flash.is_empty();
         Session {
             state: Arc::new(Mutex::new(State {
@@ -364,9 +367,11 @@ impl Session {
         self.lock().changed_keys.clone()
     }
 
-    /// When the session was first created, as stored with it.
+    /// When the session was first created, as stored with it. A stored time in the future
+    /// (only a corrupt or tampered record has one) counts as now.
     pub fn created_at(&self) -> SystemTime {
-        UNIX_EPOCH + std::time::Duration::from_secs(self.lock().created_at)
+        let secs = self.lock().created_at().min(unix_now());
+        UNIX_EPOCH + std::time::Duration::from_secs(secs)
     }
 
     /// Whether the session was loaded from a storage (as opposed to created fresh).
@@ -394,8 +399,9 @@ impl Session {
 
     /// Everything a save needs, taken under one lock.
     pub(crate) fn snapshot(&self) -> Snapshot {
-        let state = self.lock_with_id();
+        let mut state = self.lock_with_id();
         Snapshot {
+            created_at: state.created_at(),
             id: state.id.clone(),
             delete_id: state
                 .delete_original
@@ -403,7 +409,6 @@ impl Session {
             destroyed: state.destroyed,
             dirty: state.dirty,
             data: state.data(),
-            created_at: state.created_at,
         }
     }
 }

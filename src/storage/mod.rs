@@ -213,9 +213,10 @@ impl Expiry {
     /// The record a save writes, and how long it should live.
     pub fn record(&self, snapshot: Snapshot) -> (Record, Option<Duration>) {
         let now_ms = unix_now_ms();
+        // A creation time in the future (see `load`) is written back as now.
+        let created_at = snapshot.created_at.min(now_ms / 1000);
         let remaining_lifetime = self.max_lifetime.map(|limit| {
-            let ends_ms = snapshot
-                .created_at
+            let ends_ms = created_at
                 .saturating_add(limit.as_secs())
                 .saturating_mul(1000);
             Duration::from_millis(ends_ms.saturating_sub(now_ms))
@@ -226,22 +227,26 @@ impl Expiry {
         };
         let record = Record {
             data: snapshot.data,
-            created_at: snapshot.created_at,
+            created_at,
             expires_at_ms: ttl.map(|ttl| now_ms.saturating_add(ttl.as_millis() as u64)),
         };
         (record, ttl)
     }
 
     /// The session a loaded record holds, or `None` once it has expired. One clock read
-    /// serves both checks. A creation time in the future (only a corrupt or tampered record
-    /// has one: past `SystemTime`'s range it made `Session::created_at` panic, and the
-    /// absolute lifetime would never end) counts as now.
+    /// serves both checks, and none is made when neither applies. A creation time in the
+    /// future (only a corrupt or tampered record has one: past `SystemTime`'s range it made
+    /// `Session::created_at` panic, and the absolute lifetime would never end) counts as
+    /// now: here when the lifetime is checked, else in `Session::created_at` and `record`.
     pub fn load(&self, id: &str, record: Record) -> Option<Session> {
-        let now_ms = unix_now_ms();
-        if !record.is_live(now_ms, self.max_lifetime) {
-            return None;
+        let mut created_at = record.created_at;
+        if record.expires_at_ms.is_some() || self.max_lifetime.is_some() {
+            let now_ms = unix_now_ms();
+            if !record.is_live(now_ms, self.max_lifetime) {
+                return None;
+            }
+            created_at = created_at.min(now_ms / 1000);
         }
-        let created_at = record.created_at.min(now_ms / 1000);
         Some(Session::loaded(id, record.data, created_at))
     }
 }

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 
 use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -208,7 +208,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, St>;
+    type Future = ResponseFuture<S, St, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -232,12 +232,12 @@ where
         });
 
         let Some(incoming) = incoming else {
-            // No session to load: a fresh one needs no storage call, so the inner future
-            // is polled in place, and a box is made only if the session must be saved.
+            // No session to load: a fresh one needs no storage call, so the inner service
+            // is called at once, and storage work is set up only if the session is saved.
             let session = Session::new();
             request.extensions_mut().insert(session.clone());
             return ResponseFuture {
-                state: State::Direct {
+                state: State::Calling {
                     future: self.inner.call(request),
                     finish: Some(Finish {
                         shared: Arc::clone(&self.shared),
@@ -246,46 +246,35 @@ where
                         rolling: self.rolling,
                         unreadable: false,
                     }),
+                    work: None,
                 },
             };
         };
 
-        // The storage future cannot be named, so read, call and save share one box.
-        // Call the service that was polled ready, and keep a fresh clone for next time.
+        // Call the service that was polled ready once the session is read, and keep a
+        // fresh clone for next time.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let shared = Arc::clone(&self.shared);
-        let rolling = self.rolling;
-        ResponseFuture {
-            state: State::Boxed {
-                future: Box::pin(async move {
-                    let (session, unreadable) =
-                        match shared.storage.read(Some(&incoming.value)).await {
-                            Ok(session) => (session, false),
-                            // A record that can never load again must not lock its user
-                            // out with a 500 on every request: start afresh, say why.
-                            Err(error @ Error::Corrupt { .. }) => {
-                                tracing::error!(%error, "starting a fresh session");
-                                (Session::new(), true)
-                            }
-                            Err(error) => {
-                                tracing::error!(%error, "session storage read failed");
-                                return Ok(internal_error());
-                            }
-                        };
-                    request.extensions_mut().insert(session.clone());
-                    let response = inner.call(request).await?;
-                    let finish = Finish {
-                        shared,
-                        session,
-                        incoming: Some(incoming),
-                        rolling,
-                        unreadable,
-                    };
-                    Ok(finish.run(response).await)
-                }),
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let pending = Pending {
+            request,
+            inner,
+            shared: Arc::clone(&self.shared),
+            resend: incoming.resend,
+            rolling: self.rolling,
+        };
+        let mut work = storage_work(&self.shared, Some(incoming.value));
+        // Start the read now: a storage in memory or on local disk is done at once, and the
+        // request goes on without waiting in the future's state. A read that is not done
+        // (network storage) has sent its query and is polled again with the real waker.
+        let mut start = Context::from_waker(Waker::noop());
+        let state = match work.as_mut().poll_read(&mut start) {
+            Poll::Ready((read, value)) => after_read(read, value, work, pending),
+            Poll::Pending => State::Reading {
+                work: Some(work),
+                pending: Some(pending),
             },
-        }
+        };
+        ResponseFuture { state }
     }
 }
 
@@ -306,13 +295,15 @@ impl<St: SessionStorage> Finish<St> {
         self.session.is_dirty()
     }
 
-    /// Saves the session and appends its `Set-Cookie` to the response.
-    async fn run<B: Default>(self, mut response: Response<B>) -> Response<B> {
-        if !self.needs_save(&response) {
-            return response;
-        }
+    /// Appends the `Set-Cookie` that the storage's save result calls for, or turns the
+    /// response into a bare 500 when saving failed.
+    fn finish<B: Default>(
+        self,
+        saved: Result<Option<String>, Error>,
+        mut response: Response<B>,
+    ) -> Response<B> {
         let shared = &self.shared;
-        let header = match shared.storage.save(&self.session).await {
+        let header = match saved {
             Ok(None) if self.unreadable => Ok(shared.removal.clone()),
             Ok(None) => return response,
             Ok(Some(value)) if value.is_empty() => Ok(shared.removal.clone()),
@@ -345,55 +336,232 @@ fn internal_error<B: Default>() -> Response<B> {
     response
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+/// The storage work of one request, boxed because a storage's futures cannot be named:
+/// the read, then (once the inner service has answered) the save. Both phases share the
+/// one allocation, and the inner service's future stays outside it, polled in place.
+trait StorageWork: Send {
+    /// Polls the read; gives back the cookie value it was reading.
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(ReadResult, String)>;
+    /// Starts saving `session` (after the read, or instead of one).
+    fn start_save(self: Pin<&mut Self>, session: Session);
+    /// Polls the save started by `start_save`.
+    fn poll_save(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<SaveResult>;
+}
+
+type ReadResult = Result<Session, Error>;
+type SaveResult = Result<Option<String>, Error>;
+type BoxWork = Pin<Box<dyn StorageWork>>;
+
+pin_project! {
+    /// The [`StorageWork`] of one storage: `R` reads, `F` makes the save future `W`.
+    #[project = WorkProj]
+    enum Work<R, F, W> {
+        Read { #[pin] read: R, save: Option<F> },
+        Idle { save: Option<F> },
+        Save { #[pin] save: W },
+    }
+}
+
+impl<R, F, W> StorageWork for Work<R, F, W>
+where
+    R: Future<Output = (ReadResult, String)> + Send,
+    F: FnOnce(Session) -> W + Send,
+    W: Future<Output = SaveResult> + Send,
+{
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(ReadResult, String)> {
+        let WorkProj::Read { read, save } = self.as_mut().project() else {
+            unreachable!("the read is polled first and once to completion");
+        };
+        let output = ready!(read.poll(cx));
+        let save = save.take();
+        self.set(Work::Idle { save });
+        Poll::Ready(output)
+    }
+
+    fn start_save(mut self: Pin<&mut Self>, session: Session) {
+        let WorkProj::Idle { save } = self.as_mut().project() else {
+            unreachable!("a save starts after the read, once");
+        };
+        let make_save = save.take().expect("an idle work has its save");
+        self.set(Work::Save {
+            save: make_save(session),
+        });
+    }
+
+    fn poll_save(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<SaveResult> {
+        match self.project() {
+            WorkProj::Save { save } => save.poll(cx),
+            _ => unreachable!("polled only after start_save"),
+        }
+    }
+}
+
+/// The storage work for a request: a read of the cookie `value` first, unless `None` (no
+/// cookie: the work only saves).
+fn storage_work<St: SessionStorage>(shared: &Arc<Shared<St>>, value: Option<String>) -> BoxWork {
+    let saver = Arc::clone(shared);
+    let save = move |session: Session| async move { saver.storage.save(&session).await };
+    match value {
+        Some(value) => {
+            let reader = Arc::clone(shared);
+            Box::pin(Work::Read {
+                read: async move {
+                    let read = reader.storage.read(Some(&value)).await;
+                    (read, value)
+                },
+                save: Some(save),
+            })
+        }
+        None => Box::pin(Work::<std::future::Pending<_>, _, _>::Idle { save: Some(save) }),
+    }
+}
+
+/// Puts the session read into the request and calls the inner service; a read that failed
+/// answers at once with a bare 500.
+fn after_read<S, St, ReqBody, B>(
+    read: ReadResult,
+    value: String,
+    work: BoxWork,
+    pending: Pending<S, St, ReqBody>,
+) -> State<S, St, ReqBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<B>>,
+    B: Default,
+{
+    let Pending {
+        mut request,
+        mut inner,
+        shared,
+        resend,
+        rolling,
+    } = pending;
+    let (session, unreadable) = match read {
+        Ok(session) => (session, false),
+        // A record that can never load again must not lock its user out with a 500 on
+        // every request: start afresh, say why.
+        Err(error @ Error::Corrupt { .. }) => {
+            tracing::error!(%error, "starting a fresh session");
+            (Session::new(), true)
+        }
+        Err(error) => {
+            tracing::error!(%error, "session storage read failed");
+            return State::Answered {
+                response: Some(internal_error()),
+            };
+        }
+    };
+    request.extensions_mut().insert(session.clone());
+    State::Calling {
+        future: inner.call(request),
+        finish: Some(Finish {
+            shared,
+            session,
+            incoming: Some(Incoming { value, resend }),
+            rolling,
+            unreadable,
+        }),
+        work: Some(work),
+    }
+}
+
+/// What a request waiting for its session read keeps for after it.
+struct Pending<S, St, ReqBody> {
+    request: Request<ReqBody>,
+    /// The inner service, already polled ready.
+    inner: S,
+    shared: Arc<Shared<St>>,
+    resend: Option<String>,
+    rolling: bool,
+}
 
 pin_project! {
     /// The response future of [`SessionService`].
-    pub struct ResponseFuture<F: Future, St> {
+    pub struct ResponseFuture<S: Service<Request<ReqBody>>, St, ReqBody> {
         #[pin]
-        state: State<F, St>,
+        state: State<S, St, ReqBody>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F: Future, St> {
-        // No session was loaded: the inner future runs in place.
-        Direct {
-            #[pin]
-            future: F,
-            finish: Option<Finish<St>>,
+    enum State<S: Service<Request<ReqBody>>, St, ReqBody> {
+        // The storage reads the session; then the inner service is called.
+        Reading {
+            work: Option<BoxWork>,
+            pending: Option<Pending<S, St, ReqBody>>,
         },
-        // Storage work (and, for a loaded session, the inner call) in one box.
-        Boxed {
-            future: BoxFuture<F::Output>,
+        // The inner service runs, in place. `work` is the storage work, if a read made one.
+        Calling {
+            #[pin]
+            future: S::Future,
+            finish: Option<Finish<St>>,
+            work: Option<BoxWork>,
+        },
+        // Answered without calling the inner service (the read failed).
+        Answered {
+            response: Option<S::Response>,
+        },
+        // The storage saves the session; the response waits for its `Set-Cookie`.
+        Saving {
+            work: BoxWork,
+            finish: Option<Finish<St>>,
+            response: Option<S::Response>,
         },
     }
 }
 
-impl<F, St, B, E> Future for ResponseFuture<F, St>
+impl<S, St, ReqBody, B> Future for ResponseFuture<S, St, ReqBody>
 where
-    F: Future<Output = Result<Response<B>, E>>,
+    S: Service<Request<ReqBody>, Response = Response<B>>,
     St: SessionStorage,
-    B: Default + Send + 'static,
+    B: Default,
 {
-    type Output = Result<Response<B>, E>;
+    type Output = Result<Response<B>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Direct { future, finish } => {
+                StateProj::Reading { work, pending } => {
+                    let reading = work.as_mut().expect("polled after completion");
+                    let (read, value) = ready!(reading.as_mut().poll_read(cx));
+                    let work = work.take().expect("polled after completion");
+                    let pending = pending.take().expect("polled after completion");
+                    this.state.set(after_read(read, value, work, pending));
+                }
+                StateProj::Answered { response } => {
+                    return Poll::Ready(Ok(response.take().expect("polled after completion")));
+                }
+                StateProj::Calling {
+                    future,
+                    finish,
+                    work,
+                } => {
                     let response = ready!(future.poll(cx))?;
                     let finish = finish.take().expect("polled after completion");
                     if !finish.needs_save(&response) {
                         return Poll::Ready(Ok(response));
                     }
-                    let future: BoxFuture<F::Output> =
-                        Box::pin(async move { Ok(finish.run(response).await) });
-                    this.state.set(State::Boxed { future });
+                    let mut work = work
+                        .take()
+                        .unwrap_or_else(|| storage_work(&finish.shared, None));
+                    work.as_mut().start_save(finish.session.clone());
+                    this.state.set(State::Saving {
+                        work,
+                        finish: Some(finish),
+                        response: Some(response),
+                    });
                 }
-                StateProj::Boxed { future } => return future.as_mut().poll(cx),
+                StateProj::Saving {
+                    work,
+                    finish,
+                    response,
+                } => {
+                    let saved = ready!(work.as_mut().poll_save(cx));
+                    let finish = finish.take().expect("polled after completion");
+                    let response = response.take().expect("polled after completion");
+                    return Poll::Ready(Ok(finish.finish(saved, response)));
+                }
             }
         }
     }

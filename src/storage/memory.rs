@@ -1,7 +1,6 @@
 //! Sessions in process memory.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockWriteGuard};
 use std::time::Duration;
@@ -73,7 +72,6 @@ pub struct MemoryBackend {
 #[derive(Default)]
 struct Shards {
     shards: [Shard; SHARDS],
-    hasher: std::hash::RandomState,
     writes: AtomicUsize,
 }
 
@@ -98,9 +96,15 @@ fn write_lock(shard: &Shard) -> RwLockWriteGuard<'_, HashMap<String, Record>> {
 }
 
 impl MemoryBackend {
+    /// The shard of `id`, picked by FNV-1a rather than the maps' keyed SipHash, which then
+    /// hashes the id once more inside the shard: a chosen id (`use_unknown_ids`) can at
+    /// worst crowd one shard's lock, while the map itself stays keyed against collisions.
     fn shard(&self, id: &str) -> &Shard {
-        let index = self.inner.hasher.hash_one(id) as usize % SHARDS;
-        &self.inner.shards[index]
+        let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        // The high half: FNV's low bits mix only the bytes' low bits.
+        &self.inner.shards[(hash >> 32) as usize % SHARDS]
     }
 
     fn sweep_shard(&self, index: usize, now_ms: u64) -> usize {

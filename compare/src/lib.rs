@@ -21,6 +21,12 @@ fn routes(handler: MethodRouter, seed: MethodRouter) -> Router {
     Router::new().route("/", handler).route("/seed", seed)
 }
 
+/// `router` as `axum::serve` runs it: `into_make_service` calls `with_state(())`, which turns
+/// every handler (with its layers) into a route once, instead of on every request.
+fn served(router: Router) -> Router {
+    router.with_state(())
+}
+
 /// session-layer: handlers and routers.
 pub mod ours {
     use std::hint::black_box;
@@ -52,7 +58,10 @@ pub mod ours {
 
     /// `handler` at `/` behind a [`SessionLayer`] over `storage`.
     pub fn app<St: SessionStorage>(storage: St, encrypted: bool, handler: MethodRouter) -> Router {
-        super::routes(handler, get(read_write)).layer(SessionLayer::new(cookie(encrypted), storage))
+        super::served(
+            super::routes(handler, get(read_write))
+                .layer(SessionLayer::new(cookie(encrypted), storage)),
+        )
     }
 }
 
@@ -88,7 +97,7 @@ macro_rules! tower_sessions_app {
                 let layer = SessionManagerLayer::new(store)
                     .with_secure(false)
                     .with_signed(Key::from(&super::SECRET[..]));
-                super::routes(handler, get(read_write)).layer(layer)
+                super::served(super::routes(handler, get(read_write)).layer(layer))
             }
         }
     };
@@ -108,5 +117,5 @@ tower_sessions_app!(
 
 /// The bare Router: the same route with no session layer.
 pub fn bare() -> Router {
-    Router::new().route("/", get(untouched))
+    served(Router::new().route("/", get(untouched)))
 }

@@ -251,28 +251,35 @@ where
             };
         };
 
-        // Call the service that was polled ready once the session is read, and keep a
-        // fresh clone for next time.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let pending = Pending {
-            request,
-            inner,
+        let carry = Carry {
             shared: Arc::clone(&self.shared),
             resend: incoming.resend,
             rolling: self.rolling,
         };
         let mut work = storage_work(&self.shared, Some(incoming.value));
         // Start the read now: a storage in memory or on local disk is done at once, and the
-        // request goes on without waiting in the future's state. A read that is not done
-        // (network storage) has sent its query and is polled again with the real waker.
+        // request goes on to the service polled ready without waiting in the future's
+        // state. A read that is not done (network storage) has sent its query and is polled
+        // again with the real waker.
         let mut start = Context::from_waker(Waker::noop());
         let state = match work.as_mut().poll_read(&mut start) {
-            Poll::Ready((read, value)) => after_read(read, value, work, pending),
-            Poll::Pending => State::Reading {
-                work: Some(work),
-                pending: Some(pending),
-            },
+            Poll::Ready((read, value)) => {
+                after_read(read, value, work, request, &mut self.inner, carry)
+            }
+            Poll::Pending => {
+                // Call the service that was polled ready once the session is read, and
+                // keep a fresh clone for next time.
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                State::Reading {
+                    work: Some(work),
+                    pending: Some(Pending {
+                        request,
+                        inner,
+                        carry,
+                    }),
+                }
+            }
         };
         ResponseFuture { state }
     }
@@ -422,19 +429,19 @@ fn after_read<S, St, ReqBody, B>(
     read: ReadResult,
     value: String,
     work: BoxWork,
-    pending: Pending<S, St, ReqBody>,
+    mut request: Request<ReqBody>,
+    inner: &mut S,
+    carry: Carry<St>,
 ) -> State<S, St, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<B>>,
     B: Default,
 {
-    let Pending {
-        mut request,
-        mut inner,
+    let Carry {
         shared,
         resend,
         rolling,
-    } = pending;
+    } = carry;
     let (session, unreadable) = match read {
         Ok(session) => (session, false),
         // A record that can never load again must not lock its user out with a 500 on
@@ -469,6 +476,11 @@ struct Pending<S, St, ReqBody> {
     request: Request<ReqBody>,
     /// The inner service, already polled ready.
     inner: S,
+    carry: Carry<St>,
+}
+
+/// What the save after the inner service needs from before the read.
+struct Carry<St> {
     shared: Arc<Shared<St>>,
     resend: Option<String>,
     rolling: bool,
@@ -526,8 +538,13 @@ where
                     let reading = work.as_mut().expect("polled after completion");
                     let (read, value) = ready!(reading.as_mut().poll_read(cx));
                     let work = work.take().expect("polled after completion");
-                    let pending = pending.take().expect("polled after completion");
-                    this.state.set(after_read(read, value, work, pending));
+                    let Pending {
+                        request,
+                        mut inner,
+                        carry,
+                    } = pending.take().expect("polled after completion");
+                    this.state
+                        .set(after_read(read, value, work, request, &mut inner, carry));
                 }
                 StateProj::Answered { response } => {
                     return Poll::Ready(Ok(response.take().expect("polled after completion")));

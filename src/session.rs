@@ -1,6 +1,7 @@
 //! The session handle that handlers read and write.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -63,7 +64,6 @@ struct State {
     /// Keys `set` or `unset` during this request, in first-touched order, so that a
     /// storage can merge concurrent changes instead of overwriting them.
     changed_keys: Vec<String>,
-    dirty: bool,
     destroyed: bool,
     /// When the session was first created (seconds since the Unix epoch); `None` for a
     /// fresh session until something needs it, so that a request which never touches its
@@ -105,8 +105,8 @@ impl State {
         }
     }
 
+    /// Records a key `set` or `unset` (the caller marks the session dirty).
     fn touch_key(&mut self, key: &str) {
-        self.dirty = true;
         if !self.changed_keys.iter().any(|k| k == key) {
             self.changed_keys.push(key.to_owned());
         }
@@ -154,7 +154,15 @@ impl State {
 /// ```
 #[derive(Clone)]
 pub struct Session {
-    state: Arc<Mutex<State>>,
+    shared: Arc<Shared>,
+}
+
+/// What every clone of a session shares.
+struct Shared {
+    /// Whether a save has anything to write. Outside the lock: the layer asks after every
+    /// request, and most requests change nothing.
+    dirty: AtomicBool,
+    state: Mutex<State>,
 }
 
 impl Session {
@@ -163,7 +171,12 @@ impl Session {
     #[allow(clippy::new_without_default)] // a random id is not what `Default` promises
     pub fn new() -> Session {
         // The id is drawn when first needed (`State::ensure_id`).
-        Session::build(String::new(), Origin::Generated, SessionData::default(), None)
+        Session::build(
+            String::new(),
+            Origin::Generated,
+            SessionData::default(),
+            None,
+        )
     }
 
     /// A fresh, empty session with the given id.
@@ -186,21 +199,28 @@ impl Session {
     fn build(id: String, origin: Origin, data: SessionData, created_at: Option<u64>) -> Session {
         let dirty = !data.flash.is_empty();
         Session {
-            state: Arc::new(Mutex::new(State {
-                original_id: None,
-                id,
-                origin,
-                delete_original: false,
-                regenerated: false,
-                values: data.values,
-                incoming_flash: data.flash,
-                outgoing_flash: Map::new(),
-                changed_keys: Vec::new(),
-                dirty,
-                destroyed: false,
-                created_at,
-            })),
+            shared: Arc::new(Shared {
+                dirty: AtomicBool::new(dirty),
+                state: Mutex::new(State {
+                    original_id: None,
+                    id,
+                    origin,
+                    delete_original: false,
+                    regenerated: false,
+                    values: data.values,
+                    incoming_flash: data.flash,
+                    outgoing_flash: Map::new(),
+                    changed_keys: Vec::new(),
+                    destroyed: false,
+                    created_at,
+                }),
+            }),
         }
+    }
+
+    /// Marks the session as having something to save.
+    fn mark_dirty(&self) {
+        self.shared.dirty.store(true, Ordering::Release);
     }
 
     /// The state, with the id drawn if it was not yet.
@@ -213,7 +233,8 @@ impl Session {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic in another holder cannot leave the state half-written: every method
         // finishes its change before it can panic, so a poisoned lock is still usable.
-        self.state
+        self.shared
+            .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -263,6 +284,7 @@ impl Session {
         let mut guard = self.lock();
         let state = guard.mutable()?;
         state.touch_key(&key);
+        self.mark_dirty();
         if value.is_null() {
             state.values.remove(&key);
             state.incoming_flash.remove(&key);
@@ -278,6 +300,7 @@ impl Session {
         let mut guard = self.lock();
         let state = guard.mutable()?;
         state.touch_key(key);
+        self.mark_dirty();
         state.values.remove(key);
         state.incoming_flash.remove(key);
         state.outgoing_flash.remove(key);
@@ -289,7 +312,7 @@ impl Session {
         let value = serde_json::to_value(value)?;
         let mut guard = self.lock();
         let state = guard.mutable()?;
-        state.dirty = true;
+        self.mark_dirty();
         state.outgoing_flash.insert(key.into(), value);
         Ok(())
     }
@@ -303,7 +326,7 @@ impl Session {
         let state = guard.mutable()?;
         state.replace_id(id);
         state.regenerated = true;
-        state.dirty = true;
+        self.mark_dirty();
         state.delete_original |= delete_old;
         Ok(())
     }
@@ -313,13 +336,15 @@ impl Session {
     pub fn destroy(&self) {
         let mut state = self.lock();
         state.destroyed = true;
-        state.dirty = true;
+        self.mark_dirty();
     }
 
     /// Marks the session changed without changing a value, so that the next save writes it
     /// again and re-sends the cookie: this refreshes its expiry (the layer's `rolling`).
     pub fn touch(&self) -> Result<(), Error> {
-        self.lock().mutable()?.dirty = true;
+        let mut state = self.lock();
+        state.mutable()?;
+        self.mark_dirty();
         Ok(())
     }
 
@@ -330,7 +355,7 @@ impl Session {
 
     /// Whether a save has anything to write (or to delete).
     pub fn is_dirty(&self) -> bool {
-        self.lock().dirty
+        self.shared.dirty.load(Ordering::Acquire)
     }
 
     /// How many keys can be read: values plus incoming flash (a key in both counts once).
@@ -407,7 +432,8 @@ impl Session {
                 .delete_original
                 .then(|| state.original_id().to_owned()),
             destroyed: state.destroyed,
-            dirty: state.dirty,
+            // Every change marks the session dirty under this lock.
+            dirty: self.is_dirty(),
             data: state.data(),
         }
     }
@@ -446,7 +472,7 @@ impl fmt::Debug for Session {
                 "flash_keys",
                 &state.incoming_flash.keys().collect::<Vec<_>>(),
             )
-            .field("dirty", &state.dirty)
+            .field("dirty", &self.is_dirty())
             .field("destroyed", &state.destroyed)
             .finish()
     }

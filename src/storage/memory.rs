@@ -96,15 +96,19 @@ fn write_lock(shard: &Shard) -> RwLockWriteGuard<'_, HashMap<String, Record>> {
 }
 
 impl MemoryBackend {
-    /// The shard of `id`, picked by FNV-1a rather than the maps' keyed SipHash, which then
-    /// hashes the id once more inside the shard: a chosen id (`use_unknown_ids`) can at
-    /// worst crowd one shard's lock, while the map itself stays keyed against collisions.
+    /// The shard of `id`, picked by a multiply-xorshift over 8-byte words rather than the
+    /// maps' keyed SipHash, which then hashes the id once more inside the shard: a chosen id
+    /// (`use_unknown_ids`) can at worst crowd one shard's lock, while each map stays keyed
+    /// against collisions.
     fn shard(&self, id: &str) -> &Shard {
-        let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        let hash = id.as_bytes().chunks(8).fold(0_u64, |hash, chunk| {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            let mixed = (hash ^ u64::from_le_bytes(word)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            mixed ^ (mixed >> 29)
         });
-        // The high half: FNV's low bits mix only the bytes' low bits.
-        &self.inner.shards[(hash >> 32) as usize % SHARDS]
+        // The high bits: they depend on every bit of every word.
+        &self.inner.shards[(hash >> 60) as usize % SHARDS]
     }
 
     fn sweep_shard(&self, index: usize, now_ms: u64) -> usize {
@@ -152,5 +156,39 @@ impl SessionBackend for MemoryBackend {
     async fn delete(&self, id: &str) -> Result<(), Error> {
         write_lock(self.shard(id)).remove(id);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Random ids, and ids that differ only in their last character, spread over every
+    /// shard: the cheap shard hash must not leave shards idle (or one lock hot).
+    #[test]
+    fn ids_spread_over_every_shard() {
+        let backend = MemoryBackend::default();
+        let index = |id: &str| {
+            let shard: *const Shard = backend.shard(id);
+            backend
+                .inner
+                .shards
+                .iter()
+                .position(|s| std::ptr::eq(s, shard))
+                .expect("a shard of this backend")
+        };
+        let random: Vec<String> = (0..16_000).map(|_| crate::session::generate_id()).collect();
+        let sequential: Vec<String> = (0..16_000).map(|n| format!("user-{n:08}")).collect();
+        for ids in [random, sequential] {
+            let mut counts = [0usize; SHARDS];
+            for id in &ids {
+                counts[index(id)] += 1;
+            }
+            // 1,000 expected per shard.
+            assert!(
+                counts.iter().all(|&n| (800..1200).contains(&n)),
+                "{counts:?}"
+            );
+        }
     }
 }

@@ -57,10 +57,11 @@ struct State {
     delete_original: bool,
     regenerated: bool,
     values: Map<String, Value>,
-    /// Flash that arrived with this request (set by the previous one).
-    incoming_flash: Map<String, Value>,
+    /// Flash that arrived with this request (set by the previous one). The flash maps are
+    /// `None` while empty, as they almost always are: dropping even an empty map costs.
+    incoming_flash: Option<Map<String, Value>>,
     /// Flash set during this request, for the next one.
-    outgoing_flash: Map<String, Value>,
+    outgoing_flash: Option<Map<String, Value>>,
     /// Keys `set` or `unset` during this request, in first-touched order, so that a
     /// storage can merge concurrent changes instead of overwriting them.
     changed_keys: Vec<String>,
@@ -119,7 +120,7 @@ impl State {
         }
         SessionData {
             values: self.values.clone(),
-            flash: self.outgoing_flash.clone(),
+            flash: self.outgoing_flash.clone().unwrap_or_default(),
         }
     }
 
@@ -129,7 +130,14 @@ impl State {
         }
         self.values
             .get(key)
-            .or_else(|| self.incoming_flash.get(key))
+            .or_else(|| self.incoming_flash.as_ref()?.get(key))
+    }
+
+    /// Removes `key` from a flash map, if it has one.
+    fn remove_flash(flash: &mut Option<Map<String, Value>>, key: &str) {
+        if let Some(map) = flash {
+            map.remove(key);
+        }
     }
 }
 
@@ -171,33 +179,48 @@ impl Session {
     #[allow(clippy::new_without_default)] // a random id is not what `Default` promises
     pub fn new() -> Session {
         // The id is drawn when first needed (`State::ensure_id`).
-        Session::build(
-            String::new(),
-            Origin::Generated,
-            SessionData::default(),
-            None,
-        )
+        Session::build(String::new(), Origin::Generated, Map::new(), None, None)
     }
 
     /// A fresh, empty session with the given id.
     pub fn with_id(id: impl Into<String>) -> Session {
-        Session::build(id.into(), Origin::Given, SessionData::default(), None)
+        Session::build(id.into(), Origin::Given, Map::new(), None, None)
     }
 
     /// A session as loaded from storage: `data.values` are its values and `data.flash` the
     /// flash set by the previous request, readable now. It starts dirty when that flash is
     /// non-empty, so that the next save drops it.
     pub fn from_data(id: impl Into<String>, data: SessionData) -> Session {
-        Session::build(id.into(), Origin::Loaded, data, None)
+        Session::build(
+            id.into(),
+            Origin::Loaded,
+            data.values,
+            Some(data.flash),
+            None,
+        )
     }
 
     /// A session loaded from a storage record, with the creation time stored with it.
     pub(crate) fn loaded(id: &str, data: SessionData, created_at_secs: u64) -> Session {
-        Session::build(id.to_owned(), Origin::Loaded, data, Some(created_at_secs))
+        let id = id.to_owned();
+        Session::build(
+            id,
+            Origin::Loaded,
+            data.values,
+            Some(data.flash),
+            Some(created_at_secs),
+        )
     }
 
-    fn build(id: String, origin: Origin, data: SessionData, created_at: Option<u64>) -> Session {
-        let dirty = !data.flash.is_empty();
+    fn build(
+        id: String,
+        origin: Origin,
+        values: Map<String, Value>,
+        flash: Option<Map<String, Value>>,
+        created_at: Option<u64>,
+    ) -> Session {
+        let incoming_flash = flash.filter(|flash| !flash.is_empty());
+        let dirty = incoming_flash.is_some();
         Session {
             shared: Arc::new(Shared {
                 dirty: AtomicBool::new(dirty),
@@ -207,9 +230,9 @@ impl Session {
                     origin,
                     delete_original: false,
                     regenerated: false,
-                    values: data.values,
-                    incoming_flash: data.flash,
-                    outgoing_flash: Map::new(),
+                    values,
+                    incoming_flash,
+                    outgoing_flash: None,
                     changed_keys: Vec::new(),
                     destroyed: false,
                     created_at,
@@ -287,7 +310,7 @@ impl Session {
         self.mark_dirty();
         if value.is_null() {
             state.values.remove(&key);
-            state.incoming_flash.remove(&key);
+            State::remove_flash(&mut state.incoming_flash, &key);
         } else {
             state.values.insert(key, value);
         }
@@ -302,8 +325,8 @@ impl Session {
         state.touch_key(key);
         self.mark_dirty();
         state.values.remove(key);
-        state.incoming_flash.remove(key);
-        state.outgoing_flash.remove(key);
+        State::remove_flash(&mut state.incoming_flash, key);
+        State::remove_flash(&mut state.outgoing_flash, key);
         Ok(())
     }
 
@@ -313,7 +336,10 @@ impl Session {
         let mut guard = self.lock();
         let state = guard.mutable()?;
         self.mark_dirty();
-        state.outgoing_flash.insert(key.into(), value);
+        state
+            .outgoing_flash
+            .get_or_insert_with(Map::new)
+            .insert(key.into(), value);
         Ok(())
     }
 
@@ -364,11 +390,12 @@ impl Session {
         if state.destroyed {
             return 0;
         }
-        let flash_only = state
-            .incoming_flash
-            .keys()
-            .filter(|k| !state.values.contains_key(*k))
-            .count();
+        let flash_only = state.incoming_flash.as_ref().map_or(0, |flash| {
+            flash
+                .keys()
+                .filter(|k| !state.values.contains_key(*k))
+                .count()
+        });
         state.values.len() + flash_only
     }
 
@@ -470,7 +497,11 @@ impl fmt::Debug for Session {
             .field("keys", &state.values.keys().collect::<Vec<_>>())
             .field(
                 "flash_keys",
-                &state.incoming_flash.keys().collect::<Vec<_>>(),
+                &state
+                    .incoming_flash
+                    .iter()
+                    .flat_map(Map::keys)
+                    .collect::<Vec<_>>(),
             )
             .field("dirty", &self.is_dirty())
             .field("destroyed", &state.destroyed)

@@ -249,6 +249,78 @@ async fn a_storage_error_on_read_is_a_bare_500() {
     assert!(set_cookies(&response).is_empty());
 }
 
+/// A storage that answers later, as a network storage does: every read and save waits on a
+/// timer first, so the layer's first poll of the read (made in `call`, with a waker that
+/// does nothing) comes back pending, and the read must be polled again with the task's
+/// waker to finish at all.
+struct LaterStorage {
+    inner: MemoryStorage,
+    fail_read: bool,
+}
+
+impl SessionStorage for LaterStorage {
+    async fn read(&self, value: Option<&str>) -> Result<Session, Error> {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        if self.fail_read {
+            return Err(Error::backend(INTERNAL));
+        }
+        self.inner.read(value).await
+    }
+
+    async fn save(&self, session: &Session) -> Result<Option<String>, Error> {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        self.inner.save(session).await
+    }
+}
+
+#[tokio::test]
+async fn a_storage_that_answers_later_loads_and_saves_through_the_layer() {
+    let app = plain(
+        SessionLayer::new(
+            cookie(),
+            LaterStorage {
+                inner: MemoryStorage::new(),
+                fail_read: false,
+            },
+        ),
+        count,
+    );
+    let mut sent = None::<String>;
+    for expected in 1..=3 {
+        let request = app.clone().oneshot(req(sent.as_deref()));
+        // A read left with the do-nothing waker would never finish.
+        let response = tokio::time::timeout(std::time::Duration::from_secs(5), request)
+            .await
+            .expect("the pending read is polled again with the task's waker")
+            .unwrap();
+        assert_eq!(response.body(), &format!("Count: {expected}"));
+        sent = Some(pair(&session_set_cookie(&response).expect("saved")));
+    }
+}
+
+#[tokio::test]
+async fn a_storage_that_fails_later_on_read_is_a_bare_500() {
+    let app = plain(
+        SessionLayer::new(
+            cookie(),
+            LaterStorage {
+                inner: MemoryStorage::new(),
+                fail_read: true,
+            },
+        ),
+        count,
+    );
+    let valid = pair(&cookie().serialize("some-id").unwrap());
+    let request = app.oneshot(req(Some(&valid)));
+    let response = tokio::time::timeout(std::time::Duration::from_secs(5), request)
+        .await
+        .expect("the pending read is polled again with the task's waker")
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(!response.body().contains("hunter2"));
+    assert!(set_cookies(&response).is_empty());
+}
+
 /// A storage whose records never decode, as after a disk fault or a format change.
 struct CorruptStorage(MemoryStorage);
 

@@ -260,9 +260,14 @@ where
         // Start the read now: a storage in memory or on local disk is done at once, and the
         // request goes on to the service polled ready without waiting in the future's
         // state. A read that is not done (network storage) has sent its query and is polled
-        // again with the real waker.
+        // again with the real waker. Only inside a runtime: a storage may spawn or set a
+        // timer, which panics outside one, and a future made there is run on one later.
         let mut start = Context::from_waker(Waker::noop());
-        let state = match work.as_mut().poll_read(&mut start) {
+        let read = match tokio::runtime::Handle::try_current() {
+            Ok(_) => work.as_mut().poll_read(&mut start),
+            Err(_) => Poll::Pending,
+        };
+        let state = match read {
             Poll::Ready((read, value)) => {
                 after_read(read, value, work, request, &mut self.inner, carry)
             }

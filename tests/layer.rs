@@ -321,6 +321,28 @@ async fn a_storage_that_fails_later_on_read_is_a_bare_500() {
     assert!(set_cookies(&response).is_empty());
 }
 
+/// A future made by `call` outside any runtime and run on one later: the layer must not
+/// start the read there, since `FsStorage`'s read spawns a blocking task, which panics
+/// outside a runtime.
+#[test]
+fn a_call_made_outside_a_runtime_runs_later_on_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = session_layer::FsStorage::new(dir.path()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut app = plain(SessionLayer::new(cookie(), storage), count);
+    let first = runtime.block_on(app.clone().oneshot(req(None))).unwrap();
+    let sent = pair(&session_set_cookie(&first).unwrap());
+
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(app.poll_ready(&mut cx).is_ready());
+    let later = app.call(req(Some(&sent)));
+    let response = runtime.block_on(later).unwrap();
+    assert_eq!(response.body(), "Count: 2");
+}
+
 /// A storage whose records never decode, as after a disk fault or a format change.
 struct CorruptStorage(MemoryStorage);
 

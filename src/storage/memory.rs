@@ -95,20 +95,24 @@ fn write_lock(shard: &Shard) -> RwLockWriteGuard<'_, HashMap<String, Record>> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The shard of `id`, picked by a multiply-xorshift over 8-byte words rather than the maps'
+/// keyed SipHash, which then hashes the id once more inside the shard: a chosen id
+/// (`use_unknown_ids`) can at worst crowd one shard's lock, while each map stays keyed
+/// against collisions.
+fn shard_index(id: &str) -> usize {
+    let hash = id.as_bytes().chunks(8).fold(0_u64, |hash, chunk| {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        let mixed = (hash ^ u64::from_le_bytes(word)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        mixed ^ (mixed >> 29)
+    });
+    // The high bits: they depend on every bit of every word.
+    (hash >> 60) as usize % SHARDS
+}
+
 impl MemoryBackend {
-    /// The shard of `id`, picked by a multiply-xorshift over 8-byte words rather than the
-    /// maps' keyed SipHash, which then hashes the id once more inside the shard: a chosen id
-    /// (`use_unknown_ids`) can at worst crowd one shard's lock, while each map stays keyed
-    /// against collisions.
     fn shard(&self, id: &str) -> &Shard {
-        let hash = id.as_bytes().chunks(8).fold(0_u64, |hash, chunk| {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            let mixed = (hash ^ u64::from_le_bytes(word)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            mixed ^ (mixed >> 29)
-        });
-        // The high bits: they depend on every bit of every word.
-        &self.inner.shards[(hash >> 60) as usize % SHARDS]
+        &self.inner.shards[shard_index(id)]
     }
 
     fn sweep_shard(&self, index: usize, now_ms: u64) -> usize {
@@ -167,22 +171,12 @@ mod tests {
     /// shard: the cheap shard hash must not leave shards idle (or one lock hot).
     #[test]
     fn ids_spread_over_every_shard() {
-        let backend = MemoryBackend::default();
-        let index = |id: &str| {
-            let shard: *const Shard = backend.shard(id);
-            backend
-                .inner
-                .shards
-                .iter()
-                .position(|s| std::ptr::eq(s, shard))
-                .expect("a shard of this backend")
-        };
         let random: Vec<String> = (0..16_000).map(|_| crate::session::generate_id()).collect();
         let sequential: Vec<String> = (0..16_000).map(|n| format!("user-{n:08}")).collect();
         for ids in [random, sequential] {
             let mut counts = [0usize; SHARDS];
             for id in &ids {
-                counts[index(id)] += 1;
+                counts[shard_index(id)] += 1;
             }
             // 1,000 expected per shard.
             assert!(

@@ -277,8 +277,8 @@ where
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
                 State::Reading {
-                    work: Some(work),
                     pending: Some(Pending {
+                        work,
                         request,
                         inner,
                         carry,
@@ -478,6 +478,8 @@ where
 
 /// What a request waiting for its session read keeps for after it.
 struct Pending<S, St, ReqBody> {
+    /// The storage work, reading.
+    work: BoxWork,
     request: Request<ReqBody>,
     /// The inner service, already polled ready.
     inner: S,
@@ -504,7 +506,6 @@ pin_project! {
     enum State<S: Service<Request<ReqBody>>, St, ReqBody> {
         // The storage reads the session; then the inner service is called.
         Reading {
-            work: Option<BoxWork>,
             pending: Option<Pending<S, St, ReqBody>>,
         },
         // The inner service runs, in place. `work` is the storage work, if a read made one.
@@ -539,11 +540,11 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Reading { work, pending } => {
-                    let reading = work.as_mut().expect("polled after completion");
-                    let (read, value) = ready!(reading.as_mut().poll_read(cx));
-                    let work = work.take().expect("polled after completion");
+                StateProj::Reading { pending } => {
+                    let reading = pending.as_mut().expect("polled after completion");
+                    let (read, value) = ready!(reading.work.as_mut().poll_read(cx));
                     let Pending {
+                        work,
                         request,
                         mut inner,
                         carry,

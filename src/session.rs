@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::Error;
+use crate::storage::{ChangeSet, KeyChange, Snapshot, Updater};
 
 /// What a storage keeps for one session: its values and the flash for the next request.
 ///
@@ -57,14 +58,17 @@ struct State {
     delete_original: bool,
     regenerated: bool,
     values: Map<String, Value>,
-    /// Flash that arrived with this request (set by the previous one). The flash maps are
-    /// `None` while empty, as they almost always are: dropping even an empty map costs.
+    /// Flash that arrived with this request (set by the previous one), as it arrived: a
+    /// save consumes exactly these values. The flash maps are `None` while empty, as they
+    /// almost always are: dropping even an empty map costs.
     incoming_flash: Option<Map<String, Value>>,
     /// Flash set during this request, for the next one.
     outgoing_flash: Option<Map<String, Value>>,
-    /// Keys `set` or `unset` during this request, in first-touched order, so that a
-    /// storage can merge concurrent changes instead of overwriting them.
-    changed_keys: Vec<String>,
+    /// Keys changed during this request, in first-changed order, so that a storage can
+    /// replay the changes on a record another request changed meanwhile.
+    changes: Vec<(String, Change)>,
+    /// The stored version this session was loaded at, if the storage has versions.
+    version: Option<u64>,
     destroyed: bool,
     /// When the session was first created (seconds since the Unix epoch); `None` for a
     /// fresh session until something needs it, so that a request which never touches its
@@ -106,10 +110,37 @@ impl State {
         }
     }
 
-    /// Records a key `set` or `unset` (the caller marks the session dirty).
-    fn touch_key(&mut self, key: &str) {
-        if !self.changed_keys.iter().any(|k| k == key) {
-            self.changed_keys.push(key.to_owned());
+    fn change_mut(&mut self, key: &str) -> Option<&mut Change> {
+        self.changes
+            .iter_mut()
+            .find_map(|(k, change)| (k == key).then_some(change))
+    }
+
+    /// Records that `key` was set or unset: its value is now whatever `values` holds.
+    fn record_write(&mut self, key: &str) {
+        match self.change_mut(key) {
+            Some(change) => *change = Change::Written,
+            None => self.changes.push((key.to_owned(), Change::Written)),
+        }
+    }
+
+    /// Records an `update` of `key` made when its value was `before`.
+    fn record_update(&mut self, key: &str, before: Option<Value>, step: Updater) {
+        match self.change_mut(key) {
+            Some(Change::Updated { steps, .. }) => steps.push(step),
+            Some(change) => {
+                *change = Change::Updated {
+                    start: Some(before),
+                    steps: vec![step],
+                }
+            }
+            None => self.changes.push((
+                key.to_owned(),
+                Change::Updated {
+                    start: None,
+                    steps: vec![step],
+                },
+            )),
         }
     }
 
@@ -124,21 +155,28 @@ impl State {
         }
     }
 
+    /// The value, else the incoming flash, unless this request changed the key.
     fn lookup(&self, key: &str) -> Option<&Value> {
         if self.destroyed {
             return None;
         }
-        self.values
-            .get(key)
-            .or_else(|| self.incoming_flash.as_ref()?.get(key))
+        self.values.get(key).or_else(|| {
+            let flash = self.incoming_flash.as_ref()?.get(key)?;
+            self.changes.iter().all(|(k, _)| k != key).then_some(flash)
+        })
     }
+}
 
-    /// Removes `key` from a flash map, if it has one.
-    fn remove_flash(flash: &mut Option<Map<String, Value>>, key: &str) {
-        if let Some(map) = flash {
-            map.remove(key);
-        }
-    }
+/// How a request changed one key; resolved into a [`KeyChange`] only if a save must merge.
+enum Change {
+    /// Set or unset: the value is what `values` holds at save time.
+    Written,
+    /// Updated: `start` is the value written earlier in this request (`None`: the stored
+    /// value), and `steps` the closures to run on it.
+    Updated {
+        start: Option<Option<Value>>,
+        steps: Vec<Updater>,
+    },
 }
 
 /// A user's session: a cheap-to-clone handle on shared state.
@@ -179,12 +217,19 @@ impl Session {
     #[allow(clippy::new_without_default)] // a random id is not what `Default` promises
     pub fn new() -> Session {
         // The id is drawn when first needed (`State::ensure_id`).
-        Session::build(String::new(), Origin::Generated, Map::new(), None, None)
+        Session::build(
+            String::new(),
+            Origin::Generated,
+            Map::new(),
+            None,
+            None,
+            None,
+        )
     }
 
     /// A fresh, empty session with the given id.
     pub fn with_id(id: impl Into<String>) -> Session {
-        Session::build(id.into(), Origin::Given, Map::new(), None, None)
+        Session::build(id.into(), Origin::Given, Map::new(), None, None, None)
     }
 
     /// A session as loaded from storage: `data.values` are its values and `data.flash` the
@@ -197,18 +242,25 @@ impl Session {
             data.values,
             Some(data.flash),
             None,
+            None,
         )
     }
 
-    /// A session loaded from a storage record, with the creation time stored with it.
-    pub(crate) fn loaded(id: &str, data: SessionData, created_at_secs: u64) -> Session {
-        let id = id.to_owned();
+    /// A session loaded from a storage record at `version`, with the creation time stored
+    /// with it.
+    pub(crate) fn loaded(
+        id: &str,
+        data: SessionData,
+        created_at_secs: u64,
+        version: Option<u64>,
+    ) -> Session {
         Session::build(
-            id,
+            id.to_owned(),
             Origin::Loaded,
             data.values,
             Some(data.flash),
             Some(created_at_secs),
+            version,
         )
     }
 
@@ -218,6 +270,7 @@ impl Session {
         values: Map<String, Value>,
         flash: Option<Map<String, Value>>,
         created_at: Option<u64>,
+        version: Option<u64>,
     ) -> Session {
         let incoming_flash = flash.filter(|flash| !flash.is_empty());
         let dirty = incoming_flash.is_some();
@@ -233,7 +286,8 @@ impl Session {
                     values,
                     incoming_flash,
                     outgoing_flash: None,
-                    changed_keys: Vec::new(),
+                    changes: Vec::new(),
+                    version,
                     destroyed: false,
                     created_at,
                 }),
@@ -306,15 +360,62 @@ impl Session {
         let value = serde_json::to_value(value)?;
         let mut guard = self.lock();
         let state = guard.mutable()?;
-        state.touch_key(&key);
+        state.record_write(&key);
         self.mark_dirty();
         if value.is_null() {
             state.values.remove(&key);
-            State::remove_flash(&mut state.incoming_flash, &key);
         } else {
             state.values.insert(key, value);
         }
         Ok(())
+    }
+
+    /// Sets `key` to `f(current value)` and returns the new value. `f` gets `None` when the
+    /// key is absent or its value is not a `T`; a result that serializes to JSON `null`
+    /// removes the key.
+    ///
+    /// Unlike a [`get`](Session::get) followed by a [`set`](Session::set), no concurrent
+    /// update is lost: a server-side storage runs `f` again at save time on the value stored
+    /// then, if another request changed the session meanwhile. So `f` should depend on
+    /// nothing but its argument. It runs while the session is locked: it must not use the
+    /// session itself.
+    ///
+    /// ```
+    /// use session_layer::Session;
+    ///
+    /// let session = Session::new();
+    /// let cart = session.update("cart", |cart: Option<Vec<String>>| {
+    ///     let mut cart = cart.unwrap_or_default();
+    ///     cart.push("apple".into());
+    ///     cart
+    /// })?;
+    /// assert_eq!(cart, ["apple"]);
+    /// assert_eq!(session.update("visits", |n: Option<u64>| n.unwrap_or(0) + 1)?, 1);
+    /// # Ok::<(), session_layer::Error>(())
+    /// ```
+    pub fn update<T, F>(&self, key: impl Into<String>, f: F) -> Result<T, Error>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Fn(Option<T>) -> T + Send + Sync + 'static,
+    {
+        let key = key.into();
+        let step: Updater = Arc::new(move |value: Option<&Value>| {
+            let current = value.and_then(|v| T::deserialize(v).ok());
+            Ok(serde_json::to_value(f(current))?)
+        });
+        let mut guard = self.lock();
+        let state = guard.mutable()?;
+        let before = state.values.get(&key).cloned();
+        let after = step(before.as_ref())?;
+        let result = T::deserialize(&after)?;
+        state.record_update(&key, before, step);
+        self.mark_dirty();
+        if after.is_null() {
+            state.values.remove(&key);
+        } else {
+            state.values.insert(key, after);
+        }
+        Ok(result)
     }
 
     /// Removes `key` (its value and any flash under it). Marks the session dirty even if
@@ -322,11 +423,12 @@ impl Session {
     pub fn unset(&self, key: &str) -> Result<(), Error> {
         let mut guard = self.lock();
         let state = guard.mutable()?;
-        state.touch_key(key);
+        state.record_write(key);
         self.mark_dirty();
         state.values.remove(key);
-        State::remove_flash(&mut state.incoming_flash, key);
-        State::remove_flash(&mut state.outgoing_flash, key);
+        if let Some(flash) = &mut state.outgoing_flash {
+            flash.remove(key);
+        }
         Ok(())
     }
 
@@ -393,7 +495,7 @@ impl Session {
         let flash_only = state.incoming_flash.as_ref().map_or(0, |flash| {
             flash
                 .keys()
-                .filter(|k| !state.values.contains_key(*k))
+                .filter(|k| state.lookup(k).is_some() && !state.values.contains_key(*k))
                 .count()
         });
         state.values.len() + flash_only
@@ -410,15 +512,6 @@ impl Session {
         self.lock().data()
     }
 
-    /// The keys set or unset during this request, in the order they were first changed.
-    ///
-    /// Together with [`data`](Session::data) this tells a storage exactly what this request
-    /// changed, so that it can merge the change into a record another request changed
-    /// meanwhile.
-    pub fn changed_keys(&self) -> Vec<String> {
-        self.lock().changed_keys.clone()
-    }
-
     /// When the session was first created, as stored with it. A stored time in the future
     /// (only a corrupt or tampered record has one) counts as now.
     pub fn created_at(&self) -> SystemTime {
@@ -429,18 +522,6 @@ impl Session {
     /// Whether the session was loaded from a storage (as opposed to created fresh).
     pub fn is_loaded(&self) -> bool {
         self.lock().origin == Origin::Loaded
-    }
-
-    /// Whether the current id may be written with "create only" semantics (nothing can
-    /// legitimately be stored under it yet), and whether we made it (so that a collision
-    /// can be resolved by drawing another id).
-    pub(crate) fn write_target(&self) -> WriteTarget {
-        let state = self.lock();
-        match (state.origin, state.regenerated) {
-            (Origin::Loaded, false) => WriteTarget::Existing,
-            (Origin::Given, false) => WriteTarget::Chosen,
-            _ => WriteTarget::Fresh,
-        }
     }
 
     /// Draws another random id for a fresh session whose id collided on create. The
@@ -455,37 +536,47 @@ impl Session {
         Snapshot {
             created_at: state.created_at(),
             id: state.id.clone(),
-            delete_id: state
-                .delete_original
-                .then(|| state.original_id().to_owned()),
+            original_id: state.original_id().to_owned(),
+            delete_original: state.delete_original,
+            regenerated: state.regenerated,
+            loaded: state.origin == Origin::Loaded,
+            fresh: state.origin == Origin::Generated,
+            version: state.version,
             destroyed: state.destroyed,
             // Every change marks the session dirty under this lock.
             dirty: self.is_dirty(),
             data: state.data(),
         }
     }
-}
 
-/// Everything a storage needs to save a session, taken under one lock.
-pub(crate) struct Snapshot {
-    pub id: String,
-    pub delete_id: Option<String>,
-    pub destroyed: bool,
-    pub dirty: bool,
-    pub data: SessionData,
-    pub created_at: u64,
-}
-
-/// How a save may write the session's current id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum WriteTarget {
-    /// Loaded under this id: overwrite.
-    Existing,
-    /// An id we generated: create only; on a collision draw another.
-    Fresh,
-    /// An id the client chose (`use_unknown_ids`): create, or overwrite what a concurrent
-    /// request created under it.
-    Chosen,
+    /// What this request changed, to replay on the record as stored at save time.
+    pub(crate) fn change_set(&self) -> ChangeSet {
+        let state = self.lock();
+        let keys = state
+            .changes
+            .iter()
+            .map(|(key, change)| {
+                let change = match change {
+                    Change::Written => match state.values.get(key) {
+                        Some(value) => KeyChange::Set(value.clone()),
+                        None => KeyChange::Unset,
+                    },
+                    Change::Updated { start, steps } => KeyChange::Update {
+                        start: start.clone(),
+                        steps: steps.clone(),
+                    },
+                };
+                (key.clone(), change)
+            })
+            .collect();
+        ChangeSet {
+            loaded: state.origin == Origin::Loaded,
+            destroyed: state.destroyed,
+            keys,
+            flash: state.outgoing_flash.clone().unwrap_or_default(),
+            seen_flash: state.incoming_flash.clone().unwrap_or_default(),
+        }
+    }
 }
 
 impl fmt::Debug for Session {

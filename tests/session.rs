@@ -191,7 +191,6 @@ fn unset_of_an_absent_key_marks_dirty() {
     let session = Session::new();
     session.unset("never-set").unwrap();
     assert!(session.is_dirty());
-    assert_eq!(session.changed_keys(), vec!["never-set".to_owned()]);
 }
 
 #[test]
@@ -457,18 +456,60 @@ fn debug_never_prints_the_id() {
 }
 
 #[test]
-fn changed_keys_in_first_touched_order() {
+fn update_sets_and_returns_what_the_closure_made() {
     let session = Session::new();
-    assert!(session.changed_keys().is_empty());
-    session.set("b", 1).unwrap();
-    session.set("a", 2).unwrap();
-    session.unset("c").unwrap();
-    session.set("b", 3).unwrap();
-    session.set("a", Value::Null).unwrap();
-    assert_eq!(session.changed_keys(), vec!["b", "a", "c"]);
-    // Flash is not a value change.
-    session.flash("f", 1).unwrap();
-    assert_eq!(session.changed_keys(), vec!["b", "a", "c"]);
+    assert_eq!(
+        session
+            .update("n", |n: Option<u64>| n.unwrap_or(0) + 1)
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        session
+            .update("n", |n: Option<u64>| n.unwrap_or(0) + 1)
+            .unwrap(),
+        2
+    );
+    assert_eq!(session.get::<u64>("n"), Some(2));
+    assert!(session.is_dirty());
+}
+
+#[test]
+fn update_gets_none_for_a_value_of_another_type() {
+    let session = Session::new();
+    session.set("n", "not a number").unwrap();
+    let seen = session
+        .update("n", |n: Option<u64>| if n.is_none() { 7 } else { 0 })
+        .unwrap();
+    assert_eq!(seen, 7);
+    assert_eq!(session.get::<u64>("n"), Some(7));
+}
+
+#[test]
+fn update_to_null_removes_the_key() {
+    let session = Session::new();
+    session.set("k", 1).unwrap();
+    let removed: Option<u64> = session.update("k", |_: Option<Option<u64>>| None).unwrap();
+    assert_eq!(removed, None);
+    assert!(!session.has("k"));
+}
+
+#[test]
+fn update_of_a_destroyed_session_fails() {
+    let session = Session::new();
+    session.destroy();
+    let result = session.update("n", |n: Option<u64>| n.unwrap_or(0) + 1);
+    assert!(matches!(result, Err(Error::Destroyed)));
+}
+
+#[test]
+fn unset_hides_the_incoming_flash_under_its_key() {
+    let session = Session::from_data("id", data(json!({}), json!({"msg": "hi", "other": 1})));
+    session.unset("msg").unwrap();
+    assert!(!session.has("msg"));
+    assert_eq!(session.len(), 1);
+    session.set("other", Value::Null).unwrap();
+    assert!(session.is_empty());
 }
 
 #[test]

@@ -19,6 +19,12 @@ use crate::{Error, Session, SessionData};
 /// this response's cookie says; a copy of an older cookie stays valid until it expires.
 /// Set a [`ttl`](CookieStorage::ttl) to bound that window.
 ///
+/// Nor can concurrent requests be merged: there is no shared record to merge into. Each
+/// response carries a whole copy of its own request's session, and the browser keeps the
+/// cookie of whichever response it receives last, so of two overlapping requests that change
+/// the session, one's changes are lost, and a request that was in flight during a logout can
+/// set the old session again. Use a server-side storage where that matters.
+///
 /// ```
 /// use std::time::Duration;
 /// use session_layer::CookieStorage;
@@ -85,7 +91,7 @@ impl CookieStorage {
         if decoded.id.is_empty() {
             return None;
         }
-        self.expiry.load(&decoded.id, record)
+        self.expiry.load(&decoded.id, record, None)
     }
 }
 
@@ -99,7 +105,7 @@ impl SessionStorage for CookieStorage {
 
     async fn save(&self, session: &Session) -> Result<Option<String>, Error> {
         let snapshot = session.snapshot();
-        if snapshot.delete_id.is_some() {
+        if snapshot.delete_original {
             tracing::warn!(
                 "regenerate_id(true) with CookieStorage: the old session cannot be deleted, \
                  only replaced in this response's cookie"
@@ -111,10 +117,9 @@ impl SessionStorage for CookieStorage {
         if !snapshot.dirty {
             return Ok(None);
         }
-        let id = snapshot.id.clone();
-        let (record, _ttl) = self.expiry.record(snapshot);
+        let (record, _ttl) = self.expiry.record(snapshot.data, snapshot.created_at);
         let value = CookieRecord {
-            id,
+            id: snapshot.id,
             data: record.data,
             created_at: record.created_at,
             expires_at_ms: record.expires_at_ms,

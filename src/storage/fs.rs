@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Error, Record, ServerStorage, SessionBackend, WriteMode, id_digest, unix_now_ms};
+use super::{
+    Error, Expected, Record, ServerStorage, SessionBackend, Versioned, id_digest, unix_now_ms,
+};
 
 /// Sessions as files under a directory: for single-server deployments that must keep
 /// sessions across restarts.
@@ -15,6 +17,10 @@ use super::{Error, Record, ServerStorage, SessionBackend, WriteMode, id_digest, 
 /// A write goes to a temporary file that is renamed into place, so a crash never leaves a
 /// torn file; expired files are ignored on read and removed by
 /// [`remove_expired`](FsStorage::remove_expired).
+///
+/// Writes are conditional on the file's content as loaded, checked under an exclusive lock
+/// (`flock`) on the file's directory, so several processes may share one directory on a
+/// local file system and still never lose each other's updates.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -98,43 +104,76 @@ const TEMP_PREFIX: &str = ".tmp-";
 /// A temporary file this old was left by a crash (writes take milliseconds).
 const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 
-fn write_file(path: &Path, bytes: &[u8], sync: bool, mode: WriteMode) -> Result<bool, Error> {
+/// The version of a record file: a hash of its bytes. Two different writes of one session
+/// never have the same bytes (the expiry is in milliseconds, the data differs), and a write
+/// of the very same bytes is the same record, which a merge may take as its base.
+fn version_of(bytes: &[u8]) -> u64 {
+    use std::hash::{DefaultHasher, Hasher};
+    let mut hasher = DefaultHasher::new();
+    hasher.write(bytes);
+    hasher.finish()
+}
+
+/// Runs `work` while holding an exclusive `flock` on `path`'s bucket directory itself, so
+/// that no lock file sits among the sessions.
+fn with_bucket_lock<T>(path: &Path, work: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
     let parent = path.parent().expect("session paths have a parent");
     std::fs::create_dir_all(parent)?;
-    let temp = parent.join(format!("{TEMP_PREFIX}{}", crate::session::generate_id()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&temp)?;
-    let result = (|| {
-        file.write_all(bytes)?;
-        if sync {
-            file.sync_all()?;
+    let lock = std::fs::File::open(parent)?;
+    lock.lock()?;
+    // Dropping the file releases the lock, on every path out.
+    work()
+}
+
+/// Whether the file at `path` is what `expected` says.
+fn is_expected(path: &Path, expected: Expected) -> Result<bool, Error> {
+    let stored = match std::fs::read(path) {
+        Ok(bytes) => Some(version_of(&bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(match expected {
+        Expected::Any => true,
+        Expected::Absent => stored.is_none(),
+        Expected::Version(version) => stored == Some(version),
+    })
+}
+
+fn write_file(path: &Path, bytes: &[u8], sync: bool, expected: Expected) -> Result<bool, Error> {
+    with_bucket_lock(path, || {
+        if !is_expected(path, expected)? {
+            return Ok(false);
         }
-        drop(file);
-        match mode {
-            WriteMode::Overwrite => replace(&temp, path).map(|()| true),
-            // A hard link fails atomically when the name exists: create-only without a race.
-            WriteMode::Create => match std::fs::hard_link(&temp, path) {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Unsupported => {
-                    if path.exists() {
-                        Ok(false)
-                    } else {
-                        std::fs::rename(&temp, path).map(|()| true)
-                    }
-                }
-                Err(e) => Err(e),
-            },
+        let temp = path.with_file_name(format!("{TEMP_PREFIX}{}", crate::session::generate_id()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&temp)?;
+        let written = (|| {
+            file.write_all(bytes)?;
+            if sync {
+                file.sync_all()?;
+            }
+            drop(file);
+            replace(&temp, path)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temp);
         }
-    })();
-    // After a link, or a failure, the temporary name is still there.
-    if !matches!((mode, &result), (WriteMode::Overwrite, Ok(_))) {
-        let _ = std::fs::remove_file(&temp);
-    }
-    Ok(result?)
+        written?;
+        Ok(true)
+    })
+}
+
+fn delete_file(path: &Path, expected: Expected) -> Result<bool, Error> {
+    with_bucket_lock(path, || {
+        if !is_expected(path, expected)? {
+            return Ok(false);
+        }
+        remove_file(path)?;
+        Ok(true)
+    })
 }
 
 /// Puts the file at `temp` in place of `path` atomically: a reader finds the old record or
@@ -160,9 +199,12 @@ fn replace(temp: &Path, path: &Path) -> io::Result<()> {
     std::fs::rename(temp, path)
 }
 
-fn read_file(path: &Path) -> Result<Option<Record>, Error> {
+fn read_file(path: &Path) -> Result<Option<Versioned>, Error> {
     match std::fs::read(path) {
-        Ok(bytes) => Record::decode(&path.display().to_string(), &bytes).map(Some),
+        Ok(bytes) => Ok(Some(Versioned {
+            record: Record::decode(&path.display().to_string(), &bytes)?,
+            version: version_of(&bytes),
+        })),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -197,7 +239,7 @@ fn remove_expired_in(dir: &Path) -> Result<usize, Error> {
                 modified.elapsed().unwrap_or_default() > STALE_TEMP_AGE
             } else {
                 match read_file(&path) {
-                    Ok(Some(record)) => !record.is_live(now, None),
+                    Ok(Some(stored)) => !stored.record.is_live(now, None),
                     Ok(None) => false,
                     // A corrupt file is reported on read; the sweep leaves it for inspection.
                     Err(_) => false,
@@ -213,7 +255,7 @@ fn remove_expired_in(dir: &Path) -> Result<usize, Error> {
 }
 
 impl SessionBackend for FsBackend {
-    async fn load(&self, id: &str) -> Result<Option<Record>, Error> {
+    async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
         let path = self.path(id);
         blocking(move || read_file(&path)).await
     }
@@ -223,35 +265,16 @@ impl SessionBackend for FsBackend {
         id: &str,
         record: &Record,
         _ttl: Option<Duration>,
-        mode: WriteMode,
+        expected: Expected,
     ) -> Result<bool, Error> {
         let path = self.path(id);
         let bytes = record.encode();
         let sync = self.sync;
-        blocking(move || write_file(&path, &bytes, sync, mode)).await
+        blocking(move || write_file(&path, &bytes, sync, expected)).await
     }
 
-    async fn delete(&self, id: &str) -> Result<(), Error> {
+    async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
         let path = self.path(id);
-        blocking(move || Ok(remove_file(&path)?)).await
-    }
-
-    async fn delete_and_store(
-        &self,
-        old_id: &str,
-        id: &str,
-        record: &Record,
-        _ttl: Option<Duration>,
-        mode: WriteMode,
-    ) -> Result<bool, Error> {
-        let old = self.path(old_id);
-        let path = self.path(id);
-        let bytes = record.encode();
-        let sync = self.sync;
-        blocking(move || {
-            remove_file(&old)?;
-            write_file(&path, &bytes, sync, mode)
-        })
-        .await
+        blocking(move || delete_file(&path, expected)).await
     }
 }

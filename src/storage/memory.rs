@@ -1,11 +1,11 @@
 //! Sessions in process memory.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockWriteGuard};
 use std::time::Duration;
 
-use super::{Error, Record, ServerStorage, SessionBackend, WriteMode, unix_now_ms};
+use super::{Error, Expected, Record, ServerStorage, SessionBackend, Versioned, unix_now_ms};
 
 /// Sessions in process memory: for tests, development and single-process apps.
 ///
@@ -61,7 +61,7 @@ const SHARDS: usize = 16;
 /// by the sessions alive within a TTL without a background task.
 const WRITES_PER_SWEEP: usize = 64;
 
-type Shard = RwLock<HashMap<String, Record>>;
+type Shard = RwLock<HashMap<String, Versioned>>;
 
 /// The [`SessionBackend`] behind [`MemoryStorage`]: a sharded hash map.
 #[derive(Clone, Default)]
@@ -73,6 +73,8 @@ pub struct MemoryBackend {
 struct Shards {
     shards: [Shard; SHARDS],
     writes: AtomicUsize,
+    /// The last version given to a write: versions are never reused.
+    version: AtomicU64,
 }
 
 impl std::fmt::Debug for MemoryBackend {
@@ -83,13 +85,13 @@ impl std::fmt::Debug for MemoryBackend {
 
 // A panic while a lock is held cannot leave a map half-updated (every change is a single
 // insert or remove), so a poisoned lock is still safe to use.
-fn read_lock(shard: &Shard) -> std::sync::RwLockReadGuard<'_, HashMap<String, Record>> {
+fn read_lock(shard: &Shard) -> std::sync::RwLockReadGuard<'_, HashMap<String, Versioned>> {
     shard
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn write_lock(shard: &Shard) -> RwLockWriteGuard<'_, HashMap<String, Record>> {
+fn write_lock(shard: &Shard) -> RwLockWriteGuard<'_, HashMap<String, Versioned>> {
     shard
         .write()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -118,7 +120,7 @@ impl MemoryBackend {
     fn sweep_shard(&self, index: usize, now_ms: u64) -> usize {
         let mut map = write_lock(&self.inner.shards[index]);
         let before = map.len();
-        map.retain(|_, record| record.expires_at_ms.is_none_or(|at| at > now_ms));
+        map.retain(|_, stored| stored.record.expires_at_ms.is_none_or(|at| at > now_ms));
         before - map.len()
     }
 
@@ -131,8 +133,17 @@ impl MemoryBackend {
     }
 }
 
+/// Whether `stored` is what `expected` says.
+fn matches(stored: Option<&Versioned>, expected: Expected) -> bool {
+    match (expected, stored) {
+        (Expected::Any, _) | (Expected::Absent, None) => true,
+        (Expected::Version(version), Some(stored)) => stored.version == version,
+        _ => false,
+    }
+}
+
 impl SessionBackend for MemoryBackend {
-    async fn load(&self, id: &str) -> Result<Option<Record>, Error> {
+    async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
         Ok(read_lock(self.shard(id)).get(id).cloned())
     }
 
@@ -141,15 +152,21 @@ impl SessionBackend for MemoryBackend {
         id: &str,
         record: &Record,
         _ttl: Option<Duration>,
-        mode: WriteMode,
+        expected: Expected,
     ) -> Result<bool, Error> {
         {
             let mut map = write_lock(self.shard(id));
+            if !matches(map.get(id), expected) {
+                return Ok(false);
+            }
+            let stored = Versioned {
+                record: record.clone(),
+                version: self.inner.version.fetch_add(1, Ordering::Relaxed) + 1,
+            };
             match map.get_mut(id) {
-                Some(_) if mode == WriteMode::Create => return Ok(false),
-                Some(existing) => *existing = record.clone(),
+                Some(existing) => *existing = stored,
                 None => {
-                    map.insert(id.to_owned(), record.clone());
+                    map.insert(id.to_owned(), stored);
                 }
             }
         }
@@ -157,9 +174,13 @@ impl SessionBackend for MemoryBackend {
         Ok(true)
     }
 
-    async fn delete(&self, id: &str) -> Result<(), Error> {
-        write_lock(self.shard(id)).remove(id);
-        Ok(())
+    async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
+        let mut map = write_lock(self.shard(id));
+        if !matches(map.get(id), expected) {
+            return Ok(false);
+        }
+        map.remove(id);
+        Ok(true)
     }
 }
 

@@ -8,29 +8,46 @@
 //! * [`SessionBackend`] is what a server-side store implements: load, store and delete one
 //!   [`Record`] by session id. [`ServerStorage`] turns any backend into a `SessionStorage`,
 //!   with the whole lifecycle (unknown ids, regenerate, destroy, flash, expiry, id
-//!   collisions) written once. [`MemoryStorage`], [`FsStorage`], `RedisStorage` and
+//!   collisions, and the merge of concurrent requests) written once. [`MemoryStorage`], [`FsStorage`], `RedisStorage` and
 //!   `MemcacheStorage` are `ServerStorage`s over their backends.
 //!
 //! # Writing your own backend
 //!
-//! A database table with an id, a blob and an expiry is a complete backend:
+//! A table with an id, a blob and a version is a complete backend. Each write names the
+//! version it expects, so that the lifecycle can merge concurrent requests:
 //!
 //! ```
 //! use std::collections::HashMap;
 //! use std::sync::Mutex;
 //! use std::time::Duration;
-//! use session_layer::storage::{id_digest, Record, ServerStorage, SessionBackend, WriteMode};
+//! use session_layer::storage::{
+//!     id_digest, Expected, Record, ServerStorage, SessionBackend, Versioned,
+//! };
 //! use session_layer::Error;
 //!
+//! /// Rows of (record bytes, version), keyed by the id's digest: a dump of the table
+//! /// holds no usable id.
 //! #[derive(Default)]
-//! struct MyTable(Mutex<HashMap<String, Vec<u8>>>);
+//! struct MyTable(Mutex<HashMap<String, (Vec<u8>, u64)>>);
+//!
+//! /// Whether `row` is what the lifecycle expects to find.
+//! fn is_expected(row: Option<&(Vec<u8>, u64)>, expected: Expected) -> bool {
+//!     match expected {
+//!         Expected::Any => true,
+//!         Expected::Absent => row.is_none(),
+//!         Expected::Version(version) => row.is_some_and(|(_, v)| *v == version),
+//!     }
+//! }
 //!
 //! impl SessionBackend for MyTable {
-//!     async fn load(&self, id: &str) -> Result<Option<Record>, Error> {
+//!     async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
 //!         let table = self.0.lock().unwrap();
+//!         let Some((bytes, version)) = table.get(&id_digest(id)) else {
+//!             return Ok(None);
+//!         };
 //!         // Errors name the table, never the id: ids are credentials, logs are not secret.
-//!         let row = table.get(&id_digest(id));
-//!         row.map(|bytes| Record::decode("a row of my_table", bytes)).transpose()
+//!         let record = Record::decode("a row of my_table", bytes)?;
+//!         Ok(Some(Versioned { record, version: *version }))
 //!     }
 //!
 //!     async fn store(
@@ -38,45 +55,60 @@
 //!         id: &str,
 //!         record: &Record,
 //!         _ttl: Option<Duration>, // a store with native expiry would pass this on
-//!         mode: WriteMode,
+//!         expected: Expected,
 //!     ) -> Result<bool, Error> {
 //!         let mut table = self.0.lock().unwrap();
-//!         let key = id_digest(id); // a dump of the table holds no usable id
-//!         if mode == WriteMode::Create && table.contains_key(&key) {
-//!             return Ok(false); // never overwrite another session
+//!         let key = id_digest(id);
+//!         let row = table.get(&key);
+//!         if !is_expected(row, expected) {
+//!             return Ok(false); // another request wrote first: the lifecycle merges
 //!         }
-//!         table.insert(key, record.encode());
+//!         let version = row.map_or(1, |(_, v)| v + 1);
+//!         table.insert(key, (record.encode(), version));
 //!         Ok(true)
 //!     }
 //!
-//!     async fn delete(&self, id: &str) -> Result<(), Error> {
-//!         self.0.lock().unwrap().remove(&id_digest(id));
-//!         Ok(())
+//!     async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
+//!         let mut table = self.0.lock().unwrap();
+//!         let key = id_digest(id);
+//!         if !is_expected(table.get(&key), expected) {
+//!             return Ok(false);
+//!         }
+//!         table.remove(&key);
+//!         Ok(true)
 //!     }
 //! }
 //!
 //! let storage = ServerStorage::with_backend(MyTable::default()).ttl(Duration::from_secs(3600));
 //! # let _ = storage;
 //! ```
+//!
+//! A version that restarts after a delete (as this counter does) can repeat for one id:
+//! harmless while ids are random and never reused, which the lifecycle sees to unless
+//! `use_unknown_ids` lets clients pick them. A random version rules even that out.
 
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::session::{Snapshot, WriteTarget};
 use crate::{Error, Session, SessionData};
 
+mod changes;
 mod cookie;
 mod fs;
+mod lifecycle;
 #[cfg(feature = "memcache")]
 mod memcache;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
+pub(crate) use self::changes::{ChangeSet, KeyChange, Updater};
 pub use self::cookie::CookieStorage;
 pub use self::fs::{FsBackend, FsStorage};
+pub use self::lifecycle::ServerStorage;
+pub(crate) use self::lifecycle::{Expiry, Snapshot};
 #[cfg(feature = "memcache")]
 pub use self::memcache::{MemcacheBackend, MemcacheStorage};
 pub use self::memory::{MemoryBackend, MemoryStorage};
@@ -101,68 +133,64 @@ pub trait SessionStorage: Send + Sync + 'static {
     -> impl Future<Output = Result<Option<String>, Error>> + Send;
 }
 
-/// How [`SessionBackend::store`] may write.
+/// What [`SessionBackend::store`] and [`SessionBackend::delete`] expect to find under the
+/// id: they act only if it is there, and answer `Ok(false)` otherwise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WriteMode {
-    /// Write only if nothing is stored under the id (`SET NX`, `add`, an exclusive create);
-    /// return `Ok(false)` otherwise. Used for new ids, so that a collision can never
-    /// overwrite another user's session.
-    Create,
-    /// Write whether or not something is stored.
-    Overwrite,
+pub enum Expected {
+    /// Nothing (`SET NX`, `add`, `INSERT ... ON CONFLICT DO NOTHING`): a new id, so that a
+    /// collision can never overwrite another session.
+    Absent,
+    /// The record at this version, as [`SessionBackend::load`] gave it: a compare-and-swap,
+    /// so that a save never overwrites what another request saved since this one loaded.
+    Version(u64),
+    /// Whatever is there, or nothing.
+    Any,
+}
+
+/// A record as loaded, with the version a later conditional write expects.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Versioned {
+    /// The record.
+    pub record: Record,
+    /// Changes whenever the record is written (a counter, a random number, Memcached's
+    /// CAS value); never the same for two different writes of one id.
+    pub version: u64,
 }
 
 /// A server-side store of session records, keyed by session id.
 ///
 /// Implement these three methods (as `async fn`) and wrap the backend in
-/// [`ServerStorage::with_backend`]: the lifecycle is done for you. Expiry is enforced by the
-/// lifecycle on read (from [`Record::expires_at_ms`]); a store with native expiry (Redis,
-/// Memcached, a `DELETE ... WHERE expires < now()` job) should also use `ttl` so that
-/// expired records do not pile up.
+/// [`ServerStorage::with_backend`]: the lifecycle is done for you, concurrent requests
+/// included. Each write is conditional on what is stored ([`Expected`]); the lifecycle
+/// merges and retries when another request wrote first, so a backend needs nothing more
+/// than a version it can compare atomically (a version column and a conditional `UPDATE`,
+/// a Lua script, Memcached's `cas`).
+///
+/// Expiry is enforced by the lifecycle on read (from [`Record::expires_at_ms`]); a store
+/// with native expiry (Redis, Memcached, a `DELETE ... WHERE expires < now()` job) should
+/// also use `ttl` so that expired records do not pile up.
 pub trait SessionBackend: Send + Sync + 'static {
-    /// The record stored under `id`, if any.
-    fn load(&self, id: &str) -> impl Future<Output = Result<Option<Record>, Error>> + Send;
+    /// The record stored under `id`, if any, with its version.
+    fn load(&self, id: &str) -> impl Future<Output = Result<Option<Versioned>, Error>> + Send;
 
-    /// Stores `record` under `id` for `ttl` (`None`: no expiry). With [`WriteMode::Create`],
-    /// returns `Ok(false)` and writes nothing when a record exists already.
+    /// Stores `record` under `id` for `ttl` (`None`: no expiry), with a new version, if what
+    /// is stored there is what `expected` says; returns whether it wrote.
     fn store(
         &self,
         id: &str,
         record: &Record,
         ttl: Option<Duration>,
-        mode: WriteMode,
+        expected: Expected,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
-    /// Deletes the record under `id`; deleting a missing record is not an error.
-    fn delete(&self, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
-
-    /// Deletes the records under every id in `ids` (a destroyed session that was also
-    /// regenerated has two), as one round trip where the store allows. The default deletes
-    /// them in turn.
-    fn delete_many(&self, ids: &[&str]) -> impl Future<Output = Result<(), Error>> + Send {
-        async move {
-            for id in ids {
-                self.delete(id).await?;
-            }
-            Ok(())
-        }
-    }
-
-    /// Deletes `old_id` and stores under `id`, as one round trip where the store allows
-    /// (`regenerate_id(true)`). The default does the two steps in turn.
-    fn delete_and_store(
+    /// Deletes the record under `id` if what is stored there is what `expected` says;
+    /// returns whether it did. With [`Expected::Any`], deleting a missing record is not an
+    /// error.
+    fn delete(
         &self,
-        old_id: &str,
         id: &str,
-        record: &Record,
-        ttl: Option<Duration>,
-        mode: WriteMode,
-    ) -> impl Future<Output = Result<bool, Error>> + Send {
-        async move {
-            self.delete(old_id).await?;
-            self.store(id, record, ttl, mode).await
-        }
-    }
+        expected: Expected,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
 }
 
 /// One stored session: its data plus the times the lifecycle checks.
@@ -198,56 +226,6 @@ impl Record {
         let young = max_lifetime
             .is_none_or(|limit| self.created_at.saturating_add(limit.as_secs()) > now_ms / 1000);
         unexpired && young
-    }
-}
-
-/// Expiry settings shared by every storage: an idle TTL refreshed on each write and an
-/// absolute lifetime counted from the session's creation.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Expiry {
-    pub ttl: Option<Duration>,
-    pub max_lifetime: Option<Duration>,
-}
-
-impl Expiry {
-    /// The record a save writes, and how long it should live.
-    pub fn record(&self, snapshot: Snapshot) -> (Record, Option<Duration>) {
-        let now_ms = unix_now_ms();
-        // A creation time in the future (see `load`) is written back as now.
-        let created_at = snapshot.created_at.min(now_ms / 1000);
-        let remaining_lifetime = self.max_lifetime.map(|limit| {
-            let ends_ms = created_at
-                .saturating_add(limit.as_secs())
-                .saturating_mul(1000);
-            Duration::from_millis(ends_ms.saturating_sub(now_ms))
-        });
-        let ttl = match (self.ttl, remaining_lifetime) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let record = Record {
-            data: snapshot.data,
-            created_at,
-            expires_at_ms: ttl.map(|ttl| now_ms.saturating_add(ttl.as_millis() as u64)),
-        };
-        (record, ttl)
-    }
-
-    /// The session a loaded record holds, or `None` once it has expired. One clock read
-    /// serves both checks, and none is made when neither applies. A creation time in the
-    /// future (only a corrupt or tampered record has one: past `SystemTime`'s range it made
-    /// `Session::created_at` panic, and the absolute lifetime would never end) counts as
-    /// now: here when the lifetime is checked, else in `Session::created_at` and `record`.
-    pub fn load(&self, id: &str, record: Record) -> Option<Session> {
-        let mut created_at = record.created_at;
-        if record.expires_at_ms.is_some() || self.max_lifetime.is_some() {
-            let now_ms = unix_now_ms();
-            if !record.is_live(now_ms, self.max_lifetime) {
-                return None;
-            }
-            created_at = created_at.min(now_ms / 1000);
-        }
-        Some(Session::loaded(id, record.data, created_at))
     }
 }
 
@@ -289,144 +267,4 @@ pub(crate) fn unix_now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-/// How many fresh ids a save draws before it gives up on collisions. With 144 random bits
-/// a second draw never happens in practice; the bound keeps a broken backend (one that
-/// always answers "exists") from looping forever.
-const MAX_ID_DRAWS: usize = 4;
-
-/// The session lifecycle over a [`SessionBackend`]: every server-side storage of this crate
-/// is one of these.
-///
-/// Options are consuming builder methods:
-///
-/// ```
-/// use std::time::Duration;
-/// use session_layer::MemoryStorage;
-///
-/// let storage = MemoryStorage::new()
-///     .ttl(Duration::from_secs(30 * 60))              // idle timeout
-///     .max_lifetime(Duration::from_secs(12 * 3600))   // absolute limit
-///     .use_unknown_ids(false);
-/// # let _ = storage;
-/// ```
-#[derive(Clone, Debug)]
-pub struct ServerStorage<B> {
-    backend: B,
-    use_unknown_ids: bool,
-    expiry: Expiry,
-}
-
-impl<B: SessionBackend> ServerStorage<B> {
-    /// A storage over your own backend.
-    pub fn with_backend(backend: B) -> Self {
-        ServerStorage {
-            backend,
-            use_unknown_ids: false,
-            expiry: Expiry::default(),
-        }
-    }
-
-    /// Keep a non-empty id that names no stored session instead of drawing a new one
-    /// (off by default: a client could otherwise choose its own session id).
-    pub fn use_unknown_ids(mut self, enabled: bool) -> Self {
-        self.use_unknown_ids = enabled;
-        self
-    }
-
-    /// Idle timeout: a session not written for this long is gone. Every save writes a new
-    /// expiry; with the layer's `rolling(true)`, every request does.
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.expiry.ttl = Some(ttl);
-        self
-    }
-
-    /// Absolute limit: a session older than this (since it was first created) is gone,
-    /// however active it is.
-    pub fn max_lifetime(mut self, limit: Duration) -> Self {
-        self.expiry.max_lifetime = Some(limit);
-        self
-    }
-
-    /// The backend, for backend-specific operations.
-    pub fn backend(&self) -> &B {
-        &self.backend
-    }
-
-    pub(crate) fn backend_mut(&mut self) -> &mut B {
-        &mut self.backend
-    }
-
-    fn unknown(&self, id: &str) -> Session {
-        if self.use_unknown_ids {
-            Session::with_id(id)
-        } else {
-            Session::new()
-        }
-    }
-}
-
-impl<B: SessionBackend> SessionStorage for ServerStorage<B> {
-    async fn read(&self, value: Option<&str>) -> Result<Session, Error> {
-        let Some(id) = value.filter(|v| !v.is_empty()) else {
-            return Ok(Session::new());
-        };
-        let record = self.backend.load(id).await?;
-        match record.and_then(|record| self.expiry.load(id, record)) {
-            Some(session) => Ok(session),
-            // An expired record is left to the store's own expiry or a sweep: deleting it
-            // here could delete a save that a request which loaded it just before it
-            // expired makes meanwhile (tests/concurrency.rs,
-            // expired_read_keeps_a_concurrent_save).
-            None => Ok(self.unknown(id)),
-        }
-    }
-
-    async fn save(&self, session: &Session) -> Result<Option<String>, Error> {
-        let target = session.write_target();
-        let mut snapshot = session.snapshot();
-        if snapshot.destroyed {
-            match &snapshot.delete_id {
-                Some(old) => self.backend.delete_many(&[old, &snapshot.id]).await?,
-                None => self.backend.delete(&snapshot.id).await?,
-            }
-            return Ok(Some(String::new()));
-        }
-        if !snapshot.dirty {
-            return Ok(None);
-        }
-        let mut delete_id = snapshot.delete_id.take();
-        let mut id = snapshot.id.clone();
-        let (record, ttl) = self.expiry.record(snapshot);
-        let mut mode = match target {
-            WriteTarget::Existing => WriteMode::Overwrite,
-            WriteTarget::Fresh | WriteTarget::Chosen => WriteMode::Create,
-        };
-        for _ in 0..MAX_ID_DRAWS {
-            let stored = match delete_id.take() {
-                Some(old) => {
-                    self.backend
-                        .delete_and_store(&old, &id, &record, ttl, mode)
-                        .await?
-                }
-                None => self.backend.store(&id, &record, ttl, mode).await?,
-            };
-            if stored {
-                return Ok(Some(id));
-            }
-            match target {
-                // Another session holds this id: ours is new, so take another.
-                WriteTarget::Fresh => {
-                    session.redraw_id();
-                    id = session.id();
-                }
-                // A concurrent request of the same client created it: same owner.
-                _ => mode = WriteMode::Overwrite,
-            }
-        }
-        Err(Error::backend(
-            "the backend reported every freshly drawn session id as taken",
-        ))
-    }
 }

@@ -1,0 +1,399 @@
+//! The session lifecycle every server-side storage shares: fresh and unknown ids, expiry,
+//! regenerate, destroy, and saves that merge with what concurrent requests saved.
+
+use std::time::Duration;
+
+use super::{
+    ChangeSet, Error, Expected, Record, SessionBackend, SessionStorage, Versioned, unix_now_ms,
+};
+use crate::storage::changes::Merged;
+use crate::{Session, SessionData};
+
+/// Expiry settings shared by every storage: an idle TTL refreshed on each write and an
+/// absolute lifetime counted from the session's creation.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Expiry {
+    pub ttl: Option<Duration>,
+    pub max_lifetime: Option<Duration>,
+}
+
+impl Expiry {
+    /// The record a save writes, and how long it should live.
+    pub fn record(&self, data: SessionData, created_at: u64) -> (Record, Option<Duration>) {
+        let now_ms = unix_now_ms();
+        // A creation time in the future (see `live_since`) is written back as now.
+        let created_at = created_at.min(now_ms / 1000);
+        let remaining_lifetime = self.max_lifetime.map(|limit| {
+            let ends_ms = created_at
+                .saturating_add(limit.as_secs())
+                .saturating_mul(1000);
+            Duration::from_millis(ends_ms.saturating_sub(now_ms))
+        });
+        let ttl = match (self.ttl, remaining_lifetime) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let record = Record {
+            data,
+            created_at,
+            expires_at_ms: ttl.map(|ttl| now_ms.saturating_add(ttl.as_millis() as u64)),
+        };
+        (record, ttl)
+    }
+
+    /// The creation time of a record that is still live, or `None` once it has expired.
+    /// One clock read serves both checks, and none is made when neither applies. A creation
+    /// time in the future (only a corrupt or tampered record has one: past `SystemTime`'s
+    /// range it made `Session::created_at` panic, and the absolute lifetime would never
+    /// end) counts as now: here when the lifetime is checked, else in `Session::created_at`
+    /// and `record`.
+    fn live_since(&self, record: &Record) -> Option<u64> {
+        let mut created_at = record.created_at;
+        if record.expires_at_ms.is_some() || self.max_lifetime.is_some() {
+            let now_ms = unix_now_ms();
+            if !record.is_live(now_ms, self.max_lifetime) {
+                return None;
+            }
+            created_at = created_at.min(now_ms / 1000);
+        }
+        Some(created_at)
+    }
+
+    /// The session a loaded record holds, or `None` once it has expired.
+    pub fn load(&self, id: &str, record: Record, version: Option<u64>) -> Option<Session> {
+        let created_at = self.live_since(&record)?;
+        Some(Session::loaded(id, record.data, created_at, version))
+    }
+}
+
+/// Everything a save needs from a session, taken under one lock.
+pub(crate) struct Snapshot {
+    /// The current id: where the session is written.
+    pub id: String,
+    /// The id it was loaded or created with: where its stored record is.
+    pub original_id: String,
+    /// `regenerate_id(true)` was called: the original id goes on save.
+    pub delete_original: bool,
+    pub regenerated: bool,
+    /// Loaded from storage (rather than new).
+    pub loaded: bool,
+    /// New, with an id drawn here: nobody else can hold it.
+    pub fresh: bool,
+    /// The stored version it was loaded at.
+    pub version: Option<u64>,
+    pub destroyed: bool,
+    pub dirty: bool,
+    /// What the session holds now: what a save writes if nothing changed meanwhile.
+    pub data: SessionData,
+    pub created_at: u64,
+}
+
+/// How many fresh ids a save draws before it gives up on collisions. With 144 random bits
+/// a second draw never happens in practice; the bound keeps a broken backend (one that
+/// always answers "exists") from looping forever.
+const MAX_ID_DRAWS: usize = 4;
+
+/// How many conditional writes a save tries before it gives up on a session that other
+/// requests keep changing: enough for dozens of requests saving one session at once.
+const MAX_SAVE_ATTEMPTS: u32 = 40;
+
+/// The longest pause between two attempts: retries back off exponentially up to this,
+/// with full jitter, so that colliding requests spread out instead of colliding again.
+const MAX_BACKOFF: Duration = Duration::from_millis(20);
+
+/// Waits before attempt `attempt` (from 1): a random time up to 100 µs × 2^attempt,
+/// capped at [`MAX_BACKOFF`].
+async fn back_off(attempt: u32) {
+    let ceiling = Duration::from_micros(100)
+        .saturating_mul(1 << attempt.min(16))
+        .min(MAX_BACKOFF);
+    let pause = ceiling.mul_f64(rand::random::<f64>());
+    tokio::time::sleep(pause).await;
+}
+
+/// The session lifecycle over a [`SessionBackend`]: every server-side storage of this crate
+/// is one of these.
+///
+/// Options are consuming builder methods:
+///
+/// ```
+/// use std::time::Duration;
+/// use session_layer::MemoryStorage;
+///
+/// let storage = MemoryStorage::new()
+///     .ttl(Duration::from_secs(30 * 60))              // idle timeout
+///     .max_lifetime(Duration::from_secs(12 * 3600))   // absolute limit
+///     .use_unknown_ids(false);
+/// # let _ = storage;
+/// ```
+///
+/// # Concurrent requests
+///
+/// A save applies only what its request changed to the record as stored at save time: it
+/// writes conditionally on the version it loaded, and when another request saved first it
+/// loads the record again, replays its changes on it (re-running
+/// [`Session::update`] closures) and tries again, backing off. So the stored session is
+/// always what running the requests one after another, in the order of their saves, would
+/// give; a session that another request destroyed or moved (`regenerate_id(true)`) is never
+/// written back, and the late request's response clears its cookie.
+#[derive(Clone, Debug)]
+pub struct ServerStorage<B> {
+    backend: B,
+    use_unknown_ids: bool,
+    expiry: Expiry,
+}
+
+/// How a save ended.
+enum Saved {
+    /// Written under this id.
+    Written(String),
+    /// The session is gone (destroyed, moved, expired): nothing written.
+    Gone,
+}
+
+impl<B: SessionBackend> ServerStorage<B> {
+    /// A storage over your own backend.
+    pub fn with_backend(backend: B) -> Self {
+        ServerStorage {
+            backend,
+            use_unknown_ids: false,
+            expiry: Expiry::default(),
+        }
+    }
+
+    /// Keep a non-empty id that names no stored session instead of drawing a new one
+    /// (off by default: a client could otherwise choose its own session id).
+    pub fn use_unknown_ids(mut self, enabled: bool) -> Self {
+        self.use_unknown_ids = enabled;
+        self
+    }
+
+    /// Idle timeout: a session not written for this long is gone. Every save writes a new
+    /// expiry; with the layer's `rolling(true)`, every request does.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.expiry.ttl = Some(ttl);
+        self
+    }
+
+    /// Absolute limit: a session older than this (since it was first created) is gone,
+    /// however active it is.
+    pub fn max_lifetime(mut self, limit: Duration) -> Self {
+        self.expiry.max_lifetime = Some(limit);
+        self
+    }
+
+    /// The backend, for backend-specific operations.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    pub(crate) fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
+    fn unknown(&self, id: &str) -> Session {
+        if self.use_unknown_ids {
+            Session::with_id(id)
+        } else {
+            Session::new()
+        }
+    }
+
+    /// Writes `data` under `id` if what is stored is `expected`.
+    async fn store(
+        &self,
+        id: &str,
+        data: SessionData,
+        created_at: u64,
+        expected: Expected,
+    ) -> Result<bool, Error> {
+        let (record, ttl) = self.expiry.record(data, created_at);
+        self.backend.store(id, &record, ttl, expected).await
+    }
+
+    /// Writes a new session under a fresh id, drawing another on a collision. Returns the
+    /// id it was written under.
+    async fn create(
+        &self,
+        session: &Session,
+        data: &SessionData,
+        created_at: u64,
+    ) -> Result<String, Error> {
+        let mut id = session.id();
+        for _ in 0..MAX_ID_DRAWS {
+            if self
+                .store(&id, data.clone(), created_at, Expected::Absent)
+                .await?
+            {
+                return Ok(id);
+            }
+            // Another session holds this id: ours is new, so take another.
+            session.redraw_id();
+            id = session.id();
+        }
+        Err(Error::backend(
+            "the backend reported every freshly drawn session id as taken",
+        ))
+    }
+
+    /// Replays `changes` on what is stored under `id` now: the data to write and the
+    /// version to expect, or `None` when the session is gone.
+    async fn merge(
+        &self,
+        id: &str,
+        changes: &ChangeSet,
+    ) -> Result<Option<(SessionData, u64, Expected)>, Error> {
+        let now = crate::session::unix_now();
+        let (data, created_at, expected) = match self.backend.load(id).await? {
+            // An expired record is overwritten as if nothing were stored.
+            Some(Versioned { record, version }) => match self.expiry.live_since(&record) {
+                Some(created_at) => (Some(record.data), created_at, Expected::Version(version)),
+                None => (None, now, Expected::Version(version)),
+            },
+            None => (None, now, Expected::Absent),
+        };
+        match changes.apply(data)? {
+            Merged::Write(data) => Ok(Some((data, created_at, expected))),
+            Merged::Gone | Merged::Delete => Ok(None),
+        }
+    }
+
+    /// Saves the changes of a session that keeps its id: the data the session holds at
+    /// the version it loaded, else its changes replayed on what is stored now.
+    async fn save_in_place(&self, session: &Session, snapshot: Snapshot) -> Result<Saved, Error> {
+        let id = snapshot.id;
+        let mut next = match snapshot.version {
+            Some(version) => Some((
+                snapshot.data,
+                snapshot.created_at,
+                Expected::Version(version),
+            )),
+            // A session that was never stored (or came from `Session::from_data`).
+            None if !snapshot.loaded => {
+                Some((snapshot.data, snapshot.created_at, Expected::Absent))
+            }
+            None => None,
+        };
+        let mut changes = None;
+        for attempt in 0..MAX_SAVE_ATTEMPTS {
+            if let Some((data, created_at, expected)) = next.take() {
+                if self.store(&id, data, created_at, expected).await? {
+                    return Ok(Saved::Written(id));
+                }
+                back_off(attempt).await;
+            }
+            let changes = changes.get_or_insert_with(|| session.change_set());
+            match self.merge(&id, changes).await? {
+                Some(merged) => next = Some(merged),
+                None => return Ok(Saved::Gone),
+            }
+        }
+        Err(conflict())
+    }
+
+    /// Saves a session whose id changed: writes it under the new id, then (with
+    /// `regenerate_id(true)`) deletes the old record if it is still what was merged, or
+    /// (without) checks that it still is. When another request changed the old record
+    /// meanwhile, its changes are merged into the new id and the step is tried again.
+    async fn save_moved(&self, session: &Session, snapshot: Snapshot) -> Result<Saved, Error> {
+        let old = snapshot.original_id;
+        let created_at = snapshot.created_at;
+        let (data, mut version) = match snapshot.version {
+            Some(version) => (snapshot.data, version),
+            // Nothing known about the old record: start from what it holds now.
+            None => match self.merge(&old, &session.change_set()).await? {
+                Some((merged, _, Expected::Version(version))) => (merged, version),
+                _ => return Ok(Saved::Gone),
+            },
+        };
+        let id = self.create(session, &data, created_at).await?;
+        let mut changes = None;
+        for attempt in 0..MAX_SAVE_ATTEMPTS {
+            let expected = Expected::Version(version);
+            let unchanged = if snapshot.delete_original {
+                self.backend.delete(&old, expected).await?
+            } else {
+                let stored = self.backend.load(&old).await?;
+                stored.map(|v| Expected::Version(v.version)) == Some(expected)
+            };
+            if unchanged {
+                return Ok(Saved::Written(id));
+            }
+            if attempt > 0 {
+                back_off(attempt).await;
+            }
+            let changes = changes.get_or_insert_with(|| session.change_set());
+            match self.merge(&old, changes).await? {
+                Some((merged, _, Expected::Version(v))) => {
+                    self.store(&id, merged, created_at, Expected::Any).await?;
+                    version = v;
+                }
+                _ => {
+                    // The old session went meanwhile: so does its copy.
+                    self.backend.delete(&id, Expected::Any).await?;
+                    return Ok(Saved::Gone);
+                }
+            }
+        }
+        Err(conflict())
+    }
+}
+
+fn conflict() -> Error {
+    Error::backend("the session kept changing under every save attempt")
+}
+
+impl<B: SessionBackend> SessionStorage for ServerStorage<B> {
+    async fn read(&self, value: Option<&str>) -> Result<Session, Error> {
+        let Some(id) = value.filter(|v| !v.is_empty()) else {
+            return Ok(Session::new());
+        };
+        let loaded = self.backend.load(id).await?;
+        let session = loaded
+            .and_then(|Versioned { record, version }| self.expiry.load(id, record, Some(version)));
+        // An expired record is left to the store's own expiry or a sweep: deleting it here
+        // could delete a save that a request which loaded it just before it expired makes
+        // meanwhile.
+        Ok(session.unwrap_or_else(|| self.unknown(id)))
+    }
+
+    async fn save(&self, session: &Session) -> Result<Option<String>, Error> {
+        let snapshot = session.snapshot();
+        if snapshot.destroyed {
+            if snapshot.delete_original && snapshot.original_id != snapshot.id {
+                let original = &snapshot.original_id;
+                self.backend.delete(original, Expected::Any).await?;
+            }
+            self.backend.delete(&snapshot.id, Expected::Any).await?;
+            return Ok(Some(String::new()));
+        }
+        if !snapshot.dirty {
+            return Ok(None);
+        }
+        let saved = if snapshot.fresh && !snapshot.regenerated {
+            Saved::Written(
+                self.create(session, &snapshot.data, snapshot.created_at)
+                    .await?,
+            )
+        } else if !snapshot.regenerated {
+            self.save_in_place(session, snapshot).await?
+        } else if snapshot.loaded {
+            self.save_moved(session, snapshot).await?
+        } else {
+            // A new session given a new id: nothing stored to move.
+            let old = (snapshot.delete_original && snapshot.original_id != snapshot.id)
+                .then_some(snapshot.original_id);
+            let id = self
+                .create(session, &snapshot.data, snapshot.created_at)
+                .await?;
+            if let Some(old) = old {
+                self.backend.delete(&old, Expected::Any).await?;
+            }
+            Saved::Written(id)
+        };
+        Ok(Some(match saved {
+            Saved::Written(id) => id,
+            Saved::Gone => String::new(),
+        }))
+    }
+}

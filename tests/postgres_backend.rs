@@ -1,4 +1,5 @@
-//! The PostgreSQL backend of `examples/custom_backend` against the shared scenario suite.
+//! The PostgreSQL backend of `examples/custom_backend` against the shared scenario suite,
+//! plus checks of its conditional writes and of the lifecycle's merge over them.
 //!
 //! Needs a PostgreSQL server: `DATABASE_URL` (a `postgres://` URL or `key=value` pairs),
 //! else `host=127.0.0.1 user=postgres dbname=test`. Fails, rather than skips, without one.
@@ -14,7 +15,8 @@ use std::time::Duration;
 
 use backend::{PgBackend, PgStorage};
 use common::scenarios::{server_storage_scenarios, storage_scenarios};
-use session_layer::storage::{Record, SessionBackend, WriteMode};
+use session_layer::storage::{Expected, Record, SessionBackend, Versioned};
+use session_layer::{Session, SessionStorage};
 
 async fn pg() -> PgStorage {
     PgStorage::with_backend(pg_backend().await)
@@ -62,56 +64,160 @@ fn record(value: &str, expires_at_ms: Option<u64>) -> Record {
     record
 }
 
-fn value(record: Option<Record>) -> Option<String> {
-    record.and_then(|r| r.data.values.get("v")?.as_str().map(str::to_owned))
+fn value(stored: &Option<Versioned>) -> Option<&str> {
+    stored.as_ref()?.record.data.values.get("v")?.as_str()
+}
+
+async fn put(db: &PgBackend, id: &str, record: &Record, expected: Expected) -> bool {
+    db.store(id, record, None, expected).await.unwrap()
+}
+
+async fn version(db: &PgBackend, id: &str) -> u64 {
+    db.load(id).await.unwrap().expect("a stored row").version
 }
 
 #[tokio::test]
-async fn create_never_overwrites_a_live_row_but_takes_an_expired_one() {
-    let db = pg_backend().await;
-    let live = record("first", None);
-    assert!(db.store("a", &live, None, WriteMode::Create).await.unwrap());
-    assert!(
-        !db.store("a", &record("second", None), None, WriteMode::Create)
-            .await
-            .unwrap()
-    );
-    assert_eq!(value(db.load("a").await.unwrap()).as_deref(), Some("first"));
+async fn absent_never_overwrites_and_load_shows_expired_rows() {
+    let db = &pg_backend().await;
+    assert!(put(db, "a", &record("first", None), Expected::Absent).await);
+    assert!(!put(db, "a", &record("second", None), Expected::Absent).await);
+    assert_eq!(value(&db.load("a").await.unwrap()), Some("first"));
 
-    assert!(
-        db.store("a", &record("third", None), None, WriteMode::Overwrite)
-            .await
-            .unwrap()
+    let before = version(db, "a").await;
+    assert!(put(db, "a", &record("third", None), Expected::Any).await);
+    let after = db.load("a").await.unwrap();
+    assert_eq!(value(&after), Some("third"));
+    assert_ne!(
+        after.unwrap().version,
+        before,
+        "every write changes the version"
     );
-    assert_eq!(value(db.load("a").await.unwrap()).as_deref(), Some("third"));
 
-    // Expired a second ago: invisible to load, and free for a create.
+    // Expired a second ago: load still shows it (the lifecycle decides), an `Absent` write
+    // does not take it, a write at its version does.
     let past = record("old", Some(now_ms() - 1000));
-    assert!(
-        db.store("b", &past, None, WriteMode::Overwrite)
-            .await
-            .unwrap()
-    );
-    assert_eq!(db.load("b").await.unwrap(), None);
-    assert!(
-        db.store("b", &record("new", None), None, WriteMode::Create)
-            .await
-            .unwrap()
-    );
-    assert_eq!(value(db.load("b").await.unwrap()).as_deref(), Some("new"));
+    assert!(put(db, "b", &past, Expected::Any).await);
+    let expired = db
+        .load("b")
+        .await
+        .unwrap()
+        .expect("expired rows are loaded");
+    assert_eq!(expired.record, past);
+    let new = record("new", None);
+    assert!(!put(db, "b", &new, Expected::Absent).await);
+    let at = Expected::Version(expired.version);
+    assert!(put(db, "b", &new, at).await);
+    assert_eq!(value(&db.load("b").await.unwrap()), Some("new"));
 
-    db.store(
-        "c",
-        &record("old", Some(now_ms() - 1000)),
-        None,
-        WriteMode::Overwrite,
-    )
-    .await
-    .unwrap();
+    let old = record("old", Some(now_ms() - 1000));
+    assert!(put(db, "c", &old, Expected::Any).await);
     assert_eq!(db.remove_expired().await.unwrap(), 1);
-    db.delete("a").await.unwrap();
-    db.delete("a").await.unwrap(); // deleting a missing row is fine
+    assert_eq!(db.load("c").await.unwrap(), None);
+    assert!(db.delete("a", Expected::Any).await.unwrap());
+    assert!(
+        db.delete("a", Expected::Any).await.unwrap(),
+        "deleting a missing row is fine"
+    );
     assert_eq!(db.load("a").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_store_at_a_stale_version_writes_nothing() {
+    let db = &pg_backend().await;
+    assert!(put(db, "a", &record("first", None), Expected::Absent).await);
+    let stale = version(db, "a").await;
+    let at = Expected::Version(stale);
+    assert!(put(db, "a", &record("second", None), at).await);
+    let current = db.load("a").await.unwrap();
+
+    assert!(!put(db, "a", &record("late", None), at).await);
+    assert_eq!(
+        db.load("a").await.unwrap(),
+        current,
+        "record and version unchanged"
+    );
+    // Nor does a version create a row that is not there.
+    assert!(!put(db, "b", &record("late", None), at).await);
+    assert_eq!(db.load("b").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_delete_acts_only_at_the_expected_version() {
+    let db = &pg_backend().await;
+    assert!(put(db, "a", &record("first", None), Expected::Absent).await);
+    let stale = version(db, "a").await;
+    let at = Expected::Version(stale);
+    assert!(put(db, "a", &record("second", None), at).await);
+    let current = version(db, "a").await;
+
+    assert!(!db.delete("a", Expected::Version(stale)).await.unwrap());
+    assert!(!db.delete("a", Expected::Absent).await.unwrap());
+    assert_eq!(value(&db.load("a").await.unwrap()), Some("second"));
+    assert!(db.delete("a", Expected::Version(current)).await.unwrap());
+    assert_eq!(db.load("a").await.unwrap(), None);
+    assert!(!db.delete("a", Expected::Version(current)).await.unwrap());
+    assert!(db.delete("a", Expected::Absent).await.unwrap());
+
+    // Created again: a request that loaded the deleted row cannot write over the new one.
+    assert!(put(db, "a", &record("again", None), Expected::Absent).await);
+    let late = record("late", None);
+    assert!(!put(db, "a", &late, Expected::Version(stale)).await);
+    assert!(!put(db, "a", &late, Expected::Version(current)).await);
+    assert_eq!(value(&db.load("a").await.unwrap()), Some("again"));
+}
+
+/// Two requests load one session and change different keys: the later save merges over
+/// the earlier one instead of overwriting it.
+#[tokio::test]
+async fn overlapping_saves_of_different_keys_both_keep_their_change() {
+    let storage = pg().await;
+    let first = Session::new();
+    first.set("base", 0).unwrap();
+    let id = storage.save(&first).await.unwrap().expect("a cookie value");
+
+    let a = storage.read(Some(&id)).await.unwrap();
+    let b = storage.read(Some(&id)).await.unwrap();
+    a.set("a", 1).unwrap();
+    b.set("b", 2).unwrap();
+    assert_eq!(
+        storage.save(&a).await.unwrap().as_deref(),
+        Some(id.as_str())
+    );
+    assert_eq!(
+        storage.save(&b).await.unwrap().as_deref(),
+        Some(id.as_str())
+    );
+
+    let stored = storage.read(Some(&id)).await.unwrap();
+    assert!(stored.is_loaded());
+    assert_eq!(stored.get::<u64>("base"), Some(0));
+    assert_eq!(
+        stored.get::<u64>("a"),
+        Some(1),
+        "the first save's key survives"
+    );
+    assert_eq!(stored.get::<u64>("b"), Some(2));
+}
+
+/// A session saved under an id whose row has expired takes that row over: were expired rows
+/// hidden from `load`, the create-only insert would conflict with it on every attempt.
+#[tokio::test]
+async fn a_save_takes_over_an_expired_row() {
+    let storage = pg().await.use_unknown_ids(true);
+    let past = record("old", Some(now_ms() - 1000));
+    let db = storage.backend();
+    assert!(put(db, "chosen", &past, Expected::Any).await);
+
+    let session = storage.read(Some("chosen")).await.unwrap();
+    assert!(!session.is_loaded() && session.get::<String>("v").is_none());
+    session.set("fresh", true).unwrap();
+    assert_eq!(
+        storage.save(&session).await.unwrap().as_deref(),
+        Some("chosen")
+    );
+    let stored = storage.read(Some("chosen")).await.unwrap();
+    assert_eq!(stored.get::<bool>("fresh"), Some(true));
+    assert_eq!(stored.get::<String>("v"), None);
 }
 
 fn now_ms() -> u64 {

@@ -1,21 +1,25 @@
 //! A [`SessionBackend`] that keeps session records in a PostgreSQL table.
 //!
-//! Three statements are all a backend is: load, store (create-only or overwrite) and
-//! delete a record by id. [`ServerStorage::with_backend`] adds the whole session lifecycle:
-//! fresh ids, unknown ids, flash, regenerate, destroy and expiry.
+//! A backend is a load and conditional writes: each store or delete names what it expects
+//! to find (nothing, a version, anything) and answers whether it acted.
+//! [`ServerStorage::with_backend`] adds the whole session lifecycle: fresh ids, unknown ids,
+//! flash, regenerate, destroy, expiry, and the merge of concurrent requests.
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use session_layer::Error;
-use session_layer::storage::{Record, ServerStorage, SessionBackend, WriteMode, id_digest};
+use session_layer::storage::{
+    Expected, Record, ServerStorage, SessionBackend, Versioned, id_digest,
+};
 use tokio_postgres::{Client, NoTls, Statement};
 
 /// Sessions in PostgreSQL.
 pub type PgStorage = ServerStorage<PgBackend>;
 
 /// One connection and prepared statements over a table
-/// `(id text primary key, data bytea not null, expires_at timestamptz)`, where `id` holds
-/// the [`id_digest`] of the session id: any id fits, and the table holds no usable id.
+/// `(id text primary key, data bytea not null, expires_at timestamptz, version bigint not null)`,
+/// where `id` holds the [`id_digest`] of the session id: any id fits, and the table holds no
+/// usable id.
 ///
 /// One `Client` pipelines concurrent queries; a busy app would use a pool
 /// (deadpool-postgres, bb8) the same way.
@@ -23,8 +27,9 @@ pub struct PgBackend {
     client: Client,
     table: String,
     load: Statement,
-    create: Statement,
-    overwrite: Statement,
+    insert: Statement,
+    update: Statement,
+    upsert: Statement,
     delete: Statement,
     remove_expired: Statement,
 }
@@ -48,46 +53,51 @@ impl PgBackend {
         });
         client
             .batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {table} \
-                 (id text PRIMARY KEY, data bytea NOT NULL, expires_at timestamptz)"
+                "CREATE TABLE IF NOT EXISTS {table} (id text PRIMARY KEY, data bytea NOT NULL, \
+                 expires_at timestamptz, version bigint NOT NULL)"
             ))
             .await
             .map_err(Error::backend)?;
-        let live = "(expires_at IS NULL OR expires_at > now())";
-        let insert = format!("INSERT INTO {table} AS t (id, data, expires_at) VALUES ($1, $2, $3)");
+        let insert = format!(
+            "INSERT INTO {table} (id, data, expires_at, version) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO"
+        );
         let sql = [
-            format!("SELECT data FROM {table} WHERE id = $1 AND {live}"),
-            // Create-only: a live row under the id wins (0 rows affected); an expired one
-            // is fair game.
+            // Expired rows too: the lifecycle checks expiry, and overwrites such a row by its
+            // version, which an `Expected::Absent` insert could never do.
+            format!("SELECT data, version FROM {table} WHERE id = $1"),
+            format!("{insert} NOTHING"),
             format!(
-                "{insert} ON CONFLICT (id) DO UPDATE SET data = excluded.data, \
-                 expires_at = excluded.expires_at WHERE NOT (t.expires_at IS NULL OR t.expires_at > now())"
+                "UPDATE {table} SET data = $2, expires_at = $3, version = $4 \
+                 WHERE id = $1 AND version = $5"
             ),
             format!(
-                "{insert} ON CONFLICT (id) DO UPDATE SET data = excluded.data, \
-                 expires_at = excluded.expires_at"
+                "{insert} UPDATE SET data = excluded.data, expires_at = excluded.expires_at, \
+                 version = excluded.version"
             ),
-            format!("DELETE FROM {table} WHERE id = $1"),
+            // `$2` NULL: whatever version is stored.
+            format!("DELETE FROM {table} WHERE id = $1 AND version = coalesce($2, version)"),
             format!("DELETE FROM {table} WHERE expires_at <= now()"),
         ];
         let mut statements = Vec::new();
         for sql in &sql {
             statements.push(client.prepare(sql).await.map_err(Error::backend)?);
         }
-        let [load, create, overwrite, delete, remove_expired] =
-            <[Statement; 5]>::try_from(statements).expect("five statements");
+        let [load, insert, update, upsert, delete, remove_expired] =
+            <[Statement; 6]>::try_from(statements).expect("six statements");
         Ok(PgBackend {
             client,
             table: table.to_owned(),
             load,
-            create,
-            overwrite,
+            insert,
+            update,
+            upsert,
             delete,
             remove_expired,
         })
     }
 
-    /// Deletes the expired rows; run it now and then (reads ignore them meanwhile).
+    /// Deletes the expired rows; run it now and then (the lifecycle ignores them meanwhile).
     pub async fn remove_expired(&self) -> Result<u64, Error> {
         self.client
             .execute(&self.remove_expired, &[])
@@ -97,16 +107,15 @@ impl PgBackend {
 }
 
 impl SessionBackend for PgBackend {
-    async fn load(&self, id: &str) -> Result<Option<Record>, Error> {
-        let row = self
-            .client
-            .query_opt(&self.load, &[&id_digest(id)])
-            .await
-            .map_err(Error::backend)?;
+    async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
+        let row = self.client.query_opt(&self.load, &[&id_digest(id)]).await;
+        let Some(row) = row.map_err(Error::backend)? else {
+            return Ok(None);
+        };
         // Name the table in errors, never the id: ids are credentials and logs are not secret.
-        let name = format!("a row of {}", self.table);
-        row.map(|row| Record::decode(&name, row.get::<_, &[u8]>(0)))
-            .transpose()
+        let record = Record::decode(&format!("a row of {}", self.table), row.get(0))?;
+        let version = row.get::<_, i64>(1) as u64; // bigint is signed: the cast keeps the bits
+        Ok(Some(Versioned { record, version }))
     }
 
     async fn store(
@@ -114,28 +123,48 @@ impl SessionBackend for PgBackend {
         id: &str,
         record: &Record,
         _ttl: Option<Duration>, // the same instant is in `record.expires_at_ms`
-        mode: WriteMode,
+        expected: Expected,
     ) -> Result<bool, Error> {
         let expires_at = record
             .expires_at_ms
             .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
-        let statement = match mode {
-            WriteMode::Create => &self.create,
-            WriteMode::Overwrite => &self.overwrite,
+        // Random rather than `version + 1`, so that a row deleted and created again under
+        // the same id never repeats a version that a request loaded from the old one.
+        let (key, data, new) = (id_digest(id), record.encode(), rand::random::<i64>());
+        let c = &self.client;
+        let rows = match expected {
+            Expected::Absent => {
+                c.execute(&self.insert, &[&key, &data, &expires_at, &new])
+                    .await
+            }
+            Expected::Any => {
+                c.execute(&self.upsert, &[&key, &data, &expires_at, &new])
+                    .await
+            }
+            Expected::Version(v) => {
+                let v = v as i64;
+                c.execute(&self.update, &[&key, &data, &expires_at, &new, &v])
+                    .await
+            }
+        };
+        Ok(rows.map_err(Error::backend)? == 1)
+    }
+
+    async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
+        let version = match expected {
+            Expected::Version(v) => Some(v as i64),
+            Expected::Any => None,
+            // Nothing to delete: done if nothing is there.
+            Expected::Absent => {
+                let row = self.client.query_opt(&self.load, &[&id_digest(id)]).await;
+                return Ok(row.map_err(Error::backend)?.is_none());
+            }
         };
         let rows = self
             .client
-            .execute(statement, &[&id_digest(id), &record.encode(), &expires_at])
+            .execute(&self.delete, &[&id_digest(id), &version])
             .await
             .map_err(Error::backend)?;
-        Ok(rows == 1)
-    }
-
-    async fn delete(&self, id: &str) -> Result<(), Error> {
-        self.client
-            .execute(&self.delete, &[&id_digest(id)])
-            .await
-            .map_err(Error::backend)?;
-        Ok(())
+        Ok(rows == 1 || expected == Expected::Any)
     }
 }

@@ -46,7 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .secure(false);
     let layer = SessionLayer::new(cookie, storage);
 
-    // Expired rows are never read, but they stay until something deletes them.
+    // Expired rows never come back as sessions, but they stay until something deletes them.
     let sweeper = layer.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(3600));

@@ -12,11 +12,12 @@
 //! Input: first byte picks the storage options, the rest is the stored record.
 #![no_main]
 
+use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use libfuzzer_sys::fuzz_target;
-use session_layer::storage::{Record, ServerStorage, SessionBackend, WriteMode};
+use session_layer::storage::{Expected, Record, ServerStorage, SessionBackend, Versioned};
 use session_layer::{Error, SessionStorage};
 use tokio::runtime::Runtime;
 
@@ -26,39 +27,64 @@ static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
         .expect("a current-thread runtime")
 });
 
-/// A store holding one record's bytes under any id, as a database row would.
+/// A table of rows (bytes, version) by id, as a database holds them: the fuzzed row sits
+/// under `fuzz-id`, and every write is checked against `expected` as a real backend's is.
 #[derive(Default)]
-struct OneRow {
-    bytes: Mutex<Option<Vec<u8>>>,
+struct Rows {
+    rows: Mutex<HashMap<String, (Vec<u8>, u64)>>,
     writes: Mutex<Vec<Record>>,
 }
 
-impl SessionBackend for OneRow {
-    async fn load(&self, _id: &str) -> Result<Option<Record>, Error> {
-        let bytes = self.bytes.lock().unwrap().clone();
-        bytes.map(|b| Record::decode("fuzz row", &b)).transpose()
+/// Whether `row` is what the lifecycle expects to find.
+fn is_expected(row: Option<&(Vec<u8>, u64)>, expected: Expected) -> bool {
+    match expected {
+        Expected::Any => true,
+        Expected::Absent => row.is_none(),
+        Expected::Version(version) => row.is_some_and(|(_, v)| *v == version),
+    }
+}
+
+impl SessionBackend for Rows {
+    async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
+        let row = self.rows.lock().unwrap().get(id).cloned();
+        let Some((bytes, version)) = row else {
+            return Ok(None);
+        };
+        let record = Record::decode("fuzz row", &bytes)?;
+        Ok(Some(Versioned { record, version }))
     }
 
     async fn store(
         &self,
-        _id: &str,
+        id: &str,
         record: &Record,
         _ttl: Option<Duration>,
-        _mode: WriteMode,
+        expected: Expected,
     ) -> Result<bool, Error> {
+        let mut rows = self.rows.lock().unwrap();
+        let row = rows.get(id);
+        if !is_expected(row, expected) {
+            return Ok(false);
+        }
+        let version = row.map_or(1, |(_, v)| v + 1);
         // What a real backend writes must decode again.
         let encoded = record.encode();
         assert_eq!(
             &Record::decode("written", &encoded).expect("own encoding"),
             record
         );
+        rows.insert(id.to_owned(), (encoded, version));
         self.writes.lock().unwrap().push(record.clone());
         Ok(true)
     }
 
-    async fn delete(&self, _id: &str) -> Result<(), Error> {
-        *self.bytes.lock().unwrap() = None;
-        Ok(())
+    async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
+        let mut rows = self.rows.lock().unwrap();
+        if !is_expected(rows.get(id), expected) {
+            return Ok(false);
+        }
+        rows.remove(id);
+        Ok(true)
     }
 }
 
@@ -121,8 +147,12 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(again, record);
     check_is_live(&record);
 
-    let backend = OneRow::default();
-    *backend.bytes.lock().unwrap() = Some(bytes.to_vec());
+    let backend = Rows::default();
+    backend
+        .rows
+        .lock()
+        .unwrap()
+        .insert("fuzz-id".to_owned(), (bytes.to_vec(), 1));
     let mut storage = ServerStorage::with_backend(backend);
     if selector & 1 != 0 {
         storage = storage.ttl(Duration::from_secs(3600));

@@ -290,3 +290,79 @@ async fn sync_writes_still_round_trip() {
     let loaded = storage.read(Some(&session.id())).await.unwrap();
     assert_eq!(loaded.get::<String>("user").as_deref(), Some("mj"));
 }
+
+/// Set in the child process of `processes_sharing_a_directory_merge_their_updates`: the
+/// directory and the session id it works on.
+const CHILD_DIR: &str = "SESSION_LAYER_TEST_FS_CHILD_DIR";
+const CHILD_ID: &str = "SESSION_LAYER_TEST_FS_CHILD_ID";
+/// Per process: tasks at once, each adding one to the counter this many times.
+const TASKS: u64 = 8;
+const BUMPS: u64 = 40;
+
+/// `TASKS` tasks of this process, each bumping the session's counter `BUMPS` times through
+/// `Session::update`, every bump a read and a save of its own.
+async fn bump_concurrently(storage: &FsStorage, id: &str) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..TASKS {
+        let (storage, id) = (storage.clone(), id.to_owned());
+        tasks.spawn(async move {
+            for _ in 0..BUMPS {
+                let session = storage.read(Some(&id)).await.unwrap();
+                assert_eq!(session.id(), id, "the session is there");
+                session
+                    .update("n", |n: Option<u64>| n.unwrap_or(0) + 1)
+                    .unwrap();
+                assert_eq!(storage.save(&session).await.unwrap().as_deref(), Some(&*id));
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("no panic");
+    }
+}
+
+/// Two processes that share one directory never lose each other's updates: the test runs
+/// its own binary again as a second process on the same directory and session, and both
+/// bump the counter at once. (In the child, the same test only does its half.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn processes_sharing_a_directory_merge_their_updates() {
+    if let (Ok(dir), Ok(id)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_ID)) {
+        let storage = FsStorage::new(&dir).unwrap();
+        std::fs::write(Path::new(&dir).join("child-started"), b"").unwrap();
+        bump_concurrently(&storage, &id).await;
+        return;
+    }
+    let fs = TempFs::new(|s| s);
+    let (session, _) = request(&fs.storage, None, |s| s.set("n", 0).unwrap()).await;
+    let id = session.id();
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "processes_sharing_a_directory_merge_their_updates",
+            "--test-threads=1",
+        ])
+        .env(CHILD_DIR, fs.root())
+        .env(CHILD_ID, &id)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the test binary runs again");
+    // Start together: the child's bumps must overlap ours.
+    let started = fs.root().join("child-started");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !started.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child never started"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    bump_concurrently(&fs.storage, &id).await;
+    let status = child.wait().await.unwrap();
+    assert!(status.success(), "the child process failed: {status}");
+    let stored = fs.storage.read(Some(&id)).await.unwrap();
+    assert_eq!(
+        stored.get::<u64>("n"),
+        Some(2 * TASKS * BUMPS),
+        "updates were lost between the processes"
+    );
+}

@@ -334,25 +334,25 @@ impl SessionCookie {
 
     /// Seals `value` with the newest secret (unsealed when there is none).
     pub(crate) fn seal(&self, value: &str) -> String {
-        if self.encrypted {
-            if let Some(cipher) = self.keys.ciphers.first() {
-                let mut nonce_bytes = [0u8; NONCE_LEN];
-                rand::fill(&mut nonce_bytes);
-                let nonce = Nonce::from(nonce_bytes);
-                // nonce || ciphertext || tag, encrypted in place in one buffer.
-                let mut bytes = Vec::with_capacity(NONCE_LEN + value.len() + GCM_TAG_LEN);
-                bytes.extend_from_slice(&nonce_bytes);
-                bytes.extend_from_slice(value.as_bytes());
-                let tag = cipher
-                    .encrypt_inout_detached(
-                        &nonce,
-                        self.name.as_bytes(),
-                        (&mut bytes[NONCE_LEN..]).into(),
-                    )
-                    .expect("AES-GCM encrypts any message under 64 GiB");
-                bytes.extend_from_slice(&tag);
-                return URL_SAFE_NO_PAD.encode(bytes);
-            }
+        if self.encrypted
+            && let Some(cipher) = self.keys.ciphers.first()
+        {
+            let mut nonce_bytes = [0u8; NONCE_LEN];
+            rand::fill(&mut nonce_bytes);
+            let nonce = Nonce::from(nonce_bytes);
+            // nonce || ciphertext || tag, encrypted in place in one buffer.
+            let mut bytes = Vec::with_capacity(NONCE_LEN + value.len() + GCM_TAG_LEN);
+            bytes.extend_from_slice(&nonce_bytes);
+            bytes.extend_from_slice(value.as_bytes());
+            let tag = cipher
+                .encrypt_inout_detached(
+                    &nonce,
+                    self.name.as_bytes(),
+                    (&mut bytes[NONCE_LEN..]).into(),
+                )
+                .expect("AES-GCM encrypts any message under 64 GiB");
+            bytes.extend_from_slice(&tag);
+            return URL_SAFE_NO_PAD.encode(bytes);
         }
         let mut sealed = URL_SAFE_NO_PAD.encode(value);
         if let Some(key) = self.keys.macs.first() {

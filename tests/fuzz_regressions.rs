@@ -4,15 +4,16 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use session_layer::storage::{Record, ServerStorage, SessionBackend, WriteMode};
+use session_layer::storage::{Expected, Record, ServerStorage, SessionBackend, Versioned};
 use session_layer::{CookieStorage, Error, SessionData, SessionStorage};
 
 /// A backend holding one record under every id.
 struct OneRecord(Mutex<Option<Record>>);
 
 impl SessionBackend for OneRecord {
-    async fn load(&self, _id: &str) -> Result<Option<Record>, Error> {
-        Ok(self.0.lock().unwrap().clone())
+    async fn load(&self, _id: &str) -> Result<Option<Versioned>, Error> {
+        let record = self.0.lock().unwrap().clone();
+        Ok(record.map(|record| Versioned { record, version: 1 }))
     }
 
     async fn store(
@@ -20,15 +21,15 @@ impl SessionBackend for OneRecord {
         _id: &str,
         record: &Record,
         _ttl: Option<Duration>,
-        _mode: WriteMode,
+        _expected: Expected,
     ) -> Result<bool, Error> {
         *self.0.lock().unwrap() = Some(record.clone());
         Ok(true)
     }
 
-    async fn delete(&self, _id: &str) -> Result<(), Error> {
+    async fn delete(&self, _id: &str, _expected: Expected) -> Result<bool, Error> {
         *self.0.lock().unwrap() = None;
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -126,7 +126,7 @@ impl MemoryBackend {
 
     fn count_write(&self) {
         let writes = self.inner.writes.fetch_add(1, Ordering::Relaxed);
-        if writes % WRITES_PER_SWEEP == 0 {
+        if writes.is_multiple_of(WRITES_PER_SWEEP) {
             let index = (writes / WRITES_PER_SWEEP) % SHARDS;
             self.sweep_shard(index, unix_now_ms());
         }

@@ -26,9 +26,9 @@
 //! use session_layer::Error;
 //!
 //! /// Rows of (record bytes, version), keyed by the id's digest: a dump of the table
-//! /// holds no usable id.
+//! /// holds no usable id. Versions come from one counter, so they never repeat.
 //! #[derive(Default)]
-//! struct MyTable(Mutex<HashMap<String, (Vec<u8>, u64)>>);
+//! struct MyTable(Mutex<(HashMap<String, (Vec<u8>, u64)>, u64)>);
 //!
 //! /// Whether `row` is what the lifecycle expects to find.
 //! fn is_expected(row: Option<&(Vec<u8>, u64)>, expected: Expected) -> bool {
@@ -42,7 +42,7 @@
 //! impl SessionBackend for MyTable {
 //!     async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
 //!         let table = self.0.lock().unwrap();
-//!         let Some((bytes, version)) = table.get(&id_digest(id)) else {
+//!         let Some((bytes, version)) = table.0.get(&id_digest(id)) else {
 //!             return Ok(None);
 //!         };
 //!         // Errors name the table, never the id: ids are credentials, logs are not secret.
@@ -57,24 +57,23 @@
 //!         _ttl: Option<Duration>, // a store with native expiry would pass this on
 //!         expected: Expected,
 //!     ) -> Result<bool, Error> {
-//!         let mut table = self.0.lock().unwrap();
+//!         let (rows, last_version) = &mut *self.0.lock().unwrap();
 //!         let key = id_digest(id);
-//!         let row = table.get(&key);
-//!         if !is_expected(row, expected) {
+//!         if !is_expected(rows.get(&key), expected) {
 //!             return Ok(false); // another request wrote first: the lifecycle merges
 //!         }
-//!         let version = row.map_or(1, |(_, v)| v + 1);
-//!         table.insert(key, (record.encode(), version));
+//!         *last_version += 1;
+//!         rows.insert(key, (record.encode(), *last_version));
 //!         Ok(true)
 //!     }
 //!
 //!     async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
-//!         let mut table = self.0.lock().unwrap();
+//!         let (rows, _) = &mut *self.0.lock().unwrap();
 //!         let key = id_digest(id);
-//!         if !is_expected(table.get(&key), expected) {
+//!         if !is_expected(rows.get(&key), expected) {
 //!             return Ok(false);
 //!         }
-//!         table.remove(&key);
+//!         rows.remove(&key);
 //!         Ok(true)
 //!     }
 //! }
@@ -82,10 +81,6 @@
 //! let storage = ServerStorage::with_backend(MyTable::default()).ttl(Duration::from_secs(3600));
 //! # let _ = storage;
 //! ```
-//!
-//! A version that restarts after a delete (as this counter does) can repeat for one id:
-//! harmless while ids are random and never reused, which the lifecycle sees to unless
-//! `use_unknown_ids` lets clients pick them. A random version rules even that out.
 
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -110,7 +105,7 @@ pub use self::fs::{FsBackend, FsStorage};
 pub use self::lifecycle::ServerStorage;
 pub(crate) use self::lifecycle::{Expiry, Snapshot};
 #[cfg(feature = "memcache")]
-pub use self::memcache::{MemcacheBackend, MemcacheStorage};
+pub use self::memcache::{MemcacheBackend, MemcacheOptions, MemcacheStorage};
 pub use self::memory::{MemoryBackend, MemoryStorage};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBackend, RedisOptions, RedisStorage};
@@ -153,7 +148,9 @@ pub struct Versioned {
     /// The record.
     pub record: Record,
     /// Changes whenever the record is written (a counter, a random number, Memcached's
-    /// CAS value); never the same for two different writes of one id.
+    /// CAS value). A version may repeat for one id only across a delete, and then a
+    /// conditional write could take a re-created record for the deleted one: a counter
+    /// shared by the whole store, or a random number, rules that out.
     pub version: u64,
 }
 
@@ -183,9 +180,9 @@ pub trait SessionBackend: Send + Sync + 'static {
         expected: Expected,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
-    /// Deletes the record under `id` if what is stored there is what `expected` says;
-    /// returns whether it did. With [`Expected::Any`], deleting a missing record is not an
-    /// error.
+    /// Deletes the record under `id` if what is stored there is what `expected` says, and
+    /// returns whether it matched: with [`Expected::Any`] always `true` (a missing record is
+    /// not an error), with [`Expected::Absent`] whether nothing is stored.
     fn delete(
         &self,
         id: &str,

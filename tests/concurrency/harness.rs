@@ -460,10 +460,10 @@ pub(crate) fn whole_value(values: &Map<String, Value>) -> Result<u64, String> {
         }
     }
     for (key, value) in values {
-        if let Some(j) = key.strip_prefix('k').and_then(|j| j.parse::<u64>().ok()) {
-            if value != &json!(j) {
-                return Err(format!("torn: {key} = {value}"));
-            }
+        if let Some(j) = key.strip_prefix('k').and_then(|j| j.parse::<u64>().ok())
+            && value != &json!(j)
+        {
+            return Err(format!("torn: {key} = {value}"));
         }
     }
     Ok(a)

@@ -222,10 +222,10 @@ impl SessionBackend for LosesAField {
         expected: Expected,
     ) -> Result<bool, Error> {
         let mut record = record.clone();
-        if let Some(old) = self.0.load(id).await? {
-            if let Some(c) = old.record.data.values.get("c") {
-                record.data.values.insert("c".into(), c.clone());
-            }
+        if let Some(old) = self.0.load(id).await?
+            && let Some(c) = old.record.data.values.get("c")
+        {
+            record.data.values.insert("c".into(), c.clone());
         }
         self.0.store(id, &record, ttl, expected).await
     }

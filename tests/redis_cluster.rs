@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
 use common::servers::{RedisCluster, redis_cmd, unique_prefix};
 use redis::cluster_async::ClusterConnection;
-use session_layer::storage::{Record, RedisOptions, SessionBackend, WriteMode};
+use session_layer::storage::{Expected, Record, RedisOptions, SessionBackend};
 use session_layer::{Error, RedisStorage, Session, SessionData, SessionStorage};
 
 /// The test's cluster: private unless `REDIS_CLUSTER_URLS` is set.
@@ -123,10 +123,10 @@ async fn node_of(conn: &mut ClusterConnection, slot: u16) -> i64 {
         else {
             continue;
         };
-        if (*first..=*last).contains(&i64::from(slot)) {
-            if let redis::Value::Int(port) = master[1] {
-                return port;
-            }
+        if (*first..=*last).contains(&i64::from(slot))
+            && let redis::Value::Int(port) = master[1]
+        {
+            return port;
         }
     }
     panic!("no node serves slot {slot}");
@@ -174,15 +174,16 @@ async fn regenerate_with_delete_across_nodes() {
 }
 
 #[tokio::test]
-async fn keys_and_create_only_writes_in_a_cluster() {
+async fn keys_and_conditional_writes_in_a_cluster() {
     let cluster = cluster();
     let storage = cluster.storage().await.ttl(Duration::from_secs(600));
     let prefix = storage.backend().prefix().to_owned();
     let mut raw = cluster.raw().await;
 
     let (session, _) = request(&storage, None, |s| s.set("user", "mj").unwrap()).await;
-    let key = format!("{prefix}{}", session.id());
-    let bytes: Option<Vec<u8>> = redis_cmd(&mut raw, "GET", &key).await;
+    let id = session.id();
+    let key = format!("{prefix}{id}");
+    let bytes: Option<Vec<u8>> = redis_cmd(&mut raw, "HGET", (&key, "d")).await;
     let record = Record::decode("test", &bytes.expect("prefix + id exists")).unwrap();
     assert_eq!(record.data.values["user"], "mj");
     let pttl: i64 = redis_cmd(&mut raw, "PTTL", &key).await;
@@ -196,26 +197,80 @@ async fn keys_and_create_only_writes_in_a_cluster() {
         expires_at_ms: None,
     };
     let backend = storage.backend();
-    let stored = backend
-        .store(&session.id(), &other, None, WriteMode::Create)
-        .await
-        .unwrap();
-    assert!(!stored, "Create must not overwrite");
-    // Also when the delete goes to another key (probably another node).
-    let stored = backend
-        .delete_and_store(
-            "some-old-id",
-            &session.id(),
-            &other,
-            None,
-            WriteMode::Create,
-        )
-        .await
-        .unwrap();
-    assert!(!stored, "delete_and_store reports the SET NX result");
-    let loaded = storage.read(Some(&session.id())).await.unwrap();
+    let version = backend.load(&id).await.unwrap().unwrap().version;
+    let store = async |expected| backend.store(&id, &other, None, expected).await.unwrap();
+    assert!(!store(Expected::Absent).await, "Absent must not overwrite");
+    assert!(
+        !store(Expected::Version(version + 1)).await,
+        "nor a wrong version"
+    );
+    assert!(
+        !backend
+            .delete(&id, Expected::Version(version + 1))
+            .await
+            .unwrap()
+    );
+    let loaded = storage.read(Some(&id)).await.unwrap();
     assert_eq!(loaded.get::<String>("user").as_deref(), Some("mj"));
-    let _: () = redis_cmd(&mut raw, "DEL", &key).await;
+
+    assert!(store(Expected::Version(version)).await);
+    let stored = backend.load(&id).await.unwrap().unwrap();
+    assert_eq!(stored.record.data.values["user"], "intruder");
+    assert_ne!(stored.version, version);
+    assert!(
+        backend
+            .delete(&id, Expected::Version(stored.version))
+            .await
+            .unwrap()
+    );
+    let exists: bool = redis_cmd(&mut raw, "EXISTS", &key).await;
+    assert!(!exists);
+
+    // A string, as the previous version of this crate stored a session, is corrupt.
+    let old_key = format!("{prefix}old-format-id");
+    let _: () = redis_cmd(&mut raw, "SET", (&old_key, other.encode())).await;
+    match storage.read(Some("old-format-id")).await {
+        Err(Error::Corrupt { record, .. }) => assert!(!record.contains("old-format-id")),
+        other => panic!("expected Error::Corrupt, got {other:?}"),
+    }
+    let _: () = redis_cmd(&mut raw, "DEL", &old_key).await;
+}
+
+#[tokio::test]
+async fn concurrent_saves_merge_in_a_cluster() {
+    let storage = held(|s| s).await;
+    let (_, cookie) = request(&storage, None, |s| s.set("base", 1).unwrap()).await;
+    let cookie = cookie.as_deref();
+    let a = storage.read(cookie).await.unwrap();
+    let b = storage.read(cookie).await.unwrap();
+    let late = storage.read(cookie).await.unwrap();
+    a.set("a", 1).unwrap();
+    b.set("b", 2).unwrap();
+    assert_eq!(storage.save(&a).await.unwrap().as_deref(), cookie);
+    assert_eq!(storage.save(&b).await.unwrap().as_deref(), cookie);
+    let merged = storage.read(cookie).await.unwrap();
+    assert_eq!(
+        (merged.get::<u64>("a"), merged.get::<u64>("b")),
+        (Some(1), Some(2))
+    );
+
+    merged.destroy();
+    assert_eq!(storage.save(&merged).await.unwrap().as_deref(), Some(""));
+    late.set("c", 3).unwrap();
+    assert_eq!(
+        storage.save(&late).await.unwrap().as_deref(),
+        Some(""),
+        "a destroyed session is not written back"
+    );
+    assert!(
+        storage
+            .storage
+            .backend()
+            .load(cookie.unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]

@@ -2,11 +2,12 @@
 #![cfg(feature = "redis")]
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
 use common::servers::{ServerProcess, redis_cmd, start_redis, unique_prefix};
-use session_layer::storage::{Record, RedisOptions, SessionBackend, WriteMode};
+use session_layer::storage::{Expected, Record, RedisOptions, SessionBackend, Versioned};
 use session_layer::{Error, RedisStorage, Session, SessionData, SessionStorage};
 
 /// Where the test's Redis is: a private server (stopped when this is dropped) unless
@@ -92,9 +93,13 @@ async fn key_is_prefix_plus_id_and_ttl_is_set() {
     let key = format!("{prefix}{}", session.id());
     assert_eq!(storage.backend().key(&session.id()), key);
 
+    // A hash of the version and the record.
     let mut conn = raw(&redis.url).await;
-    let bytes: Option<Vec<u8>> = redis_cmd(&mut conn, "GET", &key).await;
-    let record = Record::decode("test", &bytes.expect("the key prefix + id exists")).unwrap();
+    let (version, bytes): (Option<String>, Option<Vec<u8>>) =
+        redis_cmd(&mut conn, "HMGET", (&key, "v", "d")).await;
+    let version = version.expect("the key prefix + id holds field v");
+    assert!(version.parse::<u64>().is_ok(), "v is a u64: {version}");
+    let record = Record::decode("test", &bytes.expect("field d")).unwrap();
     assert_eq!(record.data.values["user"], "mj");
     let pttl: i64 = redis_cmd(&mut conn, "PTTL", &key).await;
     assert!(
@@ -102,7 +107,7 @@ async fn key_is_prefix_plus_id_and_ttl_is_set() {
         "PTTL {pttl} should be about 600 s"
     );
 
-    // Another save refreshes the expiry.
+    // Another save refreshes the expiry and draws a new version.
     let _: () = redis_cmd(&mut conn, "PEXPIRE", (&key, 1_000_000_000u64)).await;
     let (_, _) = request(&storage, Some(&session.id()), |s| s.set("n", 1).unwrap()).await;
     let pttl: i64 = redis_cmd(&mut conn, "PTTL", &key).await;
@@ -110,6 +115,8 @@ async fn key_is_prefix_plus_id_and_ttl_is_set() {
         pttl > 590_000 && pttl <= 600_000,
         "PTTL {pttl} after a second save"
     );
+    let second: String = redis_cmd(&mut conn, "HGET", (&key, "v")).await;
+    assert_ne!(second, version, "every write draws a new version");
     let _: () = redis_cmd(&mut conn, "DEL", &key).await;
 }
 
@@ -186,86 +193,210 @@ fn record(user: &str) -> Record {
     }
 }
 
+/// The stored record's `user` and its version.
+async fn stored(storage: &RedisStorage, id: &str) -> Option<(String, u64)> {
+    let Versioned { record, version } = storage.backend().load(id).await.unwrap()?;
+    Some((
+        record.data.values["user"].as_str().unwrap().to_owned(),
+        version,
+    ))
+}
+
 #[tokio::test]
-async fn create_never_overwrites_an_existing_key() {
+async fn writes_and_deletes_are_conditional_on_what_is_stored() {
     let redis = redis();
     let prefix = unique_prefix();
     let storage = redis.storage(&prefix).await;
     let backend = storage.backend();
-    let id = "taken-id";
-    assert!(
+    let id = "conditional-id";
+    let store = |user: &'static str, expected| async move {
         backend
-            .store(id, &record("first"), None, WriteMode::Create)
+            .store(id, &record(user), None, expected)
             .await
             .unwrap()
-    );
+    };
+
+    // Absent: only where nothing is stored.
+    assert!(store("first", Expected::Absent).await);
     assert!(
-        !backend
-            .store(id, &record("second"), None, WriteMode::Create)
-            .await
-            .unwrap()
+        !store("second", Expected::Absent).await,
+        "Absent must not overwrite"
     );
-    let kept = backend.load(id).await.unwrap().unwrap();
-    assert_eq!(
-        kept.data.values["user"], "first",
-        "Create must not overwrite"
+    let (user, first) = stored(&storage, id).await.unwrap();
+    assert_eq!(user, "first");
+
+    // Version: only over the version named.
+    assert!(store("third", Expected::Version(first)).await);
+    let (user, third) = stored(&storage, id).await.unwrap();
+    assert_eq!(user, "third");
+    assert_ne!(third, first, "every write draws a new version");
+    assert!(!store("stale", Expected::Version(first)).await);
+    assert!(!backend.delete(id, Expected::Version(first)).await.unwrap());
+    assert!(!backend.delete(id, Expected::Absent).await.unwrap());
+    assert_eq!(stored(&storage, id).await, Some(("third".into(), third)));
+
+    // Any: whatever is there.
+    assert!(store("fourth", Expected::Any).await);
+    let (_, fourth) = stored(&storage, id).await.unwrap();
+    assert!(backend.delete(id, Expected::Version(fourth)).await.unwrap());
+    assert_eq!(stored(&storage, id).await, None);
+    assert!(
+        !store("ghost", Expected::Version(fourth)).await,
+        "a deleted record is not written back"
+    );
+    assert!(!backend.delete(id, Expected::Version(fourth)).await.unwrap());
+    assert_eq!(stored(&storage, id).await, None);
+
+    // Re-created: a version never seen before, so a request that loaded the old record
+    // cannot overwrite the new one.
+    assert!(store("fifth", Expected::Absent).await);
+    let (_, fifth) = stored(&storage, id).await.unwrap();
+    assert!(![first, third, fourth].contains(&fifth), "{fifth}");
+    assert!(!store("late", Expected::Version(fourth)).await);
+    assert!(backend.delete(id, Expected::Any).await.unwrap());
+    assert!(
+        backend.delete(id, Expected::Any).await.unwrap(),
+        "deleting a missing record is not an error"
     );
 
-    // Also a key written by someone else, and through delete_and_store.
+    // A key of another type (here a string) is never taken by Absent or Version; Any
+    // replaces it.
     let mut conn = raw(&redis.url).await;
     let other = format!("{prefix}other");
     let _: () = redis_cmd(&mut conn, "SET", (&other, "not ours")).await;
-    let stored = backend
-        .delete_and_store(id, "other", &record("third"), None, WriteMode::Create)
-        .await
-        .unwrap();
-    assert!(!stored, "delete_and_store reports the SET NX result");
+    let other_store = async |expected| {
+        backend
+            .store("other", &record("sixth"), None, expected)
+            .await
+            .unwrap()
+    };
+    assert!(!other_store(Expected::Absent).await);
+    assert!(!other_store(Expected::Version(fifth)).await);
+    assert!(
+        !backend
+            .delete("other", Expected::Version(fifth))
+            .await
+            .unwrap()
+    );
     let value: String = redis_cmd(&mut conn, "GET", &other).await;
     assert_eq!(value, "not ours");
-    assert!(
-        backend.load(id).await.unwrap().is_none(),
-        "the DEL still ran"
-    );
-
-    // Overwrite does overwrite.
-    assert!(
-        backend
-            .store(id, &record("fourth"), None, WriteMode::Overwrite)
-            .await
-            .unwrap()
-    );
-    assert!(
-        backend
-            .store(id, &record("fifth"), None, WriteMode::Overwrite)
-            .await
-            .unwrap()
-    );
-    assert_eq!(
-        backend.load(id).await.unwrap().unwrap().data.values["user"],
-        "fifth"
-    );
-    let _: () = redis_cmd(&mut conn, "DEL", (&other, format!("{prefix}{id}"))).await;
+    assert!(other_store(Expected::Any).await);
+    assert_eq!(stored(&storage, "other").await.unwrap().0, "sixth");
+    let _: () = redis_cmd(&mut conn, "DEL", &other).await;
 }
 
 #[tokio::test]
-async fn chosen_id_colliding_with_a_concurrent_create_is_overwritten_by_its_owner() {
+async fn expiry_is_set_cleared_and_clamped() {
+    let redis = redis();
+    let prefix = unique_prefix();
+    let storage = redis.storage(&prefix).await;
+    let backend = storage.backend();
+    let mut conn = raw(&redis.url).await;
+    let id = "expiry-id";
+    let key = format!("{prefix}{id}");
+    let pttl = async |conn: &mut redis::aio::MultiplexedConnection| -> i64 {
+        redis_cmd(conn, "PTTL", &key).await
+    };
+
+    let ttl = Some(Duration::from_secs(60));
+    assert!(
+        backend
+            .store(id, &record("a"), ttl, Expected::Absent)
+            .await
+            .unwrap()
+    );
+    let ms = pttl(&mut conn).await;
+    assert!(ms > 59_000 && ms <= 60_000, "PTTL {ms}");
+    // A write without a TTL leaves no expiry behind.
+    let version = backend.load(id).await.unwrap().unwrap().version;
+    assert!(
+        backend
+            .store(id, &record("b"), None, Expected::Version(version))
+            .await
+            .unwrap()
+    );
+    assert_eq!(pttl(&mut conn).await, -1);
+    // Redis refuses expiry times that overflow: the TTL is clamped.
+    assert!(
+        backend
+            .store(id, &record("c"), Some(Duration::MAX), Expected::Any)
+            .await
+            .unwrap()
+    );
+    assert!(pttl(&mut conn).await > 3_000_000_000_000);
+    // A record due now lives a millisecond (PEXPIRE 0 would be a delete).
+    assert!(
+        backend
+            .store(id, &record("d"), Some(Duration::ZERO), Expected::Any)
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(backend.load(id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn two_requests_changing_different_keys_both_keep_their_change() {
+    let redis = redis();
+    let storage = redis.storage(&unique_prefix()).await;
+    let (_, cookie) = request(&storage, None, |s| s.set("base", 1).unwrap()).await;
+    let cookie = cookie.as_deref();
+    // Both load the same version of the session.
+    let a = storage.read(cookie).await.unwrap();
+    let b = storage.read(cookie).await.unwrap();
+    a.set("a", "from a").unwrap();
+    b.set("b", "from b").unwrap();
+    assert_eq!(storage.save(&a).await.unwrap().as_deref(), cookie);
+    // b's write at the version it loaded fails; it reloads, replays its change, retries.
+    assert_eq!(storage.save(&b).await.unwrap().as_deref(), cookie);
+    let merged = storage.read(cookie).await.unwrap();
+    assert_eq!(merged.get::<u64>("base"), Some(1));
+    assert_eq!(merged.get::<String>("a").as_deref(), Some("from a"));
+    assert_eq!(merged.get::<String>("b").as_deref(), Some("from b"));
+}
+
+#[tokio::test]
+async fn a_save_of_a_session_deleted_meanwhile_writes_nothing() {
+    let redis = redis();
+    let prefix = unique_prefix();
+    let storage = redis.storage(&prefix).await;
+    let (session, cookie) = request(&storage, None, |s| s.set("user", "mj").unwrap()).await;
+    let cookie = cookie.as_deref();
+    let late = storage.read(cookie).await.unwrap();
+    let (_, cleared) = request(&storage, cookie, Session::destroy).await;
+    assert_eq!(cleared, None, "logout clears the cookie");
+    late.set("cart", 3).unwrap();
+    assert_eq!(
+        storage.save(&late).await.unwrap().as_deref(),
+        Some(""),
+        "the late request's response clears its cookie"
+    );
+    let mut conn = raw(&redis.url).await;
+    let exists: bool = redis_cmd(&mut conn, "EXISTS", format!("{prefix}{}", session.id())).await;
+    assert!(!exists, "a destroyed session is not written back");
+}
+
+#[tokio::test]
+async fn chosen_id_created_meanwhile_is_merged_into() {
     // use_unknown_ids(true): the id is the client's; if it appears between read and save,
-    // the lifecycle retries with Overwrite (same owner), so the save still succeeds.
+    // the save merges its changes into what was created.
     let redis = redis();
     let storage = redis.storage(&unique_prefix()).await.use_unknown_ids(true);
     let session = storage.read(Some("client-id")).await.unwrap();
     session.set("n", 2).unwrap();
-    storage
+    let created = storage
         .backend()
-        .store("client-id", &record("racer"), None, WriteMode::Create)
+        .store("client-id", &record("racer"), None, Expected::Absent)
         .await
         .unwrap();
+    assert!(created);
     assert_eq!(
         storage.save(&session).await.unwrap().as_deref(),
         Some("client-id")
     );
     let loaded = storage.read(Some("client-id")).await.unwrap();
     assert_eq!(loaded.get::<u64>("n"), Some(2));
+    assert_eq!(loaded.get::<String>("user").as_deref(), Some("racer"));
 }
 
 #[tokio::test]
@@ -291,42 +422,91 @@ async fn regenerate_with_delete_removes_the_old_key() {
     let _: () = redis_cmd(&mut conn, "DEL", &new_key).await;
 }
 
-/// How many times the server has run `command` since its statistics were reset.
-async fn calls(conn: &mut redis::aio::MultiplexedConnection, command: &str) -> u64 {
-    let stats: String = redis_cmd(conn, "INFO", "commandstats").await;
-    let field = format!("cmdstat_{command}:calls=");
-    stats
-        .lines()
-        .find_map(|line| line.strip_prefix(&field))
-        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+/// The commands that clients other than `conn` sent since the last call, by name with how
+/// often, from the slowlog (which `count_commands` makes list every command). Unlike
+/// `INFO commandstats`, it tells a command sent over the network (from a client address)
+/// from one that a script ran (from `?:0`), so it counts round trips.
+async fn commands_sent(conn: &mut redis::aio::MultiplexedConnection) -> BTreeMap<String, u64> {
+    type Entry = (i64, i64, i64, Vec<String>, String, String);
+    let entries: Vec<Entry> = redis_cmd(conn, "SLOWLOG", ("GET", -1)).await;
+    let _: () = redis_cmd(conn, "SLOWLOG", "RESET").await;
+    let me: String = redis_cmd(conn, "CLIENT", "INFO").await;
+    let me = me.split(' ').find(|f| f.starts_with("addr=")).unwrap()[5..].to_owned();
+    let mut sent = BTreeMap::new();
+    for (_, _, _, args, addr, _) in entries {
+        if addr != me && addr.starts_with("127.0.0.1:") {
+            *sent.entry(args[0].to_lowercase()).or_default() += 1;
+        }
+    }
+    sent
+}
+
+/// Makes the server's slowlog list every command.
+async fn count_commands(conn: &mut redis::aio::MultiplexedConnection) {
+    let _: () = redis_cmd(conn, "CONFIG", ("SET", "slowlog-log-slower-than", 0)).await;
+    let _: () = redis_cmd(conn, "CONFIG", ("SET", "slowlog-max-len", 1024)).await;
+    let _: () = redis_cmd(conn, "SLOWLOG", "RESET").await;
+}
+
+fn counts(commands: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    commands.iter().map(|&(c, n)| (c.to_owned(), n)).collect()
 }
 
 #[tokio::test]
-async fn each_save_is_one_round_trip() {
-    // Counts the server's own command statistics, so it needs a server of its own.
+async fn a_read_and_a_save_are_one_command_each() {
+    // Counts every command the server gets, so it needs a server of its own.
     let server = start_redis();
     let url = format!("redis://127.0.0.1:{}", server.port);
-    let storage = RedisStorage::connect(&url).await.unwrap();
+    let storage = RedisStorage::connect(&url)
+        .await
+        .unwrap()
+        .ttl(Duration::from_secs(600));
     let mut conn = raw(&url).await;
+    count_commands(&mut conn).await;
+
+    // The server has not seen the script yet: EVALSHA fails, EVAL runs and caches it.
     let (_, c1) = request(&storage, None, |s| s.set("user", "anon").unwrap()).await;
+    let first_save = commands_sent(&mut conn).await;
 
-    // regenerate_id(true): DEL and SET inside one MULTI/EXEC.
-    let _: () = redis_cmd(&mut conn, "CONFIG", ("RESETSTAT",)).await;
-    let (_, c2) = request(&storage, c1.as_deref(), |s| s.regenerate_id(true).unwrap()).await;
-    assert_eq!(calls(&mut conn, "exec").await, 1);
-    assert_eq!(calls(&mut conn, "get").await, 1, "one command for the read");
-
-    // regenerate_id(true) then destroy: both keys in one DEL.
-    let _: () = redis_cmd(&mut conn, "CONFIG", ("RESETSTAT",)).await;
-    let (_, c3) = request(&storage, c2.as_deref(), |s| {
+    let session = storage.read(c1.as_deref()).await.unwrap();
+    let read = commands_sent(&mut conn).await;
+    session.set("n", 1).unwrap();
+    assert_eq!(storage.save(&session).await.unwrap(), c1);
+    let save = commands_sent(&mut conn).await;
+    let fresh = Session::new();
+    fresh.set("n", 1).unwrap();
+    storage.save(&fresh).await.unwrap();
+    let create = commands_sent(&mut conn).await;
+    // The delete script's first use loads it too; count the second.
+    let regenerate_deleting = |s: &Session| s.regenerate_id(true).unwrap();
+    let (_, c2) = request(&storage, c1.as_deref(), regenerate_deleting).await;
+    let (_, c3) = request(&storage, c2.as_deref(), regenerate_deleting).await;
+    let _ = commands_sent(&mut conn).await;
+    let (_, c4) = request(&storage, c3.as_deref(), regenerate_deleting).await;
+    let regenerate = commands_sent(&mut conn).await;
+    let (_, c5) = request(&storage, c4.as_deref(), |s| {
         s.regenerate_id(true).unwrap();
         s.destroy();
     })
     .await;
-    assert_eq!(c3, None, "the cookie is cleared");
-    assert_eq!(calls(&mut conn, "del").await, 1, "one DEL for both keys");
+    let destroy = commands_sent(&mut conn).await;
+    println!(
+        "Redis commands sent per operation: read {read:?}; save of a changed session {save:?}; \
+         save of a new session {create:?}; first save after a server start {first_save:?}; \
+         read + save with regenerate_id(true) {regenerate:?}; read + regenerate_id(true) + \
+         destroy {destroy:?}"
+    );
+
+    assert_eq!(read, counts(&[("hmget", 1)]), "one command per read");
+    assert_eq!(save, counts(&[("evalsha", 1)]), "one command per save");
+    assert_eq!(create, counts(&[("evalsha", 1)]));
+    assert_eq!(first_save, counts(&[("eval", 1), ("evalsha", 1)]));
+    // The new id is created, then the old one deleted if still as loaded.
+    assert_eq!(regenerate, counts(&[("evalsha", 2), ("hmget", 1)]));
+    assert_eq!(destroy, counts(&[("del", 2), ("hmget", 1)]));
+    assert_eq!(c5, None, "the cookie is cleared");
     let left: Vec<String> = redis_cmd(&mut conn, "KEYS", "session:*").await;
-    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(left.len(), 1, "only the fresh session is left: {left:?}");
 }
 
 #[tokio::test]
@@ -335,10 +515,9 @@ async fn corrupt_records_are_errors_not_panics() {
     let prefix = unique_prefix();
     let storage = redis.storage(&prefix).await;
     let mut conn = raw(&redis.url).await;
-    let garbage: [&[u8]; 4] = [b"not json", b"\xff\xfe\x00", b"{\"d\":42}", b""];
-    for (i, bytes) in garbage.iter().enumerate() {
-        let id = format!("corrupt-session-id-{i}");
-        let _: () = redis_cmd(&mut conn, "SET", (format!("{prefix}{id}"), *bytes)).await;
+    let valid = record("mj").encode();
+    let mut keys = Vec::new();
+    let mut check = async |id: String| {
         match storage.read(Some(&id)).await {
             Err(Error::Corrupt { record, .. }) => {
                 assert!(
@@ -346,26 +525,36 @@ async fn corrupt_records_are_errors_not_panics() {
                     "the error must not carry the whole id: {record}"
                 );
             }
-            other => panic!("expected Error::Corrupt for {bytes:?}, got {other:?}"),
+            other => panic!("expected Error::Corrupt for {id}, got {other:?}"),
         }
+        keys.push(format!("{prefix}{id}"));
+    };
+
+    // Strings, as the previous version of this crate wrote them, and garbage.
+    let strings: [&[u8]; 5] = [&valid, b"not json", b"\xff\xfe\x00", b"{\"d\":42}", b""];
+    for (i, bytes) in strings.iter().enumerate() {
+        let id = format!("corrupt-string-session-id-{i}");
+        let _: () = redis_cmd(&mut conn, "SET", (format!("{prefix}{id}"), *bytes)).await;
+        check(id).await;
     }
-    // A key of the wrong type is a server error, not a panic.
-    let id = "list-session-id";
+    // Hashes missing a field, or with a field that does not decode.
+    let hashes: [&[(&str, &[u8])]; 5] = [
+        &[("v", b"1")],
+        &[("d", &valid)],
+        &[("v", b"not a number"), ("d", &valid)],
+        &[("v", b"1"), ("d", b"not json")],
+        &[("v", b"1"), ("d", b"\xff")],
+    ];
+    for (i, fields) in hashes.iter().enumerate() {
+        let id = format!("corrupt-hash-session-id-{i}");
+        let _: () = redis_cmd(&mut conn, "HSET", (format!("{prefix}{id}"), *fields)).await;
+        check(id).await;
+    }
+    // Another type altogether.
+    let id = "corrupt-list-session-id".to_owned();
     let _: () = redis_cmd(&mut conn, "RPUSH", (format!("{prefix}{id}"), "x")).await;
-    match storage.read(Some(id)).await {
-        Err(Error::Backend(_)) => {}
-        other => panic!("expected Error::Backend for a list, got {other:?}"),
-    }
-    let _: () = redis::cmd("DEL")
-        .arg(format!("{prefix}{id}"))
-        .arg(
-            (0..garbage.len())
-                .map(|i| format!("{prefix}corrupt-session-id-{i}"))
-                .collect::<Vec<_>>(),
-        )
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    check(id).await;
+    let _: () = redis_cmd(&mut conn, "DEL", keys).await;
 }
 
 #[tokio::test]
@@ -564,5 +753,34 @@ mod layer_flow {
             !body.contains("redis") && !body.contains("refused"),
             "no internals in {body:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_session_in_the_old_string_format_starts_afresh() {
+        // Before sessions were versioned hashes, each was a string of the record's JSON.
+        let redis = redis();
+        let prefix = unique_prefix();
+        let id = "old-format-session-id-0123456789";
+        let mut conn = raw(&redis.url).await;
+        let old = record("mj").encode();
+        let _: () = redis_cmd(&mut conn, "SET", (format!("{prefix}{id}"), old)).await;
+        let app = app(redis.storage(&prefix).await);
+        let signed = session_layer::SessionCookie::new("__session")
+            .secrets(["s3cret"])
+            .serialize(id)
+            .unwrap();
+        let cookie = signed.split(';').next().unwrap();
+
+        let (status, replaced, body) = send(&app, Some(cookie), "/").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "1"),
+            "a fresh session"
+        );
+        let replaced = replaced.expect("the cookie is replaced");
+        assert_ne!(replaced, cookie);
+        let (_, _, body) = send(&app, Some(&replaced), "/").await;
+        assert_eq!(body, "2");
+        let _: () = redis_cmd(&mut conn, "DEL", keys(&redis.url, &prefix).await).await;
     }
 }

@@ -7,19 +7,28 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncConnectionConfig, Client, Cmd, FromRedisValue, Pipeline, RedisError, Value};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult,
+    ServerErrorKind, ToRedisArgs,
+};
 
-use super::{Error, Record, ServerStorage, SessionBackend, WriteMode};
+use super::{Error, Expected, Record, ServerStorage, SessionBackend, Versioned};
 
 /// Sessions in Redis: for several app servers behind a load balancer that share their
 /// sessions.
 ///
-/// Each session is one string key, `key_prefix + id` (the prefix defaults to
-/// `"session:"`), holding the [`Record`] as compact JSON. Every write sets the key's expiry
-/// from [`ttl`](ServerStorage::ttl) (and [`max_lifetime`](ServerStorage::max_lifetime)), so
+/// Each session is one hash key, `key_prefix + id` (the prefix defaults to `"session:"`),
+/// with two fields: `v`, a random version that every write draws anew, and `d`, the
+/// [`Record`] as compact JSON. Every write sets the key's expiry from
+/// [`ttl`](ServerStorage::ttl) (and [`max_lifetime`](ServerStorage::max_lifetime)), so
 /// Redis drops abandoned sessions by itself; without either the keys never expire.
-/// A new session is written with `SET ... NX`, so a colliding id can never overwrite
-/// another user's session.
+///
+/// A read is one `HMGET`; a save is one Lua script that writes only if `v` still holds
+/// the version its request loaded (a compare-and-set), so that concurrent saves of one
+/// session are merged rather than lost (see [`ServerStorage`]). A new session is written
+/// only where no key exists, so a colliding id can never overwrite another user's session.
+/// A key that is not such a hash (a string written by an older version of this crate)
+/// reads as [`Error::Corrupt`]: the layer starts a fresh session.
 ///
 /// One connection is shared by all requests (commands are pipelined on it); when it
 /// breaks, it is re-established in the background, and requests fail with an error (never
@@ -185,10 +194,8 @@ impl RedisStorage {
     /// Connects to a Redis Cluster through any of its nodes, with the default
     /// [`RedisOptions`].
     ///
-    /// Keys are spread over the cluster by their hash slot as usual. Regenerating an id
-    /// with `regenerate_id(true)` deletes the old key and writes the new one concurrently
-    /// (they are usually in different slots, so it cannot be one `MULTI`); put a hash tag
-    /// in the prefix (`"{session}:"`) only if you want every session on one node.
+    /// Keys are spread over the cluster by their hash slot as usual: every command and
+    /// script touches a single key, so the prefix needs no hash tag.
     ///
     /// ```no_run
     /// use session_layer::RedisStorage;
@@ -266,6 +273,66 @@ impl std::fmt::Debug for RedisBackend {
     }
 }
 
+/// A Lua script and the SHA-1 of its text, by which `EVALSHA` names it (the round-trip
+/// test in `tests/redis_storage.rs` fails when the two disagree).
+struct Script {
+    code: &'static str,
+    sha1: &'static str,
+}
+
+/// The check both scripts start with, so that they agree with [`SessionBackend::load`] on
+/// what "absent" means: `KEYS[1]` is a session's key, `ARGV[1]` what it must hold.
+macro_rules! expectation_check {
+    () => {
+        r#"-- ARGV[1]: 'absent' (no session), 'any', or the version in field v.
+if ARGV[1] ~= 'any' then
+  -- A missing field is false; a key that is not a hash gives an error, which has no [1].
+  local stored = redis.pcall('HMGET', KEYS[1], 'v', 'd')
+  if ARGV[1] == 'absent' then
+    if stored[1] ~= false or stored[2] ~= false then return 0 end
+  elseif stored[1] ~= ARGV[1] then
+    return 0
+  end
+end
+"#
+    };
+}
+
+/// Writes a record if the key holds what is expected; ARGV[2] is the new version, ARGV[3]
+/// the record, ARGV[4] its TTL in milliseconds (0: none). The `DEL` first replaces a key
+/// of any type and clears its expiry, so no `PERSIST` is needed.
+const STORE: Script = Script {
+    code: concat!(
+        expectation_check!(),
+        r#"redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
+if ARGV[4] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+return 1
+"#
+    ),
+    sha1: "41758cea81d419d1cf2da9423c6301c148ff596b",
+};
+
+/// Deletes the key if it holds what is expected.
+const DELETE: Script = Script {
+    code: concat!(
+        expectation_check!(),
+        r#"redis.call('DEL', KEYS[1])
+return 1
+"#
+    ),
+    sha1: "5dcbf793d4f842710849b33cfdb200ec24f939ac",
+};
+
+/// `ARGV[1]` of the scripts.
+fn expectation(expected: Expected) -> String {
+    match expected {
+        Expected::Absent => "absent".to_owned(),
+        Expected::Any => "any".to_owned(),
+        Expected::Version(version) => version.to_string(),
+    }
+}
+
 impl RedisBackend {
     fn new(conn: Connection, options: RedisOptions) -> Self {
         RedisBackend {
@@ -299,64 +366,96 @@ impl RedisBackend {
         format!("{}{shown}… (redis)", self.prefix)
     }
 
-    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, Error> {
-        match &self.conn {
+    fn corrupt(&self, id: &str, reason: &str) -> Error {
+        Error::corrupt(self.redacted(id), reason)
+    }
+
+    /// Sends `cmd` and waits for its answer within the response timeout. The inner result
+    /// is what Redis answered, so that callers can act on particular server errors.
+    async fn send<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<RedisResult<T>, Error> {
+        let answer = match &self.conn {
             Connection::Single(manager) => {
                 let mut conn = manager.clone();
-                within(self.response_timeout, cmd.query_async(&mut conn)).await
+                tokio::time::timeout(self.response_timeout, cmd.query_async(&mut conn)).await
             }
             Connection::Cluster(cluster) => {
                 let mut conn = cluster.clone();
-                within(self.response_timeout, cmd.query_async(&mut conn)).await
+                tokio::time::timeout(self.response_timeout, cmd.query_async(&mut conn)).await
             }
-        }
+        };
+        answer.map_err(|_elapsed| Error::Timeout)
     }
 
-    fn set_command(
+    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, Error> {
+        self.send(cmd).await?.map_err(redis_error)
+    }
+
+    /// Runs `script` on `key` by its digest, or by its text when the server does not have
+    /// it cached (first use, a restart, `SCRIPT FLUSH`), which caches it again.
+    async fn eval(
         &self,
-        id: &str,
-        record: &Record,
-        ttl: Option<Duration>,
-        mode: WriteMode,
-    ) -> Cmd {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.key(id)).arg(record.encode());
-        if let Some(ttl) = ttl {
-            // PX 0 is an error; a record due now lives one millisecond.
-            let ms = ttl.min(MAX_TTL).as_millis().max(1) as u64;
-            cmd.arg("PX").arg(ms);
+        script: &Script,
+        key: &str,
+        args: impl ToRedisArgs,
+    ) -> Result<bool, Error> {
+        let call = |command: &str, script: &str| {
+            let mut cmd = redis::cmd(command);
+            cmd.arg(script).arg(1).arg(key).arg(&args);
+            cmd
+        };
+        match self.send(&call("EVALSHA", script.sha1)).await? {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                self.query(&call("EVAL", script.code)).await
+            }
+            answer => answer.map_err(redis_error),
         }
-        if mode == WriteMode::Create {
-            cmd.arg("NX");
-        }
-        cmd
     }
 }
 
-/// What `SET` answered: `OK`, or nil when `NX` found the key taken.
-fn was_set(reply: &Value) -> bool {
-    !matches!(reply, Value::Nil)
+/// Maps an error of the Redis client.
+fn redis_error(e: RedisError) -> Error {
+    if e.is_timeout() {
+        Error::Timeout
+    } else {
+        Error::backend(e)
+    }
 }
 
 /// Runs a Redis operation within `limit`, mapping its errors.
 async fn within<T>(
     limit: Duration,
-    operation: impl Future<Output = Result<T, RedisError>>,
+    operation: impl Future<Output = RedisResult<T>>,
 ) -> Result<T, Error> {
     match tokio::time::timeout(limit, operation).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) if e.is_timeout() => Err(Error::Timeout),
-        Ok(Err(e)) => Err(Error::backend(e)),
+        Ok(answer) => answer.map_err(redis_error),
         Err(_elapsed) => Err(Error::Timeout),
     }
 }
 
 impl SessionBackend for RedisBackend {
-    async fn load(&self, id: &str) -> Result<Option<Record>, Error> {
-        let bytes: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(self.key(id))).await?;
-        bytes
-            .map(|bytes| Record::decode(&self.redacted(id), &bytes))
-            .transpose()
+    async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(self.key(id)).arg("v").arg("d");
+        let fields: (Option<Vec<u8>>, Option<Vec<u8>>) = match self.send(&cmd).await? {
+            Ok(fields) => fields,
+            // A string written by an older version of this crate, or no session at all.
+            Err(e) if e.code() == Some("WRONGTYPE") => {
+                return Err(self.corrupt(id, "the key is not a hash"));
+            }
+            Err(e) => return Err(redis_error(e)),
+        };
+        match fields {
+            (None, None) => Ok(None),
+            (Some(version), Some(data)) => {
+                let version = std::str::from_utf8(&version)
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| self.corrupt(id, "field v is not a version"))?;
+                let record = Record::decode(&self.redacted(id), &data)?;
+                Ok(Some(Versioned { record, version }))
+            }
+            _ => Err(self.corrupt(id, "the hash lacks field v or d")),
+        }
     }
 
     async fn store(
@@ -364,77 +463,22 @@ impl SessionBackend for RedisBackend {
         id: &str,
         record: &Record,
         ttl: Option<Duration>,
-        mode: WriteMode,
+        expected: Expected,
     ) -> Result<bool, Error> {
-        let reply: Value = self.query(&self.set_command(id, record, ttl, mode)).await?;
-        Ok(was_set(&reply))
+        // PEXPIRE 0 would delete the key; a record due now lives one millisecond.
+        let ttl_ms = ttl.map_or(0, |ttl| ttl.min(MAX_TTL).as_millis().max(1) as u64);
+        // Random, so that a version never repeats, even after a delete and a re-create.
+        let version = rand::random::<u64>();
+        let args = (expectation(expected), version, record.encode(), ttl_ms);
+        self.eval(&STORE, &self.key(id), args).await
     }
 
-    async fn delete(&self, id: &str) -> Result<(), Error> {
-        self.query::<()>(redis::cmd("DEL").arg(self.key(id))).await
-    }
-
-    async fn delete_many(&self, ids: &[&str]) -> Result<(), Error> {
-        match &self.conn {
-            // One DEL for all the keys: one round trip.
-            Connection::Single(_) => {
-                let keys: Vec<String> = ids.iter().map(|id| self.key(id)).collect();
-                self.query::<()>(redis::cmd("DEL").arg(keys)).await
-            }
-            // Keys in different slots cannot share a command: send the DELs at once.
-            Connection::Cluster(_) => match ids {
-                [first, second] => {
-                    let (a, b) = tokio::join!(self.delete(first), self.delete(second));
-                    a.and(b)
-                }
-                _ => {
-                    for id in ids {
-                        self.delete(id).await?;
-                    }
-                    Ok(())
-                }
-            },
+    async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
+        let key = self.key(id);
+        if expected == Expected::Any {
+            self.query::<()>(redis::cmd("DEL").arg(key)).await?;
+            return Ok(true);
         }
-    }
-
-    async fn delete_and_store(
-        &self,
-        old_id: &str,
-        id: &str,
-        record: &Record,
-        ttl: Option<Duration>,
-        mode: WriteMode,
-    ) -> Result<bool, Error> {
-        let set = self.set_command(id, record, ttl, mode);
-        match &self.conn {
-            Connection::Single(manager) => {
-                // MULTI; DEL; SET; EXEC in one round trip: no request sees both or neither.
-                let mut pipe = Pipeline::new();
-                pipe.atomic()
-                    .add_command(redis::cmd("DEL").arg(self.key(old_id)).clone())
-                    .ignore()
-                    .add_command(set);
-                let mut conn = manager.clone();
-                let (reply,): (Value,) =
-                    within(self.response_timeout, pipe.query_async(&mut conn)).await?;
-                Ok(was_set(&reply))
-            }
-            Connection::Cluster(_) if old_id == id => {
-                // Same key: the order matters (never happens with fresh ids).
-                self.delete(old_id).await?;
-                self.store(id, record, ttl, mode).await
-            }
-            Connection::Cluster(_) => {
-                // The keys are in different slots in general, which a cluster cannot put in
-                // one MULTI or pipeline: send both at once, still one round trip of latency.
-                let store = async {
-                    let reply: Value = self.query(&set).await?;
-                    Ok(was_set(&reply))
-                };
-                let (deleted, stored) = tokio::join!(self.delete(old_id), store);
-                deleted?;
-                stored
-            }
-        }
+        self.eval(&DELETE, &key, expectation(expected)).await
     }
 }

@@ -5,12 +5,12 @@
 #[cfg(feature = "memcache")]
 #[derive(Debug)]
 pub enum MemcacheOutcome {
-    /// `get`: the value, if any.
-    Value(Option<Vec<u8>>),
-    /// `add` or `set`: whether it was stored.
+    /// `gets`: the value and its CAS unique, if any.
+    Value(Option<(Vec<u8>, u64)>),
+    /// `add`, `set` or `cas`: whether it was stored.
     Stored(bool),
-    /// `delete`.
-    Deleted,
+    /// `delete` or `md`: whether an item was deleted.
+    Deleted(bool),
     /// `version`.
     Version(String),
     /// The error the connection failed with, as it would be logged.
@@ -28,9 +28,9 @@ pub fn memcache_key() -> String {
 }
 
 /// Runs the Memcached client's real reply parser: one command per byte of `commands`
-/// (`get`, `add`, `set`, `delete`, `version` by the byte modulo 5) over one connection whose
-/// server sends exactly `server` and then closes. Stops after the first fault, as the
-/// connection pool drops a connection then.
+/// (`gets`, `add`, `set`, `cas`, `delete`, `md`, `version` by the byte modulo 7) over one
+/// connection whose server sends exactly `server` and then closes. Stops after the first
+/// fault, as the connection pool drops a connection then.
 #[cfg(feature = "memcache")]
 pub async fn memcache_converse(commands: &[u8], server: &[u8]) -> Vec<MemcacheOutcome> {
     crate::storage::MemcacheBackend::fuzz_converse(commands, server).await

@@ -1,5 +1,6 @@
 //! MemcacheStorage against real memcached servers: the shared scenario suite, key layout,
-//! expiry, consistent hashing, corrupt records and server faults.
+//! expiry, conditional writes and deletes, options, round trips, consistent hashing,
+//! corrupt records and server faults.
 //!
 //! Each test starts its own `memcached` on a free port (or uses `MEMCACHE_ADDR` for the
 //! tests that do not need to kill or count servers).
@@ -10,11 +11,12 @@ mod common;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
 use common::servers::{ServerProcess, start_memcached};
-use session_layer::storage::{Record, SessionBackend, WriteMode};
+use session_layer::storage::{Expected, MemcacheOptions, Record, SessionBackend};
 use session_layer::{Error, MemcacheStorage, Session, SessionData, SessionStorage};
 use sha2::{Digest, Sha256};
 
@@ -257,41 +259,32 @@ async fn create_on_an_existing_id_leaves_the_old_record() {
     };
     let stored = storage
         .backend()
-        .store(&id, &intruder, None, WriteMode::Create)
+        .store(&id, &intruder, None, Expected::Absent)
         .await
         .unwrap();
     assert!(!stored, "add on an existing key must report false");
     let (session, _) = request(&storage, Some(&id), |_| {}).await;
     assert_eq!(session.get::<String>("owner").as_deref(), Some("alice"));
 
-    // Overwrite does replace; deleting twice is fine.
+    // Any does replace; deleting twice is fine.
     assert!(
         storage
             .backend()
-            .store(&id, &intruder, None, WriteMode::Overwrite)
+            .store(&id, &intruder, None, Expected::Any)
             .await
             .unwrap()
     );
-    assert!(
-        storage
-            .backend()
-            .load(&id)
-            .await
-            .unwrap()
-            .unwrap()
-            .data
-            .values
-            .is_empty()
-    );
-    storage.backend().delete(&id).await.unwrap();
-    storage.backend().delete(&id).await.unwrap();
+    let loaded = storage.backend().load(&id).await.unwrap().unwrap();
+    assert!(loaded.record.data.values.is_empty());
+    assert!(storage.backend().delete(&id, Expected::Any).await.unwrap());
+    assert!(storage.backend().delete(&id, Expected::Any).await.unwrap());
     assert!(storage.backend().load(&id).await.unwrap().is_none());
 }
 
 #[tokio::test]
 async fn a_chosen_id_that_exists_is_not_clobbered_by_a_fresh_write() {
     // use_unknown_ids: a client names an id another request created meanwhile. The
-    // lifecycle writes with Create first; the backend must answer false, not overwrite.
+    // lifecycle writes with `add` first; the backend must answer false, not overwrite.
     let server = start_memcached();
     let storage = MemcacheStorage::connect(&addr(&server))
         .await
@@ -305,11 +298,18 @@ async fn a_chosen_id_that_exists_is_not_clobbered_by_a_fresh_write() {
         br#"{"d":{"values":{"a":1},"flash":{}},"c":1}"#,
     );
     session.set("b", 2).unwrap();
-    // Same owner: the lifecycle falls back to Overwrite, and the save succeeds.
+    // The lifecycle merges this request's change into what is stored, with a `cas`.
     assert_eq!(
         storage.save(&session).await.unwrap().as_deref(),
         Some("chosen-id")
     );
+    let stored = raw_get(&addr(&server), &storage.key_for("chosen-id")).unwrap();
+    let record = Record::decode("chosen", &stored).unwrap();
+    assert_eq!(
+        record.data.values["a"], 1,
+        "the other request's key is kept"
+    );
+    assert_eq!(record.data.values["b"], 2);
 }
 
 #[tokio::test]
@@ -331,6 +331,295 @@ async fn corrupt_records_are_corrupt_errors() {
     // The connection is still usable afterwards.
     let id = save_new(&storage, "user", "mj").await;
     assert!(storage.backend().load(&id).await.unwrap().is_some());
+}
+
+// ---- conditional writes and deletes (the record's version is memcached's CAS unique) ----
+
+#[tokio::test]
+async fn a_cas_with_a_stale_version_returns_false_and_writes_nothing() {
+    let server = start_memcached();
+    let storage = MemcacheStorage::connect(&addr(&server)).await.unwrap();
+    let backend = storage.backend();
+    let id = save_new(&storage, "user", "first").await;
+    let key = storage.key_for(&id);
+    let first = backend.load(&id).await.unwrap().expect("the saved record");
+
+    let mut second = first.record.clone();
+    second.data.values.insert("user".into(), "second".into());
+    let expected = Expected::Version(first.version);
+    assert!(backend.store(&id, &second, None, expected).await.unwrap());
+    let now = backend.load(&id).await.unwrap().unwrap();
+    assert_ne!(now.version, first.version, "a write changes the version");
+    assert_eq!(now.record, second);
+
+    let mut stale = first.record.clone();
+    stale.data.values.insert("user".into(), "stale".into());
+    let stored = backend.store(&id, &stale, None, expected).await.unwrap();
+    assert!(
+        !stored,
+        "a cas on a version that was overwritten must report false"
+    );
+    let raw = raw_get(&addr(&server), &key).expect("still stored");
+    assert_eq!(
+        Record::decode(&key, &raw).unwrap(),
+        second,
+        "nothing was written"
+    );
+    let after = backend.load(&id).await.unwrap().unwrap();
+    assert_eq!(after.version, now.version, "nor was the version touched");
+
+    // A cas on an item that is gone writes nothing either.
+    let missing = Expected::Version(now.version);
+    assert!(!backend.store("gone", &stale, None, missing).await.unwrap());
+    assert!(raw_get(&addr(&server), &storage.key_for("gone")).is_none());
+}
+
+#[tokio::test]
+async fn a_conditional_delete_deletes_only_at_the_expected_version() {
+    let server = start_memcached();
+    let storage = MemcacheStorage::connect(&addr(&server)).await.unwrap();
+    let backend = storage.backend();
+    let id = save_new(&storage, "user", "mj").await;
+    let key = storage.key_for(&id);
+    let old = backend.load(&id).await.unwrap().unwrap();
+    // Another request writes: the version moves on.
+    assert!(
+        backend
+            .store(&id, &old.record, None, Expected::Any)
+            .await
+            .unwrap()
+    );
+    let current = backend.load(&id).await.unwrap().unwrap().version;
+    assert_ne!(current, old.version);
+
+    let stale = Expected::Version(old.version);
+    assert!(!backend.delete(&id, stale).await.unwrap(), "stale version");
+    assert!(
+        raw_get(&addr(&server), &key).is_some(),
+        "a stale delete keeps it"
+    );
+    assert!(!backend.delete(&id, Expected::Absent).await.unwrap());
+    assert!(raw_get(&addr(&server), &key).is_some());
+
+    let exact = Expected::Version(current);
+    assert!(backend.delete(&id, exact).await.unwrap(), "current version");
+    assert!(raw_get(&addr(&server), &key).is_none(), "deleted");
+    assert!(!backend.delete(&id, exact).await.unwrap(), "nothing left");
+    assert!(backend.delete(&id, Expected::Absent).await.unwrap());
+    assert!(backend.delete(&id, Expected::Any).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_server_without_cas_is_an_error_not_a_retry_loop() {
+    let server = ServerProcess::start(
+        "memcached",
+        &[
+            "-p",
+            "{port}",
+            "-l",
+            "127.0.0.1",
+            "-U",
+            "0",
+            "-m",
+            "16",
+            "-u",
+            "root",
+            "-C",
+        ],
+    );
+    let storage = MemcacheStorage::connect(&addr(&server)).await.unwrap();
+    let id = save_new(&storage, "user", "mj").await;
+    match storage.read(Some(&id)).await {
+        Err(Error::Backend(e)) => assert!(e.to_string().contains("-C"), "{e}"),
+        other => panic!("a server without CAS must be an error, got {other:?}"),
+    }
+}
+
+// ---- options given before connecting ----
+
+/// The connections `addr` accepted between two `stats` calls, the second call's own
+/// excluded.
+fn connections_opened(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> u64 {
+    after["total_connections"] - before["total_connections"] - 1
+}
+
+/// Sixteen fresh sessions saved at once.
+async fn sixteen_concurrent_saves(storage: MemcacheStorage) {
+    let storage = Arc::new(storage);
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let storage = storage.clone();
+            tokio::spawn(async move { save_new(&storage, "i", &i.to_string()).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn connect_with_sizes_the_pool_it_checks_the_server_with() {
+    let server = start_memcached();
+    let addr = addr(&server);
+
+    let before = stats(&addr);
+    let options = MemcacheOptions::new().pool_size(1);
+    let single = MemcacheStorage::connect_with(&addr, options).await.unwrap();
+    sixteen_concurrent_saves(single).await;
+    let with_one = connections_opened(&before, &stats(&addr));
+
+    let before = stats(&addr);
+    let default = MemcacheStorage::connect(&addr).await.unwrap();
+    sixteen_concurrent_saves(default).await;
+    let with_default = connections_opened(&before, &stats(&addr));
+
+    eprintln!("connections opened: pool_size(1) {with_one}, default pool {with_default}");
+    // One: the connection that checked the server at connect time serves every request
+    // (a pool resized after connecting would have opened a second).
+    assert_eq!(with_one, 1, "pool_size(1) opened {with_one} connections");
+    assert!(
+        with_default > 1,
+        "the same load opens more with the default pool"
+    );
+}
+
+#[tokio::test]
+async fn connect_with_applies_the_connect_timeout_to_the_first_connect() {
+    let (listener, _fillers) = unaccepting_listener();
+    let target = listener.local_addr().unwrap().to_string();
+    let options = MemcacheOptions::new().connect_timeout(Duration::from_millis(200));
+    let started = Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(3),
+        MemcacheStorage::connect_with(&target, options),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    eprintln!("connect_timeout 200 ms on a full backlog: {result:?} after {elapsed:?}");
+    assert!(matches!(result, Ok(Err(Error::Timeout))), "{result:?}");
+    assert!(
+        elapsed >= Duration::from_millis(190) && elapsed < Duration::from_millis(800),
+        "{elapsed:?}: not the 200 ms asked for"
+    );
+}
+
+// ---- round trips, counted by the server ----
+
+/// The server's `stats` counters.
+fn stats(addr: &str) -> HashMap<String, u64> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(b"stats\r\n").unwrap();
+    let mut counters = HashMap::new();
+    for line in BufReader::new(stream).lines() {
+        let line = line.unwrap();
+        if line == "END" {
+            break;
+        }
+        let mut fields = line.split(' ');
+        if let (Some("STAT"), Some(name), Some(value)) =
+            (fields.next(), fields.next(), fields.next())
+            && let Ok(value) = value.parse()
+        {
+            counters.insert(name.to_owned(), value);
+        }
+    }
+    counters
+}
+
+/// The counters of each command kind: every command bumps exactly one of them (`gets` and
+/// `mg` count as `cmd_get`, `cas` as `cmd_set`, `delete` and `md` as a delete hit or miss).
+const COMMAND_COUNTERS: &[&str] = &[
+    "cmd_get",
+    "cmd_set",
+    "cmd_touch",
+    "cmd_flush",
+    "delete_hits",
+    "delete_misses",
+    "incr_hits",
+    "incr_misses",
+    "decr_hits",
+    "decr_misses",
+];
+
+/// The commands `step` sent to the server, printed with every counter that moved.
+async fn commands_of<F: Future>(addr: &str, label: &str, step: F) -> (u64, F::Output) {
+    let before = stats(addr);
+    let output = step.await;
+    let after = stats(addr);
+    let moved: Vec<String> = after
+        .iter()
+        .filter(|(name, _)| {
+            COMMAND_COUNTERS.contains(&name.as_str())
+                || ["cas_", "get_", "cmd_meta"]
+                    .iter()
+                    .any(|p| name.starts_with(p))
+        })
+        .filter(|(name, value)| before.get(*name) != Some(*value))
+        .map(|(name, value)| format!("{name} +{}", value - before.get(name).unwrap_or(&0)))
+        .collect();
+    let count = COMMAND_COUNTERS
+        .iter()
+        .map(|name| after[*name] - before[*name])
+        .sum();
+    let mut moved = moved;
+    moved.sort();
+    eprintln!("{label}: {count} command(s) ({})", moved.join(", "));
+    (count, output)
+}
+
+#[tokio::test]
+async fn a_read_is_one_command_and_a_save_without_conflict_is_one_command() {
+    let server = start_memcached();
+    let addr = addr(&server);
+    let storage = MemcacheStorage::connect(&addr).await.unwrap();
+
+    let (new_save, id) = commands_of(&addr, "save of a new session", async {
+        save_new(&storage, "n", "1").await
+    })
+    .await;
+    let (read, session) = commands_of(&addr, "read", async {
+        storage.read(Some(&id)).await.unwrap()
+    })
+    .await;
+    assert_eq!(session.get::<String>("n").as_deref(), Some("1"));
+    session.set("n", "2").unwrap();
+    let (save, _) = commands_of(&addr, "save without conflict", async {
+        storage.save(&session).await.unwrap()
+    })
+    .await;
+
+    // For comparison: a save that finds another request's save in its way.
+    let first = storage.read(Some(&id)).await.unwrap();
+    let second = storage.read(Some(&id)).await.unwrap();
+    first.set("a", 1).unwrap();
+    second.set("b", 2).unwrap();
+    storage.save(&first).await.unwrap();
+    let (conflicted, _) = commands_of(&addr, "save after a conflict", async {
+        storage.save(&second).await.unwrap()
+    })
+    .await;
+
+    let merged = storage.read(Some(&id)).await.unwrap();
+    assert_eq!(
+        (merged.get::<u64>("a"), merged.get::<u64>("b")),
+        (Some(1), Some(2))
+    );
+
+    merged.destroy();
+    let (destroy, _) = commands_of(&addr, "save of a destroyed session", async {
+        storage.save(&merged).await.unwrap()
+    })
+    .await;
+
+    assert_eq!(new_save, 1, "a new session is one add");
+    assert_eq!(read, 1, "a read is one gets");
+    assert_eq!(save, 1, "a save without conflict is one cas");
+    assert_eq!(conflicted, 3, "a conflict costs a cas, a gets and a cas");
+    assert_eq!(destroy, 1, "a destroy is one delete");
+    assert!(raw_get(&addr, &storage.key_for(&id)).is_none(), "destroyed");
 }
 
 // ---- several servers ----
@@ -392,11 +681,12 @@ async fn sessions_spread_over_a_pool_by_consistent_hashing() {
 #[tokio::test]
 async fn a_dead_server_gives_errors_fast_and_a_restarted_one_works_again() {
     let mut server = start_memcached();
-    let storage = MemcacheStorage::connect(&addr(&server))
-        .await
-        .unwrap()
+    let options = MemcacheOptions::new()
         .connect_timeout(Duration::from_millis(500))
         .response_timeout(Duration::from_millis(500));
+    let storage = MemcacheStorage::connect_with(&addr(&server), options)
+        .await
+        .unwrap();
     let id = save_new(&storage, "user", "mj").await;
 
     server.kill();
@@ -440,10 +730,10 @@ async fn a_dead_server_gives_errors_fast_and_a_restarted_one_works_again() {
 #[tokio::test]
 async fn a_restart_is_transparent_for_pooled_connections() {
     let mut server = start_memcached();
-    let storage = MemcacheStorage::connect(&addr(&server))
+    let options = MemcacheOptions::new().pool_size(2);
+    let storage = MemcacheStorage::connect_with(&addr(&server), options)
         .await
-        .unwrap()
-        .pool_size(2);
+        .unwrap();
     // Open both pooled connections.
     let (a, b) = tokio::join!(save_new(&storage, "k", "1"), save_new(&storage, "k", "2"));
     assert_ne!(a, b);
@@ -498,14 +788,17 @@ async fn fake_server(reply: Option<&'static [u8]>) -> String {
                 while stream.read_line(&mut line).await.unwrap_or(0) > 0 {
                     if line.starts_with("version") {
                         let _ = stream.get_mut().write_all(b"VERSION 1.6.0\r\n").await;
-                    } else if line.starts_with("get ") || line.starts_with("delete ") {
+                    } else if ["gets ", "delete ", "md "]
+                        .iter()
+                        .any(|c| line.starts_with(c))
+                    {
                         match reply {
                             Some(reply) => {
                                 let _ = stream.get_mut().write_all(reply).await;
                             }
                             None => std::future::pending::<()>().await,
                         }
-                    } else if line.starts_with("set ") || line.starts_with("add ") {
+                    } else if ["set ", "add ", "cas "].iter().any(|c| line.starts_with(c)) {
                         // Skip the data line, then answer.
                         let mut data = String::new();
                         let _ = stream.read_line(&mut data).await;
@@ -541,10 +834,8 @@ async fn garbage_and_hostile_responses_are_errors() {
     ];
     for &reply in cases {
         let addr = fake_server(Some(reply)).await;
-        let storage = MemcacheStorage::connect(&addr)
-            .await
-            .unwrap()
-            .response_timeout(Duration::from_millis(300));
+        let options = MemcacheOptions::new().response_timeout(Duration::from_millis(300));
+        let storage = MemcacheStorage::connect_with(&addr, options).await.unwrap();
         let read = tokio::time::timeout(Duration::from_secs(2), storage.read(Some("id"))).await;
         assert!(matches!(read, Ok(Err(_))), "{reply:?}: read gave {read:?}");
         let session = Session::new();
@@ -562,10 +853,8 @@ async fn garbage_and_hostile_responses_are_errors() {
 #[tokio::test]
 async fn a_silent_server_times_out() {
     let addr = fake_server(None).await;
-    let storage = MemcacheStorage::connect(&addr)
-        .await
-        .unwrap()
-        .response_timeout(Duration::from_millis(300));
+    let options = MemcacheOptions::new().response_timeout(Duration::from_millis(300));
+    let storage = MemcacheStorage::connect_with(&addr, options).await.unwrap();
     let started = Instant::now();
     let read = tokio::time::timeout(Duration::from_secs(2), storage.read(Some("id"))).await;
     assert!(matches!(read, Ok(Err(Error::Timeout))), "{read:?}");
@@ -580,9 +869,9 @@ async fn a_silent_server_times_out() {
     assert!(matches!(save, Ok(Err(Error::Timeout))), "{save:?}");
 }
 
-#[tokio::test]
-async fn a_server_that_never_accepts_hits_the_connect_timeout() {
-    // A listener nobody accepts on, its backlog filled: further handshakes never finish.
+/// A listener nobody accepts on, its backlog filled: further handshakes never finish. The
+/// streams hold the backlog full; keep them alive with the listener.
+fn unaccepting_listener() -> (std::net::TcpListener, Vec<TcpStream>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let target = listener.local_addr().unwrap();
     let mut fillers = Vec::new();
@@ -592,6 +881,13 @@ async fn a_server_that_never_accepts_hits_the_connect_timeout() {
             Err(_) => break,
         }
     }
+    (listener, fillers)
+}
+
+#[tokio::test]
+async fn a_server_that_never_accepts_hits_the_connect_timeout() {
+    let (listener, fillers) = unaccepting_listener();
+    let target = listener.local_addr().unwrap();
     let started = Instant::now();
     let result = tokio::time::timeout(
         Duration::from_secs(3),
@@ -607,7 +903,7 @@ async fn a_server_that_never_accepts_hits_the_connect_timeout() {
     assert!(elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(2000));
 }
 
-/// A fake server that answers every `get <key>` with a valid record of `size` bytes (JSON
+/// A fake server that answers every `gets <key>` with a valid record of `size` bytes (JSON
 /// padded with spaces).
 async fn fake_big_value_server(size: usize) -> String {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
@@ -621,10 +917,10 @@ async fn fake_big_value_server(size: usize) -> String {
                 while stream.read_line(&mut line).await.unwrap_or(0) > 0 {
                     let reply = if line.starts_with("version") {
                         b"VERSION 1.6.0\r\n".to_vec()
-                    } else if let Some(key) = line.trim_end().strip_prefix("get ") {
+                    } else if let Some(key) = line.trim_end().strip_prefix("gets ") {
                         let mut value = br#"{"d":{"values":{"big":true}},"c":1}"#.to_vec();
                         value.resize(size, b' ');
-                        let mut reply = format!("VALUE {key} 0 {size}\r\n").into_bytes();
+                        let mut reply = format!("VALUE {key} 0 {size} 1\r\n").into_bytes();
                         reply.extend_from_slice(&value);
                         reply.extend_from_slice(b"\r\nEND\r\n");
                         reply
@@ -683,10 +979,10 @@ mod layer_flow {
     #[tokio::test]
     async fn counter_logout_and_a_dead_server() {
         let mut server = start_memcached();
-        let storage = MemcacheStorage::connect(&addr(&server))
+        let options = MemcacheOptions::new().response_timeout(Duration::from_millis(500));
+        let storage = MemcacheStorage::connect_with(&addr(&server), options)
             .await
             .unwrap()
-            .response_timeout(Duration::from_millis(500))
             .ttl(Duration::from_secs(600));
         let app = app(storage);
 
@@ -763,7 +1059,9 @@ async fn slow_add_server() -> String {
 #[tokio::test]
 async fn a_cancelled_request_never_leaves_its_reply_to_the_next_one() {
     let addr = slow_add_server().await;
-    let free = MemcacheStorage::connect(&addr).await.unwrap().pool_size(1);
+    let free = MemcacheStorage::connect_with(&addr, MemcacheOptions::new().pool_size(1))
+        .await
+        .unwrap();
     let taken = free.clone().key_prefix("taken:").unwrap(); // same connection pool
     let record = Record {
         data: SessionData::default(),
@@ -773,14 +1071,14 @@ async fn a_cancelled_request_never_leaves_its_reply_to_the_next_one() {
     // Written, then dropped before its STORED arrives (a client went away mid-request).
     let cancelled = tokio::time::timeout(
         Duration::from_millis(50),
-        free.backend().store("a", &record, None, WriteMode::Create),
+        free.backend().store("a", &record, None, Expected::Absent),
     )
     .await;
     assert!(cancelled.is_err(), "the first add must still be waiting");
     // The next add on the same (only) connection must get its own answer.
     let stored = taken
         .backend()
-        .store("b", &record, None, WriteMode::Create)
+        .store("b", &record, None, Expected::Absent)
         .await
         .unwrap();
     assert!(

@@ -1,15 +1,16 @@
-//! The Memcached client's reply parser (src/storage/memcache.rs: `read_line`,
-//! `read_value`, `parse_value_header` and the per-command reply handling) on bytes from a
+//! The Memcached client's reply parser (src/storage/memcache/protocol.rs: `read_line`,
+//! `read_item`, `parse_value_header` and the per-command reply handling) on bytes from a
 //! server, which are untrusted input too. It runs the crate's own code over an in-memory
 //! connection through the `cfg(fuzzing)` hook `session_layer::fuzzing`.
 //!
 //! Properties: no panic, nothing allocated beyond the 1 MiB value limit (the memory limit
 //! of the run catches that), a value is only accepted when the server really sent it (with
-//! its `VALUE` line, the bytes, CRLF and `END`), and error text is bounded and free of
-//! control characters (it goes to the log).
+//! its `VALUE` line, its CAS unique, the bytes, CRLF and `END`), and error text is bounded
+//! and free of control characters (it goes to the log).
 //!
 //! Input: first byte is the number of commands (1 to 4), the next ones pick each command
-//! (`get`, `add`, `set`, `delete`, `version`), the rest is what the server sends.
+//! (`gets`, `add`, `set`, `cas`, `delete`, `md`, `version`), the rest is what the server
+//! sends.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -45,10 +46,17 @@ fuzz_target!(|data: &[u8]| {
     assert!(!outcomes.is_empty() && outcomes.len() <= count);
     for (i, outcome) in outcomes.iter().enumerate() {
         match outcome {
-            MemcacheOutcome::Value(Some(value)) => {
+            MemcacheOutcome::Value(Some((value, cas))) => {
                 assert!(value.len() <= MEMCACHE_MAX_VALUE);
                 let mut block = format!("VALUE {} ", &*KEY).into_bytes();
                 assert!(contains(server, &block), "a value without its VALUE line");
+                // The digits that end the VALUE line, leading zeros aside.
+                let cas = format!(" {cas}\r\n");
+                let digits = cas.trim_start_matches([' ', '0']);
+                assert!(
+                    contains(server, digits.as_bytes()),
+                    "a CAS unique the server did not send"
+                );
                 block.clear();
                 block.extend_from_slice(value);
                 block.extend_from_slice(b"\r\nEND\r\n");
@@ -72,7 +80,7 @@ fuzz_target!(|data: &[u8]| {
             }
             MemcacheOutcome::Value(None)
             | MemcacheOutcome::Stored(_)
-            | MemcacheOutcome::Deleted => {}
+            | MemcacheOutcome::Deleted(_) => {}
         }
     }
 });

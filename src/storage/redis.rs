@@ -1,15 +1,15 @@
 //! Sessions in Redis, a single server or a Redis Cluster.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{
-    AsyncConnectionConfig, Client, Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult,
-    ServerErrorKind, ToRedisArgs,
+    AsyncConnectionConfig, Client, Cmd, FromRedisValue, RedisError, RedisResult, Script,
+    ToRedisArgs,
 };
 
 use super::{Error, Expected, Record, ServerStorage, SessionBackend, Versioned};
@@ -273,13 +273,6 @@ impl std::fmt::Debug for RedisBackend {
     }
 }
 
-/// A Lua script and the SHA-1 of its text, by which `EVALSHA` names it (the round-trip
-/// test in `tests/redis_storage.rs` fails when the two disagree).
-struct Script {
-    code: &'static str,
-    sha1: &'static str,
-}
-
 /// The check both scripts start with, so that they agree with [`SessionBackend::load`] on
 /// what "absent" means: `KEYS[1]` is a session's key, `ARGV[1]` what it must hold.
 macro_rules! expectation_check {
@@ -301,28 +294,26 @@ end
 /// Writes a record if the key holds what is expected; ARGV[2] is the new version, ARGV[3]
 /// the record, ARGV[4] its TTL in milliseconds (0: none). The `DEL` first replaces a key
 /// of any type and clears its expiry, so no `PERSIST` is needed.
-const STORE: Script = Script {
-    code: concat!(
+static STORE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
         expectation_check!(),
         r#"redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
 if ARGV[4] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
 return 1
 "#
-    ),
-    sha1: "41758cea81d419d1cf2da9423c6301c148ff596b",
-};
+    ))
+});
 
 /// Deletes the key if it holds what is expected.
-const DELETE: Script = Script {
-    code: concat!(
+static DELETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
         expectation_check!(),
         r#"redis.call('DEL', KEYS[1])
 return 1
 "#
-    ),
-    sha1: "5dcbf793d4f842710849b33cfdb200ec24f939ac",
-};
+    ))
+});
 
 /// `ARGV[1]` of the scripts.
 fn expectation(expected: Expected) -> String {
@@ -390,24 +381,25 @@ impl RedisBackend {
         self.send(cmd).await?.map_err(redis_error)
     }
 
-    /// Runs `script` on `key` by its digest, or by its text when the server does not have
-    /// it cached (first use, a restart, `SCRIPT FLUSH`), which caches it again.
+    /// Runs `script` on `key` (`EVALSHA`; loaded first if the server does not have it
+    /// cached, after a restart or a `SCRIPT FLUSH`).
     async fn eval(
         &self,
         script: &Script,
         key: &str,
         args: impl ToRedisArgs,
     ) -> Result<bool, Error> {
-        let call = |command: &str, script: &str| {
-            let mut cmd = redis::cmd(command);
-            cmd.arg(script).arg(1).arg(key).arg(&args);
-            cmd
-        };
-        match self.send(&call("EVALSHA", script.sha1)).await? {
-            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                self.query(&call("EVAL", script.code)).await
+        let mut invocation = script.key(key);
+        invocation.arg(args);
+        match &self.conn {
+            Connection::Single(manager) => {
+                let mut conn = manager.clone();
+                within(self.response_timeout, invocation.invoke_async(&mut conn)).await
             }
-            answer => answer.map_err(redis_error),
+            Connection::Cluster(cluster) => {
+                let mut conn = cluster.clone();
+                within(self.response_timeout, invocation.invoke_async(&mut conn)).await
+            }
         }
     }
 }

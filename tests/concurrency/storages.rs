@@ -52,7 +52,7 @@ pub(crate) async fn redis() -> Fixture<session_layer::RedisStorage> {
     let storage = session_layer::RedisStorage::connect(&url)
         .await
         .expect("connect to the private redis-server")
-        .key_prefix(&common::servers::unique_prefix())
+        .key_prefix(&crate::common::servers::unique_prefix())
         .ttl(TTL);
     Fixture::server(storage, server)
 }
@@ -172,7 +172,7 @@ async fn redis_cluster_all_scenarios() {
             let storage = session_layer::RedisStorage::connect_cluster(&urls)
                 .await
                 .expect("connect to the private cluster")
-                .key_prefix(&common::servers::unique_prefix())
+                .key_prefix(&crate::common::servers::unique_prefix())
                 .ttl(TTL);
             Fixture::server(storage, cluster)
         }

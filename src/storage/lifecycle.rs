@@ -95,11 +95,11 @@ const MAX_ID_DRAWS: usize = 4;
 
 /// How many conditional writes a save tries before it gives up on a session that other
 /// requests keep changing: enough for hundreds of requests saving one session at once.
-const MAX_SAVE_ATTEMPTS: u32 = 64;
+const MAX_SAVE_ATTEMPTS: u32 = 128;
 
 /// The longest pause between two attempts: retries back off exponentially up to this,
 /// with full jitter, so that colliding requests spread out instead of colliding again.
-const MAX_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_millis(10);
 
 /// Waits before attempt `attempt` (from 1): a random time up to 100 µs × 2^attempt,
 /// capped at [`MAX_BACKOFF`].

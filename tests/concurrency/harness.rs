@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 /// A scenario that takes longer has deadlocked or hangs: it fails instead of waiting forever.
-pub(crate) const LIMIT: Duration = Duration::from_secs(20);
+pub(crate) const LIMIT: Duration = Duration::from_secs(60);
 /// Writers racing the one destroy or login of a race round.
 pub(crate) const RACE_WRITERS: u64 = 20;
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
-use common::servers::{ServerProcess, start_memcached};
+use common::servers::{ServerProcess, start_memcached, start_memcached_with};
 use session_layer::storage::{Expected, MemcacheOptions, Record, SessionBackend};
 use session_layer::{Error, MemcacheStorage, Session, SessionData, SessionStorage};
 use sha2::{Digest, Sha256};
@@ -411,22 +411,8 @@ async fn a_conditional_delete_deletes_only_at_the_expected_version() {
 
 #[tokio::test]
 async fn a_server_without_cas_is_an_error_not_a_retry_loop() {
-    let server = ServerProcess::start(
-        "memcached",
-        &[
-            "-p",
-            "{port}",
-            "-l",
-            "127.0.0.1",
-            "-U",
-            "0",
-            "-m",
-            "16",
-            "-u",
-            "root",
-            "-C",
-        ],
-    );
+    // -C: no CAS values.
+    let server = start_memcached_with(&["-C"]);
     let storage = MemcacheStorage::connect(&addr(&server)).await.unwrap();
     let id = save_new(&storage, "user", "mj").await;
     match storage.read(Some(&id)).await {

@@ -246,19 +246,23 @@ impl RedisCluster {
 /// A private `memcached` on a free port, 16 MB of memory (`-u root` lets it start when the
 /// tests run as root; it is ignored otherwise).
 pub fn start_memcached() -> ServerProcess {
-    ServerProcess::start(
-        "memcached",
-        &[
-            "-p",
-            "{port}",
-            "-l",
-            "127.0.0.1",
-            "-U",
-            "0",
-            "-m",
-            "16",
-            "-u",
-            "root",
-        ],
-    )
+    start_memcached_with(&[])
+}
+
+/// A private `memcached` as [`start_memcached`] starts it, with `extra` arguments.
+pub fn start_memcached_with(extra: &[&str]) -> ServerProcess {
+    let mut args = vec![
+        "-p",
+        "{port}",
+        "-l",
+        "127.0.0.1",
+        "-U",
+        "0",
+        "-m",
+        "16",
+        "-u",
+        "root",
+    ];
+    args.extend_from_slice(extra);
+    ServerProcess::start("memcached", &args)
 }

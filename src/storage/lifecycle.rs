@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use super::{
-    ChangeSet, Error, Expected, Record, SessionBackend, SessionStorage, Versioned, unix_now_ms,
+    ChangeSet, Error, Expected, Moved, Record, SessionBackend, SessionStorage, Versioned,
+    unix_now_ms,
 };
 use crate::storage::changes::Merged;
 use crate::{Session, SessionData};
@@ -231,9 +232,7 @@ impl<B: SessionBackend> ServerStorage<B> {
             session.redraw_id();
             id = session.id();
         }
-        Err(Error::backend(
-            "the backend reported every freshly drawn session id as taken",
-        ))
+        Err(ids_taken())
     }
 
     /// Replays `changes` on what is stored under `id` now: the data to write and the
@@ -291,52 +290,57 @@ impl<B: SessionBackend> ServerStorage<B> {
         Err(conflict())
     }
 
-    /// Saves a session whose id changed: writes it under the new id, then (with
-    /// `regenerate_id(true)`) deletes the old record if it is still what was merged, or
-    /// (without) checks that it still is. When another request changed the old record
-    /// meanwhile, its changes are merged into the new id and the step is tried again.
+    /// Saves a session whose id changed: moves it to the new id if the old record is still
+    /// the one it merged, else merges its changes into the old record as stored now and
+    /// tries again.
     async fn save_moved(&self, session: &Session, snapshot: Snapshot) -> Result<Saved, Error> {
         let old = snapshot.original_id;
-        let created_at = snapshot.created_at;
-        let (data, mut version) = match snapshot.version {
-            Some(version) => (snapshot.data, version),
-            // Nothing known about the old record: start from what it holds now.
-            None => match self.merge(&old, &session.change_set()).await? {
-                Some((merged, _, Expected::Version(version))) => (merged, version),
-                _ => return Ok(Saved::Gone),
-            },
-        };
-        let id = self.create(session, &data, created_at).await?;
+        let mut base = snapshot.version.map(|version| (snapshot.data, version));
         let mut changes = None;
+        let mut draws = 1;
         for attempt in 0..MAX_SAVE_ATTEMPTS {
-            let expected = Expected::Version(version);
-            let unchanged = if snapshot.delete_original {
-                self.backend.delete(&old, expected).await?
-            } else {
-                let stored = self.backend.load(&old).await?;
-                stored.map(|v| Expected::Version(v.version)) == Some(expected)
+            let (data, version) = match base.take() {
+                Some(base) => base,
+                // Nothing known about the old record, or it changed: merge into it as it is.
+                None => {
+                    if attempt > 0 {
+                        back_off(attempt).await;
+                    }
+                    let changes = changes.get_or_insert_with(|| session.change_set());
+                    match self.merge(&old, changes).await? {
+                        Some((merged, _, Expected::Version(version))) => (merged, version),
+                        _ => return Ok(Saved::Gone),
+                    }
+                }
             };
-            if unchanged {
-                return Ok(Saved::Written(id));
-            }
-            if attempt > 0 {
-                back_off(attempt).await;
-            }
-            let changes = changes.get_or_insert_with(|| session.change_set());
-            match self.merge(&old, changes).await? {
-                Some((merged, _, Expected::Version(v))) => {
-                    self.store(&id, merged, created_at, Expected::Any).await?;
-                    version = v;
+            let id = session.id();
+            let (record, ttl) = self.expiry.record(data.clone(), snapshot.created_at);
+            let moved = self.backend.store_moved(
+                &old,
+                version,
+                snapshot.delete_original,
+                &id,
+                &record,
+                ttl,
+            );
+            match moved.await? {
+                Moved::Stored => return Ok(Saved::Written(id)),
+                Moved::IdTaken if draws < MAX_ID_DRAWS => {
+                    // Another session holds the fresh id: draw another.
+                    session.redraw_id();
+                    draws += 1;
+                    base = Some((data, version));
                 }
-                _ => {
-                    // The old session went meanwhile: so does its copy.
-                    self.backend.delete(&id, Expected::Any).await?;
-                    return Ok(Saved::Gone);
-                }
+                Moved::IdTaken => return Err(ids_taken()),
+                Moved::SourceChanged => {}
             }
         }
         Err(conflict())
     }
+}
+
+fn ids_taken() -> Error {
+    Error::backend("the backend reported every freshly drawn session id as taken")
 }
 
 fn conflict() -> Error {

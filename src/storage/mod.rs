@@ -188,6 +188,62 @@ pub trait SessionBackend: Send + Sync + 'static {
         id: &str,
         expected: Expected,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Moves a session to a new id (`regenerate_id`): stores `record` under `to`, which must
+    /// be free, if `from` still holds version `expected`, and with `delete_from` deletes
+    /// `from` in the same step. Override it where the store can do that in one round trip
+    /// (a Lua script over both keys); the default takes two conditional steps and undoes
+    /// the first when the second finds `from` changed.
+    fn store_moved(
+        &self,
+        from: &str,
+        expected: u64,
+        delete_from: bool,
+        to: &str,
+        record: &Record,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<Moved, Error>> + Send {
+        store_moved_in_steps(self, from, expected, delete_from, to, record, ttl)
+    }
+}
+
+/// What [`SessionBackend::store_moved`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Moved {
+    /// The record is under the new id (and the old one deleted, if asked).
+    Stored,
+    /// Something is stored under the new id already: nothing was written.
+    IdTaken,
+    /// The old id no longer holds the expected version (or nothing): nothing was written.
+    SourceChanged,
+}
+
+/// [`SessionBackend::store_moved`] in two conditional steps: create `to`, then delete (or
+/// check) `from` at `expected`. The session is under `to` once the second step finds `from`
+/// unchanged; nobody else knows `to` before that, so it is deleted again when it does not.
+pub(crate) async fn store_moved_in_steps<B: SessionBackend + ?Sized>(
+    backend: &B,
+    from: &str,
+    expected: u64,
+    delete_from: bool,
+    to: &str,
+    record: &Record,
+    ttl: Option<Duration>,
+) -> Result<Moved, Error> {
+    if !backend.store(to, record, ttl, Expected::Absent).await? {
+        return Ok(Moved::IdTaken);
+    }
+    let unchanged = if delete_from {
+        backend.delete(from, Expected::Version(expected)).await?
+    } else {
+        let stored = backend.load(from).await?;
+        stored.is_some_and(|stored| stored.version == expected)
+    };
+    if unchanged {
+        return Ok(Moved::Stored);
+    }
+    backend.delete(to, Expected::Any).await?;
+    Ok(Moved::SourceChanged)
 }
 
 /// One stored session: its data plus the times the lifecycle checks.

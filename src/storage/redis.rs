@@ -12,7 +12,9 @@ use redis::{
     ToRedisArgs,
 };
 
-use super::{Error, Expected, Record, ServerStorage, SessionBackend, Versioned};
+use super::{
+    Error, Expected, Moved, Record, ServerStorage, SessionBackend, Versioned, store_moved_in_steps,
+};
 
 /// Sessions in Redis: for several app servers behind a load balancer that share their
 /// sessions.
@@ -315,6 +317,26 @@ return 1
     ))
 });
 
+/// Moves a session to a new key (`regenerate_id` on a single server, where a script may
+/// touch two keys): KEYS[1] the old key, KEYS[2] the new one; ARGV[1] the version the old
+/// key must hold, ARGV[2] `1` to delete it, ARGV[3..5] the new version, the record and its
+/// TTL as [`STORE`]'s ARGV[2..4]. Answers 1 moved,
+/// 0 the new key is taken, -1 the old key changed.
+static MOVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"local old = redis.pcall('HMGET', KEYS[1], 'v', 'd')
+if old[1] ~= ARGV[1] then return -1 end
+local new = redis.pcall('HMGET', KEYS[2], 'v', 'd')
+if new[1] ~= false or new[2] ~= false then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'v', ARGV[3], 'd', ARGV[4])
+if ARGV[5] ~= '0' then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
+if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
+return 1
+"#,
+    )
+});
+
 /// `ARGV[1]` of the scripts.
 fn expectation(expected: Expected) -> String {
     match expected {
@@ -381,15 +403,18 @@ impl RedisBackend {
         self.send(cmd).await?.map_err(redis_error)
     }
 
-    /// Runs `script` on `key` (`EVALSHA`; loaded first if the server does not have it
+    /// Runs `script` on `keys` (`EVALSHA`; loaded first if the server does not have it
     /// cached, after a restart or a `SCRIPT FLUSH`).
-    async fn eval(
+    async fn eval<T: FromRedisValue>(
         &self,
         script: &Script,
-        key: &str,
+        keys: &[&str],
         args: impl ToRedisArgs,
-    ) -> Result<bool, Error> {
-        let mut invocation = script.key(key);
+    ) -> Result<T, Error> {
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
         invocation.arg(args);
         match &self.conn {
             Connection::Single(manager) => {
@@ -422,6 +447,16 @@ async fn within<T>(
         Ok(answer) => answer.map_err(redis_error),
         Err(_elapsed) => Err(Error::Timeout),
     }
+}
+
+/// The new version, the record and its TTL in milliseconds, as the scripts that write take
+/// them.
+fn write_args(record: &Record, ttl: Option<Duration>) -> (u64, Vec<u8>, u64) {
+    // Random, so that a version never repeats, even after a delete and a re-create.
+    let version = rand::random::<u64>();
+    // PEXPIRE 0 would delete the key; a record due now lives one millisecond.
+    let ttl_ms = ttl.map_or(0, |ttl| ttl.min(MAX_TTL).as_millis().max(1) as u64);
+    (version, record.encode(), ttl_ms)
 }
 
 impl SessionBackend for RedisBackend {
@@ -457,12 +492,8 @@ impl SessionBackend for RedisBackend {
         ttl: Option<Duration>,
         expected: Expected,
     ) -> Result<bool, Error> {
-        // PEXPIRE 0 would delete the key; a record due now lives one millisecond.
-        let ttl_ms = ttl.map_or(0, |ttl| ttl.min(MAX_TTL).as_millis().max(1) as u64);
-        // Random, so that a version never repeats, even after a delete and a re-create.
-        let version = rand::random::<u64>();
-        let args = (expectation(expected), version, record.encode(), ttl_ms);
-        self.eval(&STORE, &self.key(id), args).await
+        let args = (expectation(expected), write_args(record, ttl));
+        self.eval(&STORE, &[&self.key(id)], args).await
     }
 
     async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
@@ -471,6 +502,30 @@ impl SessionBackend for RedisBackend {
             self.query::<()>(redis::cmd("DEL").arg(key)).await?;
             return Ok(true);
         }
-        self.eval(&DELETE, &key, expectation(expected)).await
+        self.eval(&DELETE, &[&key], expectation(expected)).await
+    }
+
+    async fn store_moved(
+        &self,
+        from: &str,
+        expected: u64,
+        delete_from: bool,
+        to: &str,
+        record: &Record,
+        ttl: Option<Duration>,
+    ) -> Result<Moved, Error> {
+        if self.is_cluster() {
+            // The two keys are in different slots in general: one script cannot hold both.
+            return store_moved_in_steps(self, from, expected, delete_from, to, record, ttl).await;
+        }
+        let delete_from = if delete_from { "1" } else { "0" };
+        let args = (expected, delete_from, write_args(record, ttl));
+        let keys = [self.key(from), self.key(to)];
+        let moved: i64 = self.eval(&MOVE, &[&keys[0], &keys[1]], args).await?;
+        Ok(match moved {
+            1 => Moved::Stored,
+            0 => Moved::IdTaken,
+            _ => Moved::SourceChanged,
+        })
     }
 }

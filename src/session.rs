@@ -536,7 +536,7 @@ impl Session {
         Snapshot {
             created_at: state.created_at(),
             id: state.id.clone(),
-            original_id: state.original_id().to_owned(),
+            original_id: state.original_id.clone(),
             delete_original: state.delete_original,
             regenerated: state.regenerated,
             loaded: state.origin == Origin::Loaded,

@@ -71,8 +71,8 @@ impl Expiry {
 pub(crate) struct Snapshot {
     /// The current id: where the session is written.
     pub id: String,
-    /// The id it was loaded or created with: where its stored record is.
-    pub original_id: String,
+    /// The id it was loaded or created with (where its stored record is), once `id` differs.
+    pub original_id: Option<String>,
     /// `regenerate_id(true)` was called: the original id goes on save.
     pub delete_original: bool,
     pub regenerated: bool,
@@ -217,20 +217,21 @@ impl<B: SessionBackend> ServerStorage<B> {
     async fn create(
         &self,
         session: &Session,
-        data: &SessionData,
+        data: SessionData,
         created_at: u64,
     ) -> Result<String, Error> {
-        let mut id = session.id();
+        let (record, ttl) = self.expiry.record(data, created_at);
         for _ in 0..MAX_ID_DRAWS {
+            let id = session.id();
             if self
-                .store(&id, data.clone(), created_at, Expected::Absent)
+                .backend
+                .store(&id, &record, ttl, Expected::Absent)
                 .await?
             {
                 return Ok(id);
             }
             // Another session holds this id: ours is new, so take another.
             session.redraw_id();
-            id = session.id();
         }
         Err(ids_taken())
     }
@@ -294,7 +295,7 @@ impl<B: SessionBackend> ServerStorage<B> {
     /// the one it merged, else merges its changes into the old record as stored now and
     /// tries again.
     async fn save_moved(&self, session: &Session, snapshot: Snapshot) -> Result<Saved, Error> {
-        let old = snapshot.original_id;
+        let old = snapshot.original_id.unwrap_or(snapshot.id);
         let mut base = snapshot.version.map(|version| (snapshot.data, version));
         let mut changes = None;
         let mut draws = 1;
@@ -364,9 +365,8 @@ impl<B: SessionBackend> SessionStorage for ServerStorage<B> {
     async fn save(&self, session: &Session) -> Result<Option<String>, Error> {
         let snapshot = session.snapshot();
         if snapshot.destroyed {
-            if snapshot.delete_original && snapshot.original_id != snapshot.id {
-                let original = &snapshot.original_id;
-                self.backend.delete(original, Expected::Any).await?;
+            if let Some(original) = snapshot.original_id.filter(|_| snapshot.delete_original) {
+                self.backend.delete(&original, Expected::Any).await?;
             }
             self.backend.delete(&snapshot.id, Expected::Any).await?;
             return Ok(Some(String::new()));
@@ -376,7 +376,7 @@ impl<B: SessionBackend> SessionStorage for ServerStorage<B> {
         }
         let saved = if snapshot.fresh && !snapshot.regenerated {
             Saved::Written(
-                self.create(session, &snapshot.data, snapshot.created_at)
+                self.create(session, snapshot.data, snapshot.created_at)
                     .await?,
             )
         } else if !snapshot.regenerated {
@@ -385,10 +385,9 @@ impl<B: SessionBackend> SessionStorage for ServerStorage<B> {
             self.save_moved(session, snapshot).await?
         } else {
             // A new session given a new id: nothing stored to move.
-            let old = (snapshot.delete_original && snapshot.original_id != snapshot.id)
-                .then_some(snapshot.original_id);
+            let old = snapshot.original_id.filter(|_| snapshot.delete_original);
             let id = self
-                .create(session, &snapshot.data, snapshot.created_at)
+                .create(session, snapshot.data, snapshot.created_at)
                 .await?;
             if let Some(old) = old {
                 self.backend.delete(&old, Expected::Any).await?;

@@ -127,15 +127,18 @@ fn with_bucket_lock<T>(path: &Path, work: impl FnOnce() -> Result<T, Error>) -> 
 
 /// Whether the file at `path` is what `expected` says.
 fn is_expected(path: &Path, expected: Expected) -> Result<bool, Error> {
+    if expected == Expected::Any {
+        return Ok(true);
+    }
     let stored = match std::fs::read(path) {
         Ok(bytes) => Some(version_of(&bytes)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(e.into()),
     };
     Ok(match expected {
-        Expected::Any => true,
         Expected::Absent => stored.is_none(),
         Expected::Version(version) => stored == Some(version),
+        Expected::Any => true,
     })
 }
 
@@ -230,25 +233,25 @@ fn remove_expired_in(dir: &Path) -> Result<usize, Error> {
             let entry = entry?;
             let path = entry.path();
             let is_temp = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
-            let remove = if is_temp {
+            let gone = if is_temp {
                 // A write in progress renames its temporary file away at any moment.
                 let modified = match entry.metadata().and_then(|m| m.modified()) {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                     modified => modified?,
                 };
-                modified.elapsed().unwrap_or_default() > STALE_TEMP_AGE
+                let stale = modified.elapsed().unwrap_or_default() > STALE_TEMP_AGE;
+                stale && remove_file(&path).map(|()| true)?
             } else {
                 match read_file(&path) {
-                    Ok(Some(stored)) => !stored.record.is_live(now, None),
-                    Ok(None) => false,
-                    // A corrupt file is reported on read; the sweep leaves it for inspection.
-                    Err(_) => false,
+                    // Only if still this version: a save may have renewed it meanwhile.
+                    Ok(Some(stored)) if !stored.record.is_live(now, None) => {
+                        delete_file(&path, Expected::Version(stored.version))?
+                    }
+                    // Live, gone, or corrupt (reported on read; left for inspection).
+                    _ => false,
                 }
             };
-            if remove {
-                remove_file(&path)?;
-                removed += 1;
-            }
+            removed += usize::from(gone);
         }
     }
     Ok(removed)

@@ -37,8 +37,16 @@
 //! | `MemcacheStorage` (feature `memcache`) | one or more Memcached servers |
 //!
 //! Your own store (a database, say) implements [`storage::SessionBackend`]: three methods
-//! that load, store and delete a record by id; [`storage::ServerStorage`] adds the rest of
-//! the lifecycle.
+//! that load a versioned record by id, and store and delete it conditionally;
+//! [`storage::ServerStorage`] adds the rest of the lifecycle.
+//!
+//! # Concurrent requests
+//!
+//! Requests of one session may overlap (tabs, double clicks). With every server-side
+//! storage, a save applies only what its request changed to the session as stored at save
+//! time, so no update is lost and a logout is never undone by a request in flight; use
+//! [`Session::update`] for values that several requests change at once (counters, carts).
+//! [`CookieStorage`] cannot merge: each response carries its own copy.
 //!
 //! # Security
 //!

@@ -110,7 +110,7 @@ fn main() {
         })
         .await;
 
-        // Whole requests through each layer (a GET and a SET each), in alternating
+        // Whole requests through each layer (two commands each), in alternating
         // rounds so that both see the same machine load.
         let ours = session_layer_compare::ours::app(
             storage.key_prefix("rtt:"),
@@ -124,7 +124,7 @@ fn main() {
         let ours_cookie = seed(&ours).await;
         let theirs_cookie = seed(&theirs).await;
         for _round in 0..3 {
-            median("session-layer request (GET + SET)", || {
+            median("session-layer request (HMGET + EVALSHA)", || {
                 request(&ours, &ours_cookie)
             })
             .await;

@@ -102,8 +102,8 @@ const MAX_SAVE_ATTEMPTS: u32 = 128;
 /// with full jitter, so that colliding requests spread out instead of colliding again.
 const MAX_BACKOFF: Duration = Duration::from_millis(10);
 
-/// Waits before attempt `attempt` (from 1): a random time up to 100 µs × 2^attempt,
-/// capped at [`MAX_BACKOFF`].
+/// Waits before retry `attempt`: a random time up to 100 µs × 2^attempt, capped at
+/// [`MAX_BACKOFF`].
 async fn back_off(attempt: u32) {
     let ceiling = Duration::from_micros(100)
         .saturating_mul(1 << attempt.min(16))
@@ -258,35 +258,40 @@ impl<B: SessionBackend> ServerStorage<B> {
         }
     }
 
-    /// Saves the changes of a session that keeps its id: the data the session holds at
-    /// the version it loaded, else its changes replayed on what is stored now.
+    /// Saves the changes of a session that keeps its id: the data the session holds, at
+    /// the version it loaded.
     async fn save_in_place(&self, session: &Session, snapshot: Snapshot) -> Result<Saved, Error> {
         let id = snapshot.id;
-        let mut next = match snapshot.version {
-            Some(version) => Some((
-                snapshot.data,
-                snapshot.created_at,
-                Expected::Version(version),
-            )),
-            // A session that was never stored (or came from `Session::from_data`).
-            None if !snapshot.loaded => {
-                Some((snapshot.data, snapshot.created_at, Expected::Absent))
-            }
+        let expected = match snapshot.version {
+            Some(version) => Some(Expected::Version(version)),
+            // A session that was never stored.
+            None if !snapshot.loaded => Some(Expected::Absent),
+            // Loaded, but with no version (`Session::from_data`): merge.
             None => None,
         };
-        let mut changes = None;
+        if let Some(expected) = expected
+            && self
+                .store(&id, snapshot.data, snapshot.created_at, expected)
+                .await?
+        {
+            return Ok(Saved::Written(id));
+        }
+        // Boxed: the rare path would otherwise more than double every save's future.
+        Box::pin(self.merge_until_stored(session, id)).await
+    }
+
+    /// Another request saved first: replays this request's changes on what is stored now
+    /// and writes at that version, backing off between attempts.
+    async fn merge_until_stored(&self, session: &Session, id: String) -> Result<Saved, Error> {
+        let changes = session.change_set();
         for attempt in 0..MAX_SAVE_ATTEMPTS {
-            if let Some((data, created_at, expected)) = next.take() {
-                if self.store(&id, data, created_at, expected).await? {
-                    return Ok(Saved::Written(id));
-                }
-                back_off(attempt).await;
+            let Some((data, created_at, expected)) = self.merge(&id, &changes).await? else {
+                return Ok(Saved::Gone);
+            };
+            if self.store(&id, data, created_at, expected).await? {
+                return Ok(Saved::Written(id));
             }
-            let changes = changes.get_or_insert_with(|| session.change_set());
-            match self.merge(&id, changes).await? {
-                Some(merged) => next = Some(merged),
-                None => return Ok(Saved::Gone),
-            }
+            back_off(attempt + 1).await;
         }
         Err(conflict())
     }
@@ -382,7 +387,8 @@ impl<B: SessionBackend> SessionStorage for ServerStorage<B> {
         } else if !snapshot.regenerated {
             self.save_in_place(session, snapshot).await?
         } else if snapshot.loaded {
-            self.save_moved(session, snapshot).await?
+            // Boxed, as logins are rare: see `save_in_place`.
+            Box::pin(self.save_moved(session, snapshot)).await?
         } else {
             // A new session given a new id: nothing stored to move.
             let old = snapshot.original_id.filter(|_| snapshot.delete_original);

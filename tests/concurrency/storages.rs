@@ -79,6 +79,30 @@ pub(crate) async fn postgres() -> Fixture<backend::PgStorage> {
     Fixture::server(backend::PgStorage::with_backend(db).ttl(TTL), ())
 }
 
+/// Calls `$m!` with `$args` followed by the name of every scenario, so that the list is
+/// written once.
+macro_rules! with_every_scenario {
+    ($m:ident!($($args:tt)*)) => {
+        $m! {$($args)*
+            many_requests_on_one_session,
+            many_sessions_in_parallel,
+            cancelled_requests_leave_whole_records,
+            destroy_races_writers,
+            regenerate_races_writers,
+            concurrent_changes_merge,
+            read_only_request_saves_nothing,
+            rolling_read_only_request_keeps_changes,
+            destroy_then_late_writer,
+            writer_then_late_destroy,
+            regenerate_then_late_writer,
+            flash_seen_by_every_overlapping_request,
+            concurrent_updates_are_never_lost,
+            an_unset_key_never_comes_back,
+            a_newer_flash_survives,
+        }
+    };
+}
+
 /// One test per scenario for the storage `$make` builds.
 macro_rules! scenario_tests {
     ($make:expr; $($scenario:ident),+ $(,)?) => {$(
@@ -98,23 +122,7 @@ macro_rules! concurrency_suite {
         $(#[$attr])*
         mod $storage {
             use super::*;
-            scenario_tests!($make;
-                many_requests_on_one_session,
-                many_sessions_in_parallel,
-                cancelled_requests_leave_whole_records,
-                destroy_races_writers,
-                regenerate_races_writers,
-                concurrent_changes_merge,
-                read_only_request_saves_nothing,
-                rolling_read_only_request_keeps_changes,
-                destroy_then_late_writer,
-                writer_then_late_destroy,
-                regenerate_then_late_writer,
-                flash_seen_by_every_overlapping_request,
-                concurrent_updates_are_never_lost,
-                an_unset_key_never_comes_back,
-                a_newer_flash_survives,
-            );
+            with_every_scenario!(scenario_tests!($make;));
         }
     )+};
 }
@@ -178,27 +186,11 @@ async fn redis_cluster_all_scenarios() {
         }
     };
     macro_rules! run {
-        ($($scenario:ident),+) => {$(
+        ($($scenario:ident,)+) => {$(
             within(concat!("redis_cluster::", stringify!($scenario)), $scenario(make().await)).await;
         )+};
     }
-    run!(
-        many_requests_on_one_session,
-        many_sessions_in_parallel,
-        cancelled_requests_leave_whole_records,
-        destroy_races_writers,
-        regenerate_races_writers,
-        concurrent_changes_merge,
-        read_only_request_saves_nothing,
-        rolling_read_only_request_keeps_changes,
-        destroy_then_late_writer,
-        writer_then_late_destroy,
-        regenerate_then_late_writer,
-        flash_seen_by_every_overlapping_request,
-        concurrent_updates_are_never_lost,
-        an_unset_key_never_comes_back,
-        a_newer_flash_survives
-    );
+    with_every_scenario!(run!());
     crate::model::random_interleavings(make().await, "redis_cluster").await;
 }
 

@@ -35,15 +35,6 @@ struct Rows {
     writes: Mutex<Vec<Record>>,
 }
 
-/// Whether `row` is what the lifecycle expects to find.
-fn is_expected(row: Option<&(Vec<u8>, u64)>, expected: Expected) -> bool {
-    match expected {
-        Expected::Any => true,
-        Expected::Absent => row.is_none(),
-        Expected::Version(version) => row.is_some_and(|(_, v)| *v == version),
-    }
-}
-
 impl SessionBackend for Rows {
     async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
         let row = self.rows.lock().unwrap().get(id).cloned();
@@ -63,7 +54,7 @@ impl SessionBackend for Rows {
     ) -> Result<bool, Error> {
         let mut rows = self.rows.lock().unwrap();
         let row = rows.get(id);
-        if !is_expected(row, expected) {
+        if !expected.is_met_by(row.map(|(_, v)| *v)) {
             return Ok(false);
         }
         let version = row.map_or(1, |(_, v)| v + 1);
@@ -80,7 +71,7 @@ impl SessionBackend for Rows {
 
     async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
         let mut rows = self.rows.lock().unwrap();
-        if !is_expected(rows.get(id), expected) {
+        if !expected.is_met_by(rows.get(id).map(|(_, v)| *v)) {
             return Ok(false);
         }
         rows.remove(id);

@@ -135,11 +135,7 @@ fn is_expected(path: &Path, expected: Expected) -> Result<bool, Error> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(e.into()),
     };
-    Ok(match expected {
-        Expected::Absent => stored.is_none(),
-        Expected::Version(version) => stored == Some(version),
-        Expected::Any => true,
-    })
+    Ok(expected.is_met_by(stored))
 }
 
 fn write_file(path: &Path, bytes: &[u8], sync: bool, expected: Expected) -> Result<bool, Error> {

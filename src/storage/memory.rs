@@ -133,13 +133,9 @@ impl MemoryBackend {
     }
 }
 
-/// Whether `stored` is what `expected` says.
-fn matches(stored: Option<&Versioned>, expected: Expected) -> bool {
-    match (expected, stored) {
-        (Expected::Any, _) | (Expected::Absent, None) => true,
-        (Expected::Version(version), Some(stored)) => stored.version == version,
-        _ => false,
-    }
+/// The version stored under `id`, if any.
+fn version_in(map: &HashMap<String, Versioned>, id: &str) -> Option<u64> {
+    map.get(id).map(|stored| stored.version)
 }
 
 impl SessionBackend for MemoryBackend {
@@ -156,7 +152,7 @@ impl SessionBackend for MemoryBackend {
     ) -> Result<bool, Error> {
         {
             let mut map = write_lock(self.shard(id));
-            if !matches(map.get(id), expected) {
+            if !expected.is_met_by(version_in(&map, id)) {
                 return Ok(false);
             }
             let stored = Versioned {
@@ -176,7 +172,7 @@ impl SessionBackend for MemoryBackend {
 
     async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
         let mut map = write_lock(self.shard(id));
-        if !matches(map.get(id), expected) {
+        if !expected.is_met_by(version_in(&map, id)) {
             return Ok(false);
         }
         map.remove(id);

@@ -30,15 +30,6 @@
 //! #[derive(Default)]
 //! struct MyTable(Mutex<(HashMap<String, (Vec<u8>, u64)>, u64)>);
 //!
-//! /// Whether `row` is what the lifecycle expects to find.
-//! fn is_expected(row: Option<&(Vec<u8>, u64)>, expected: Expected) -> bool {
-//!     match expected {
-//!         Expected::Any => true,
-//!         Expected::Absent => row.is_none(),
-//!         Expected::Version(version) => row.is_some_and(|(_, v)| *v == version),
-//!     }
-//! }
-//!
 //! impl SessionBackend for MyTable {
 //!     async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
 //!         let table = self.0.lock().unwrap();
@@ -59,7 +50,7 @@
 //!     ) -> Result<bool, Error> {
 //!         let (rows, last_version) = &mut *self.0.lock().unwrap();
 //!         let key = id_digest(id);
-//!         if !is_expected(rows.get(&key), expected) {
+//!         if !expected.is_met_by(rows.get(&key).map(|(_, v)| *v)) {
 //!             return Ok(false); // another request wrote first: the lifecycle merges
 //!         }
 //!         *last_version += 1;
@@ -70,7 +61,7 @@
 //!     async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
 //!         let (rows, _) = &mut *self.0.lock().unwrap();
 //!         let key = id_digest(id);
-//!         if !is_expected(rows.get(&key), expected) {
+//!         if !expected.is_met_by(rows.get(&key).map(|(_, v)| *v)) {
 //!             return Ok(false);
 //!         }
 //!         rows.remove(&key);
@@ -140,6 +131,27 @@ pub enum Expected {
     Version(u64),
     /// Whatever is there, or nothing.
     Any,
+}
+
+impl Expected {
+    /// Whether a store holding `stored` (the version of its record, `None` when it holds
+    /// nothing) is what this expects.
+    ///
+    /// ```
+    /// use session_layer::storage::Expected;
+    ///
+    /// assert!(Expected::Absent.is_met_by(None));
+    /// assert!(Expected::Version(7).is_met_by(Some(7)));
+    /// assert!(!Expected::Version(7).is_met_by(Some(8)));
+    /// assert!(Expected::Any.is_met_by(Some(8)));
+    /// ```
+    pub fn is_met_by(self, stored: Option<u64>) -> bool {
+        match self {
+            Expected::Absent => stored.is_none(),
+            Expected::Version(version) => stored == Some(version),
+            Expected::Any => true,
+        }
+    }
 }
 
 /// A record as loaded, with the version a later conditional write expects.

@@ -162,8 +162,13 @@ impl State {
         }
         self.values.get(key).or_else(|| {
             let flash = self.incoming_flash.as_ref()?.get(key)?;
-            self.changes.iter().all(|(k, _)| k != key).then_some(flash)
+            (!self.changed(key)).then_some(flash)
         })
+    }
+
+    /// Whether this request set, unset or updated `key`: its incoming flash is then hidden.
+    fn changed(&self, key: &str) -> bool {
+        self.changes.iter().any(|(k, _)| k == key)
     }
 }
 
@@ -495,7 +500,7 @@ impl Session {
         let flash_only = state.incoming_flash.as_ref().map_or(0, |flash| {
             flash
                 .keys()
-                .filter(|k| state.lookup(k).is_some() && !state.values.contains_key(*k))
+                .filter(|k| !state.values.contains_key(*k) && !state.changed(k))
                 .count()
         });
         state.values.len() + flash_only

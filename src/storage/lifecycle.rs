@@ -301,11 +301,15 @@ impl<B: SessionBackend> ServerStorage<B> {
     /// tries again.
     async fn save_moved(&self, session: &Session, snapshot: Snapshot) -> Result<Saved, Error> {
         let old = snapshot.original_id.unwrap_or(snapshot.id);
-        let mut base = snapshot.version.map(|version| (snapshot.data, version));
+        let created_at = snapshot.created_at;
+        let mut base = snapshot.version.map(|version| {
+            let (record, ttl) = self.expiry.record(snapshot.data, created_at);
+            (record, ttl, version)
+        });
         let mut changes = None;
         let mut draws = 1;
         for attempt in 0..MAX_SAVE_ATTEMPTS {
-            let (data, version) = match base.take() {
+            let (record, ttl, version) = match base.take() {
                 Some(base) => base,
                 // Nothing known about the old record, or it changed: merge into it as it is.
                 None => {
@@ -314,13 +318,15 @@ impl<B: SessionBackend> ServerStorage<B> {
                     }
                     let changes = changes.get_or_insert_with(|| session.change_set());
                     match self.merge(&old, changes).await? {
-                        Some((merged, _, Expected::Version(version))) => (merged, version),
+                        Some((merged, _, Expected::Version(version))) => {
+                            let (record, ttl) = self.expiry.record(merged, created_at);
+                            (record, ttl, version)
+                        }
                         _ => return Ok(Saved::Gone),
                     }
                 }
             };
             let id = session.id();
-            let (record, ttl) = self.expiry.record(data.clone(), snapshot.created_at);
             let moved = self.backend.store_moved(
                 &old,
                 version,
@@ -335,7 +341,7 @@ impl<B: SessionBackend> ServerStorage<B> {
                     // Another session holds the fresh id: draw another.
                     session.redraw_id();
                     draws += 1;
-                    base = Some((data, version));
+                    base = Some((record, ttl, version));
                 }
                 Moved::IdTaken => return Err(ids_taken()),
                 Moved::SourceChanged => {}

@@ -16,6 +16,14 @@ pub enum Error {
         /// The length in bytes the cookie would have had.
         length: usize,
     },
+    /// A session record is bigger than the storage's
+    /// [`max_record_size`](crate::storage::ServerStorage::max_record_size): it was not saved.
+    RecordTooLarge {
+        /// The record's encoded size in bytes.
+        size: usize,
+        /// The storage's limit in bytes.
+        limit: usize,
+    },
     /// A value could not be turned into JSON.
     Serialize(serde_json::Error),
     /// A stored session record could not be decoded.
@@ -58,6 +66,10 @@ impl fmt::Display for Error {
             Error::CookieTooLarge { length } => write!(
                 f,
                 "cookie length will exceed browser maximum (4096 bytes). Length: {length}"
+            ),
+            Error::RecordTooLarge { size, limit } => write!(
+                f,
+                "session record of {size} bytes exceeds the storage's limit of {limit} bytes"
             ),
             Error::Serialize(e) => write!(f, "session value cannot be serialized to JSON: {e}"),
             Error::Corrupt { record, reason } => {

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::{
-    ChangeSet, Error, Expected, Moved, Record, SessionBackend, SessionStorage, Versioned,
-    unix_now_ms,
+    ChangeSet, DEFAULT_MAX_RECORD_SIZE, Error, Expected, Moved, Record, SessionBackend,
+    SessionStorage, Versioned, saturating_millis, unix_now_ms,
 };
 use crate::storage::changes::Merged;
 use crate::{Session, SessionData};
@@ -37,7 +37,7 @@ impl Expiry {
         let record = Record {
             data,
             created_at,
-            expires_at_ms: ttl.map(|ttl| now_ms.saturating_add(ttl.as_millis() as u64)),
+            expires_at_ms: ttl.map(|ttl| now_ms.saturating_add(saturating_millis(ttl))),
         };
         (record, ttl)
     }
@@ -142,6 +142,7 @@ pub struct ServerStorage<B> {
     backend: B,
     use_unknown_ids: bool,
     expiry: Expiry,
+    max_record_size: usize,
 }
 
 /// How a save ended.
@@ -154,11 +155,13 @@ enum Saved {
 
 impl<B: SessionBackend> ServerStorage<B> {
     /// A storage over your own backend.
-    pub fn with_backend(backend: B) -> Self {
+    pub fn with_backend(mut backend: B) -> Self {
+        backend.limit_record_size(DEFAULT_MAX_RECORD_SIZE);
         ServerStorage {
             backend,
             use_unknown_ids: false,
             expiry: Expiry::default(),
+            max_record_size: DEFAULT_MAX_RECORD_SIZE,
         }
     }
 
@@ -181,6 +184,33 @@ impl<B: SessionBackend> ServerStorage<B> {
     pub fn max_lifetime(mut self, limit: Duration) -> Self {
         self.expiry.max_lifetime = Some(limit);
         self
+    }
+
+    /// The largest session record, in bytes of its JSON encoding, kept either way (1 MiB
+    /// unless set): a save of a bigger one fails with [`Error::RecordTooLarge`] (the layer
+    /// answers a bare 500), and a stored one over the limit is not loaded but handled like
+    /// a corrupt record (a fresh session).
+    pub fn max_record_size(mut self, bytes: usize) -> Self {
+        self.max_record_size = bytes;
+        self.backend.limit_record_size(bytes);
+        self
+    }
+
+    /// The record a save writes and its TTL, once it is known to fit the size limit.
+    fn record(
+        &self,
+        data: SessionData,
+        created_at: u64,
+    ) -> Result<(Record, Option<Duration>), Error> {
+        let (record, ttl) = self.expiry.record(data, created_at);
+        let size = record.encoded_len();
+        if size > self.max_record_size {
+            return Err(Error::RecordTooLarge {
+                size,
+                limit: self.max_record_size,
+            });
+        }
+        Ok((record, ttl))
     }
 
     /// The backend, for backend-specific operations.
@@ -208,7 +238,7 @@ impl<B: SessionBackend> ServerStorage<B> {
         created_at: u64,
         expected: Expected,
     ) -> Result<bool, Error> {
-        let (record, ttl) = self.expiry.record(data, created_at);
+        let (record, ttl) = self.record(data, created_at)?;
         self.backend.store(id, &record, ttl, expected).await
     }
 
@@ -220,7 +250,7 @@ impl<B: SessionBackend> ServerStorage<B> {
         data: SessionData,
         created_at: u64,
     ) -> Result<String, Error> {
-        let (record, ttl) = self.expiry.record(data, created_at);
+        let (record, ttl) = self.record(data, created_at)?;
         for _ in 0..MAX_ID_DRAWS {
             let id = session.id();
             if self
@@ -302,10 +332,13 @@ impl<B: SessionBackend> ServerStorage<B> {
     async fn save_moved(&self, session: &Session, snapshot: Snapshot) -> Result<Saved, Error> {
         let old = snapshot.original_id.unwrap_or(snapshot.id);
         let created_at = snapshot.created_at;
-        let mut base = snapshot.version.map(|version| {
-            let (record, ttl) = self.expiry.record(snapshot.data, created_at);
-            (record, ttl, version)
-        });
+        let mut base = match snapshot.version {
+            Some(version) => {
+                let (record, ttl) = self.record(snapshot.data, created_at)?;
+                Some((record, ttl, version))
+            }
+            None => None,
+        };
         let mut changes = None;
         let mut draws = 1;
         for attempt in 0..MAX_SAVE_ATTEMPTS {
@@ -319,7 +352,7 @@ impl<B: SessionBackend> ServerStorage<B> {
                     let changes = changes.get_or_insert_with(|| session.change_set());
                     match self.merge(&old, changes).await? {
                         Some((merged, _, Expected::Version(version))) => {
-                            let (record, ttl) = self.expiry.record(merged, created_at);
+                            let (record, ttl) = self.record(merged, created_at)?;
                             (record, ttl, version)
                         }
                         _ => return Ok(Saved::Gone),

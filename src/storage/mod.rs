@@ -217,7 +217,23 @@ pub trait SessionBackend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Moved, Error>> + Send {
         store_moved_in_steps(self, from, expected, delete_from, to, record, ttl)
     }
+
+    /// The largest encoded record, in bytes, that `load` accepts: set by
+    /// [`ServerStorage::max_record_size`], and to [`DEFAULT_MAX_RECORD_SIZE`] when the
+    /// storage is built.
+    ///
+    /// A backend that can tell a stored record's size before fetching it (a file's length,
+    /// Redis `HSTRLEN`, Memcached's reply header, SQL `length()`) should refuse a bigger one
+    /// without reading it, with [`Record::check_stored_size`]. The default ignores the limit:
+    /// the lifecycle never saves a bigger record, so only one written by something else can
+    /// be loaded whole.
+    fn limit_record_size(&mut self, bytes: usize) {
+        let _ = bytes;
+    }
 }
+
+/// The default of [`ServerStorage::max_record_size`]: 1 MiB.
+pub const DEFAULT_MAX_RECORD_SIZE: usize = 1 << 20;
 
 /// What [`SessionBackend::store_moved`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -279,10 +295,39 @@ impl Record {
         serde_json::to_vec(self).expect("a session record always serializes")
     }
 
+    /// The length of [`encode`](Record::encode)'s bytes, counted without building them.
+    pub fn encoded_len(&self) -> usize {
+        let mut counter = ByteCounter(0);
+        // Serializing maps of JSON values into a writer that never fails cannot fail.
+        serde_json::to_writer(&mut counter, self).expect("a session record always serializes");
+        counter.0
+    }
+
     /// Decodes bytes written by [`encode`](Record::encode). `name` says which record it is in
     /// the error (a key or a path), never its content.
     pub fn decode(name: &str, bytes: &[u8]) -> Result<Record, Error> {
         serde_json::from_slice(bytes).map_err(|e| Error::corrupt(name, json_error_summary(&e)))
+    }
+
+    /// Refuses a stored record of `size` bytes over `limit`
+    /// ([`SessionBackend::limit_record_size`]) as corrupt, so that the layer starts a fresh
+    /// session instead of loading it.
+    ///
+    /// ```
+    /// use session_layer::{Error, storage::Record};
+    ///
+    /// assert!(Record::check_stored_size("row 7", 1024, 1024).is_ok());
+    /// let refused = Record::check_stored_size("row 7", 1025, 1024);
+    /// assert!(matches!(refused, Err(Error::Corrupt { .. })));
+    /// ```
+    pub fn check_stored_size(name: &str, size: u64, limit: usize) -> Result<(), Error> {
+        if size > limit as u64 {
+            return Err(Error::corrupt(
+                name,
+                format!("{size} bytes, over the {limit}-byte record size limit"),
+            ));
+        }
+        Ok(())
     }
 
     /// Whether the record is still valid at `now_ms` given an absolute lifetime limit.
@@ -291,6 +336,20 @@ impl Record {
         let young = max_lifetime
             .is_none_or(|limit| self.created_at.saturating_add(limit.as_secs()) > now_ms / 1000);
         unexpired && young
+    }
+}
+
+/// An `io::Write` that only counts what is written to it.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -327,9 +386,15 @@ pub fn id_digest(id: &str) -> String {
     hex
 }
 
+/// A duration in whole milliseconds, `u64::MAX` for anything longer (a `Duration::MAX` TTL
+/// means "forever", never a wrapped short one).
+pub(crate) fn saturating_millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 pub(crate) fn unix_now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
+        .map(saturating_millis)
         .unwrap_or(0)
 }

@@ -38,7 +38,7 @@ use crate::{Error, Session, SessionCookie, SessionStorage};
 ///     format!("visit {n}")
 /// }
 ///
-/// let cookie = SessionCookie::new("__session").secrets(["a long random secret"]);
+/// let cookie = SessionCookie::new("__session").secrets(["a long random secret, 32 bytes or more"]);
 /// let app: Router = Router::new()
 ///     .route("/", get(count))
 ///     .layer(SessionLayer::new(cookie, MemoryStorage::new()));

@@ -19,7 +19,7 @@
 //!     Ok(format!("{visits} visits"))
 //! }
 //!
-//! let cookie = SessionCookie::new("__session").secrets(["use 32+ random bytes here"]);
+//! let cookie = SessionCookie::new("__session").secrets(["use 32 or more random bytes here"]);
 //! let app: Router = Router::new()
 //!     .route("/", get(handler))
 //!     .layer(SessionLayer::new(cookie, MemoryStorage::new()));

@@ -14,9 +14,11 @@ use session_layer::{
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 const NAME: &str = "sid";
+const OLD_SECRET: &str = "the old secret, rotated out later";
+const NEW_SECRET: &str = "the new secret that signs from now";
 
 fn cookie() -> SessionCookie {
-    SessionCookie::new(NAME).secrets(["secret1"])
+    SessionCookie::new(NAME).secrets(["the first secret, thirty-two bytes+"])
 }
 
 fn layer() -> SessionLayer<MemoryStorage> {
@@ -414,7 +416,7 @@ fn try_new_returns_the_error() {
     assert!(error.to_string().contains("must be signed"), "{error}");
     assert!(
         SessionLayer::try_new(
-            SessionCookie::new("bad name").secrets(["s"]),
+            SessionCookie::new("bad name").secrets(["a secret that is long enough to pass"]),
             MemoryStorage::new()
         )
         .is_err()
@@ -445,7 +447,7 @@ async fn a_tampered_cookie_gives_a_fresh_session() {
     // A cookie signed with another secret, or not at all.
     let forged = pair(
         &SessionCookie::new(NAME)
-            .secrets(["other"])
+            .secrets(["another secret, also thirty-two bytes"])
             .serialize("x")
             .unwrap(),
     );
@@ -504,8 +506,8 @@ async fn rolling_resends_the_cookie_of_an_existing_session() {
 #[tokio::test]
 async fn rotation_accepts_old_cookies_and_resigns_with_the_new_secret() {
     let storage = MemoryStorage::new();
-    let old_cookie = SessionCookie::new(NAME).secrets(["old"]);
-    let rotated = SessionCookie::new(NAME).secrets(["new", "old"]);
+    let old_cookie = SessionCookie::new(NAME).secrets([OLD_SECRET]);
+    let rotated = SessionCookie::new(NAME).secrets([NEW_SECRET, OLD_SECRET]);
     let old_app = plain(
         SessionLayer::new(old_cookie.clone(), storage.clone()),
         count,
@@ -521,7 +523,7 @@ async fn rotation_accepts_old_cookies_and_resigns_with_the_new_secret() {
     );
     let c2 = pair(&session_set_cookie(&r2).unwrap());
     assert_ne!(c2, c1, "re-signed");
-    let only_new = SessionCookie::new(NAME).secrets(["new"]);
+    let only_new = SessionCookie::new(NAME).secrets([NEW_SECRET]);
     assert!(
         only_new.parse(Some(&c2)).is_some(),
         "signed with the new secret"

@@ -767,7 +767,7 @@ mod layer_flow {
         let _: () = redis_cmd(&mut conn, "SET", (format!("{prefix}{id}"), old)).await;
         let app = app(redis.storage(&prefix).await);
         let signed = session_layer::SessionCookie::new("__session")
-            .secrets(["s3cret"])
+            .secrets(["a test secret of at least 32 bytes"])
             .serialize(id)
             .unwrap();
         let cookie = signed.split(';').next().unwrap();

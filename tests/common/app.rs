@@ -27,7 +27,7 @@ async fn logout(session: Session) -> &'static str {
 /// `/` counts visits, `/login` regenerates the id (deleting the old), `/logout` destroys;
 /// the cookie is `__session`.
 pub fn app<St: SessionStorage>(storage: St) -> Router {
-    let cookie = SessionCookie::new("__session").secrets(["s3cret"]);
+    let cookie = SessionCookie::new("__session").secrets(["a test secret of at least 32 bytes"]);
     Router::new()
         .route("/", get(count))
         .route("/login", get(login))

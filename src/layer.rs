@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
 
-use http::header::{COOKIE, SET_COOKIE};
+use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
 use http::{HeaderValue, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -19,7 +19,8 @@ use crate::{Error, Session, SessionCookie, SessionStorage};
 /// Per request: find and verify the session cookie, [`read`](SessionStorage::read) the
 /// session, put it into the request extensions, call the inner service, then
 /// [`save`](SessionStorage::save) the session and **append** a `Set-Cookie` header (other
-/// `Set-Cookie` headers are left alone). Nothing is saved and no cookie is sent when the
+/// `Set-Cookie` headers are left alone), with `Cache-Control: no-store` unless the inner
+/// service set a `Cache-Control` of its own. Nothing is saved and no cookie is sent when the
 /// session did not change, or when the inner service answered with a 5xx status.
 ///
 /// A storage error or an oversize cookie turns the response into a bare
@@ -330,7 +331,12 @@ impl<St: SessionStorage> Finish<St> {
         };
         match header {
             Ok(header) => {
-                response.headers_mut().append(SET_COOKIE, header);
+                let headers = response.headers_mut();
+                headers.append(SET_COOKIE, header);
+                // A shared cache must never hand one user's session cookie to another.
+                if !headers.contains_key(CACHE_CONTROL) {
+                    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                }
                 response
             }
             Err(error) => {

@@ -21,6 +21,8 @@ pub const MAX_COOKIE_SIZE: usize = 4096;
 
 /// Bytes of an HMAC-SHA256 tag.
 const TAG_LEN: usize = 32;
+/// The shortest secret `validate` accepts: 256 bits, the strength of the keys derived from it.
+const MIN_SECRET_LEN: usize = 32;
 /// Bytes of an AES-GCM nonce.
 const NONCE_LEN: usize = 12;
 /// Bytes of an AES-GCM tag.
@@ -57,7 +59,11 @@ struct Keys {
 /// use session_layer::{SameSite, SessionCookie};
 ///
 /// let cookie = SessionCookie::new("__session")
-///     .secrets(["newest-secret", "older-secret"]) // the first signs; every one verifies
+///     // The first signs; every one verifies. Each at least 32 bytes, from your configuration.
+///     .secrets([
+///         "newest secret: 32 or more random bytes",
+///         "older secret: also 32 bytes or more",
+///     ])
 ///     .same_site(SameSite::Strict)
 ///     .max_age(Duration::from_secs(3600));
 ///
@@ -84,8 +90,9 @@ pub struct SessionCookie {
     partitioned: bool,
     encrypted: bool,
     secret_count: usize,
-    /// Whether one of the secrets is empty: no secret at all, refused by `validate`.
-    empty_secret: bool,
+    /// The first secret shorter than `MIN_SECRET_LEN`, as (position from 1, length), for
+    /// `validate`'s message: the length only, never the secret.
+    short_secret: Option<(usize, usize)>,
     keys: Arc<Keys>,
 }
 
@@ -115,7 +122,7 @@ impl SessionCookie {
             partitioned: false,
             encrypted: false,
             secret_count: 0,
-            empty_secret: false,
+            short_secret: None,
             keys: Arc::new(Keys {
                 macs: Vec::new(),
                 ciphers: Vec::new(),
@@ -125,7 +132,8 @@ impl SessionCookie {
 
     /// The secrets, newest first: values are sealed with the first and verified with each
     /// in turn. To rotate, put a new secret in front and drop the oldest once every cookie
-    /// sealed with it has expired. Use long random secrets (32 bytes or more).
+    /// sealed with it has expired. Each must be at least 32 bytes long (e.g. 32 random bytes,
+    /// or `openssl rand -hex 32`): [`validate`](SessionCookie::validate) refuses shorter ones.
     pub fn secrets<I>(mut self, secrets: I) -> Self
     where
         I: IntoIterator,
@@ -133,11 +141,13 @@ impl SessionCookie {
     {
         let mut macs = Vec::new();
         let mut ciphers = Vec::new();
-        let mut empty_secret = false;
+        let mut short_secret = None;
         for secret in secrets {
             let secret = secret.as_ref();
-            empty_secret |= secret.is_empty();
-            // HMAC takes keys of any length; an empty one is refused by `validate`.
+            if secret.len() < MIN_SECRET_LEN && short_secret.is_none() {
+                short_secret = Some((macs.len() + 1, secret.len()));
+            }
+            // HMAC takes keys of any length; a short one is refused by `validate`.
             let mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");
             // A separate key for encryption, derived so that one secret serves both.
             let mut derive = mac.clone();
@@ -147,7 +157,7 @@ impl SessionCookie {
             macs.push(mac);
         }
         self.secret_count = macs.len();
-        self.empty_secret = empty_secret;
+        self.short_secret = short_secret;
         self.keys = Arc::new(Keys { macs, ciphers });
         self
     }
@@ -228,8 +238,11 @@ impl SessionCookie {
     }
 
     /// Checks the configuration a [`SessionLayer`](crate::SessionLayer) needs: a valid
-    /// cookie name, at least one non-empty secret, and attribute values without `;` or
-    /// control characters.
+    /// cookie name, at least one secret, every secret (old ones too) at least 32 bytes long,
+    /// and attribute values without `;` or control characters.
+    ///
+    /// [`parse`](SessionCookie::parse) and [`serialize`](SessionCookie::serialize) do not
+    /// check: only the layer's constructors call this.
     pub fn validate(&self) -> Result<(), Error> {
         let token = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c);
         if self.name.is_empty() || !self.name.chars().all(token) {
@@ -243,10 +256,20 @@ impl SessionCookie {
                 "the session cookie must be signed: give it at least one secret".to_owned(),
             ));
         }
-        if self.empty_secret {
-            return Err(Error::Config(
-                "the session cookie must be signed: an empty secret is no secret".to_owned(),
-            ));
+        if let Some((position, length)) = self.short_secret {
+            let count = self.secret_count;
+            return Err(Error::Config(if length == 0 {
+                format!(
+                    "the session cookie must be signed: an empty secret is no secret \
+                     (every session secret must be at least {MIN_SECRET_LEN} bytes long: \
+                     secret {position} of {count} is empty)"
+                )
+            } else {
+                format!(
+                    "every session secret must be at least {MIN_SECRET_LEN} bytes long: \
+                     secret {position} of {count} has {length}"
+                )
+            }));
         }
         let attribute_ok = |v: &str| !v.chars().any(|c| c == ';' || c.is_control());
         if !attribute_ok(&self.path) || self.domain.as_deref().is_some_and(|d| !attribute_ok(d)) {
@@ -500,11 +523,13 @@ impl fmt::Debug for SessionCookie {
 mod tests {
     use super::*;
 
+    const SECRET: &str = "a unit-test secret of 32 bytes or more";
+
     /// The layer's `name=value` + pre-rendered attributes must be byte for byte what the
     /// cookie crate renders for the whole cookie.
     #[test]
     fn prerendered_attributes_match_a_full_render() {
-        let base = || SessionCookie::new("__session").secrets(["secret"]);
+        let base = || SessionCookie::new("__session").secrets([SECRET]);
         let configurations = [
             base(),
             base().secure(false).http_only(false),
@@ -516,7 +541,7 @@ mod tests {
             base().max_age(Duration::from_secs(3600)),
             base().expires(SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000)),
             SessionCookie::new("__Host-id")
-                .secrets(["s"])
+                .secrets([SECRET])
                 .domain("ignored.example")
                 .path("/x"),
         ];
@@ -570,7 +595,7 @@ mod tests {
 
     #[test]
     fn prerendered_set_cookie_is_refused_over_the_size_limit() {
-        let cookie = SessionCookie::new("id").secrets(["s"]);
+        let cookie = SessionCookie::new("id").secrets([SECRET]);
         let attributes = cookie.attributes();
         let fits = MAX_COOKIE_SIZE - "id=".len() - attributes.len();
         assert!(

@@ -9,14 +9,16 @@ use session_layer::{Error, SameSite, SessionCookie};
 
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
+/// Test secrets, each at least the 32 bytes `validate` asks for.
+const SECRET1: &str = "secret1: thirty-two bytes or more, for tests";
+const SECRET2: &str = "secret2: thirty-two bytes or more, for tests";
+
 fn signed(name: &str) -> SessionCookie {
-    SessionCookie::new(name).secrets(["secret1"])
+    SessionCookie::new(name).secrets([SECRET1])
 }
 
 fn encrypted(name: &str) -> SessionCookie {
-    SessionCookie::new(name)
-        .secrets(["secret1"])
-        .encrypted(true)
+    SessionCookie::new(name).secrets([SECRET1]).encrypted(true)
 }
 
 /// `name=value` from a `Set-Cookie` header value: what a browser sends back.
@@ -161,7 +163,7 @@ fn partitioned_forces_secure() {
 #[test]
 fn host_prefix_forces_secure_root_path_and_no_domain() {
     let cookie = SessionCookie::new("__Host-session")
-        .secrets(["s"])
+        .secrets([SECRET1])
         .secure(false)
         .path("/admin")
         .domain("example.com");
@@ -175,7 +177,7 @@ fn host_prefix_forces_secure_root_path_and_no_domain() {
 #[test]
 fn secure_prefix_forces_secure_only() {
     let header = SessionCookie::new("__Secure-session")
-        .secrets(["s"])
+        .secrets([SECRET1])
         .secure(false)
         .path("/admin")
         .domain("example.com")
@@ -221,10 +223,10 @@ fn is_signed_and_name() {
             .secrets(Vec::<String>::new())
             .is_signed()
     );
-    assert!(SessionCookie::new("c").secrets(["s"]).is_signed());
+    assert!(SessionCookie::new("c").secrets([SECRET1]).is_signed());
     assert!(
         SessionCookie::new("c")
-            .secrets([b"bytes".to_vec()])
+            .secrets([SECRET1.as_bytes().to_vec()])
             .is_signed()
     );
     assert_eq!(SessionCookie::new("__session").name(), "__session");
@@ -241,7 +243,10 @@ fn validate() {
     );
     for bad in ["", "a b", "a;b", "a=b", "a,b", "a\"b", "tab\t", "é"] {
         assert!(
-            SessionCookie::new(bad).secrets(["s"]).validate().is_err(),
+            SessionCookie::new(bad)
+                .secrets([SECRET1])
+                .validate()
+                .is_err(),
             "{bad:?} accepted as a cookie name"
         );
     }
@@ -255,18 +260,68 @@ fn validate() {
 }
 
 #[test]
+fn secrets_of_at_least_32_bytes() {
+    let thirty_two = "0123456789abcdef0123456789abcdef";
+    assert_eq!(thirty_two.len(), 32);
+    let cookie = SessionCookie::new("c").secrets([thirty_two]);
+    assert!(cookie.validate().is_ok());
+    assert!(
+        SessionCookie::new("c")
+            .secrets([[7u8; 32]])
+            .validate()
+            .is_ok()
+    );
+
+    let thirty_one = &thirty_two[..31];
+    let error = SessionCookie::new("c")
+        .secrets([thirty_one])
+        .validate()
+        .unwrap_err();
+    assert!(matches!(error, Error::Config(_)), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("32 bytes"), "{message}");
+    assert!(message.contains("secret 1 of 1 has 31"), "{message}");
+    assert!(
+        !message.contains(thirty_one),
+        "the secret leaked: {message}"
+    );
+}
+
+#[test]
+fn a_short_old_secret_is_refused_too() {
+    // Rotation keeps old secrets verifying, so a weak one there is as bad as a weak first.
+    let error = SessionCookie::new("c")
+        .secrets([SECRET1, SECRET2, "hunter2"])
+        .validate()
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("32 bytes"), "{message}");
+    assert!(message.contains("secret 3 of 3 has 7"), "{message}");
+    assert!(!message.contains("hunter2"), "the secret leaked: {message}");
+}
+
+#[test]
+fn parse_and_serialize_do_not_check_the_secret_length() {
+    let cookie = SessionCookie::new("c").secrets(["short"]);
+    let header = cookie.serialize("v").unwrap();
+    assert_eq!(cookie.parse(Some(&pair(&header))).as_deref(), Some("v"));
+}
+
+#[test]
 fn an_empty_secret_is_not_a_secret() {
     let error = SessionCookie::new("c")
         .secrets([""])
         .validate()
         .unwrap_err();
     assert!(error.to_string().contains("must be signed"), "{error}");
+    assert!(error.to_string().contains("32 bytes"), "{error}");
 }
 
 #[test]
 fn debug_hides_the_secrets() {
-    let debug = format!("{:?}", SessionCookie::new("c").secrets(["hunter2-secret"]));
-    assert!(!debug.contains("hunter2-secret"), "{debug}");
+    let secret = "hunter2-secret, padded to 32 bytes or more";
+    let debug = format!("{:?}", SessionCookie::new("c").secrets([secret]));
+    assert!(!debug.contains(secret), "{debug}");
 }
 
 // --- round trips ------------------------------------------------------------------------
@@ -327,7 +382,7 @@ fn rotation() {
     let old = signed("my-cookie");
     let old_header = old.serialize("mjackson").unwrap();
 
-    let rotated = SessionCookie::new("my-cookie").secrets(["secret2", "secret1"]);
+    let rotated = SessionCookie::new("my-cookie").secrets([SECRET2, SECRET1]);
     assert_eq!(
         rotated.parse(Some(&pair(&old_header))).as_deref(),
         Some("mjackson"),
@@ -343,7 +398,7 @@ fn rotation() {
         Some("mjackson")
     );
     assert_eq!(old.parse(Some(&pair(&new_header))), None);
-    let only_new = SessionCookie::new("my-cookie").secrets(["secret2"]);
+    let only_new = SessionCookie::new("my-cookie").secrets([SECRET2]);
     assert_eq!(
         only_new.parse(Some(&pair(&new_header))).as_deref(),
         Some("mjackson")
@@ -356,7 +411,7 @@ fn encrypted_rotation() {
     let old = encrypted("c");
     let sealed = pair(&old.serialize("value").unwrap());
     let rotated = SessionCookie::new("c")
-        .secrets(["secret2", "secret1"])
+        .secrets([SECRET2, SECRET1])
         .encrypted(true);
     assert_eq!(rotated.parse(Some(&sealed)).as_deref(), Some("value"));
     let resealed = pair(&rotated.serialize("value").unwrap());
@@ -366,7 +421,7 @@ fn encrypted_rotation() {
 #[test]
 fn unknown_secret_fails() {
     let header = signed("my-cookie").serialize("hello michael").unwrap();
-    let other = SessionCookie::new("my-cookie").secrets(["secret2"]);
+    let other = SessionCookie::new("my-cookie").secrets([SECRET2]);
     assert_eq!(other.parse(Some(&pair(&header))), None);
     let header = encrypted("my-cookie").serialize("hello michael").unwrap();
     let other = other.encrypted(true);

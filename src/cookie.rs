@@ -4,10 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aes_gcm::aead::{AeadInOut, KeyInit, Tag};
-use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
+use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use cookie::Cookie;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -23,10 +23,13 @@ pub const MAX_COOKIE_SIZE: usize = 4096;
 const TAG_LEN: usize = 32;
 /// The shortest secret `validate` accepts: 256 bits, the strength of the keys derived from it.
 const MIN_SECRET_LEN: usize = 32;
-/// Bytes of an AES-GCM nonce.
-const NONCE_LEN: usize = 12;
-/// Bytes of an AES-GCM tag.
-const GCM_TAG_LEN: usize = 16;
+/// Bytes of an XChaCha20-Poly1305 nonce: 192 random bits, so nonces never repeat in practice.
+const NONCE_LEN: usize = 24;
+/// Bytes of a Poly1305 tag.
+const AEAD_TAG_LEN: usize = 16;
+/// What the encryption key of each secret is derived with (HMAC-SHA256 of this, keyed by the
+/// secret), so that the signing and the encryption keys differ.
+const AEAD_KEY_LABEL: &[u8] = b"session-layer xchacha20-poly1305 key";
 
 /// The `SameSite` attribute: when a browser sends the cookie with cross-site requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,14 +45,14 @@ pub enum SameSite {
 /// The keys derived from the secrets, newest first.
 struct Keys {
     macs: Vec<HmacSha256>,
-    ciphers: Vec<Aes256Gcm>,
+    ciphers: Vec<XChaCha20Poly1305>,
 }
 
 /// The cookie that carries the session value (an id, or with
 /// [`CookieStorage`](crate::CookieStorage) the data itself).
 ///
 /// Values are signed with HMAC-SHA256, or with [`encrypted(true)`](SessionCookie::encrypted)
-/// sealed with AES-256-GCM. Either way the cookie's name is bound into the seal, so a value
+/// sealed with XChaCha20-Poly1305. Either way the cookie's name is bound into the seal, so a value
 /// cannot be moved to another cookie, and each secret given to
 /// [`secrets`](SessionCookie::secrets) is tried in turn when verifying, so secrets can be
 /// rotated without logging everybody out.
@@ -151,9 +154,9 @@ impl SessionCookie {
             let mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");
             // A separate key for encryption, derived so that one secret serves both.
             let mut derive = mac.clone();
-            derive.update(b"session-layer aes-256-gcm key");
+            derive.update(AEAD_KEY_LABEL);
             let key = derive.finalize().into_bytes();
-            ciphers.push(Aes256Gcm::new_from_slice(&key).expect("32-byte AES-256 key"));
+            ciphers.push(XChaCha20Poly1305::new(&key));
             macs.push(mac);
         }
         self.secret_count = macs.len();
@@ -162,8 +165,14 @@ impl SessionCookie {
         self
     }
 
-    /// Seal values with AES-256-GCM (confidential and tamper-proof) instead of signing
+    /// Seal values with XChaCha20-Poly1305 (confidential and tamper-proof) instead of signing
     /// them with HMAC-SHA256 (tamper-proof, readable by the client).
+    ///
+    /// Each value gets a random 192-bit nonce, so a key can seal any number of cookies, where
+    /// AES-GCM's random 96-bit nonces allow about 2^32; AES-GCM-SIV would only soften a nonce
+    /// collision, and per-message keys would add a derivation per seal and per secret tried,
+    /// which XChaCha20 already does inside, from the nonce. The key is derived from each
+    /// secret with HMAC-SHA256, apart from the signing key.
     pub fn encrypted(mut self, encrypted: bool) -> Self {
         self.encrypted = encrypted;
         self
@@ -314,12 +323,12 @@ impl SessionCookie {
         if self.encrypted {
             // nonce || ciphertext || tag, opened in place: no buffer besides the decoded one.
             let mut bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
-            if bytes.len() < NONCE_LEN + GCM_TAG_LEN {
+            if bytes.len() < NONCE_LEN + AEAD_TAG_LEN {
                 return None;
             }
-            let tag_at = bytes.len() - GCM_TAG_LEN;
-            let nonce = Nonce::try_from(&bytes[..NONCE_LEN]).ok()?;
-            let tag = Tag::<Aes256Gcm>::try_from(&bytes[tag_at..]).ok()?;
+            let tag_at = bytes.len() - AEAD_TAG_LEN;
+            let nonce = XNonce::try_from(&bytes[..NONCE_LEN]).ok()?;
+            let tag = Tag::try_from(&bytes[tag_at..]).ok()?;
             // A wrong key leaves the buffer as it was (the tag is checked before
             // decrypting), so each secret can be tried on the same bytes.
             let key = self.keys.ciphers.iter().position(|cipher| {
@@ -362,9 +371,9 @@ impl SessionCookie {
         {
             let mut nonce_bytes = [0u8; NONCE_LEN];
             rand::fill(&mut nonce_bytes);
-            let nonce = Nonce::from(nonce_bytes);
+            let nonce = XNonce::from(nonce_bytes);
             // nonce || ciphertext || tag, encrypted in place in one buffer.
-            let mut bytes = Vec::with_capacity(NONCE_LEN + value.len() + GCM_TAG_LEN);
+            let mut bytes = Vec::with_capacity(NONCE_LEN + value.len() + AEAD_TAG_LEN);
             bytes.extend_from_slice(&nonce_bytes);
             bytes.extend_from_slice(value.as_bytes());
             let tag = cipher
@@ -373,7 +382,7 @@ impl SessionCookie {
                     self.name.as_bytes(),
                     (&mut bytes[NONCE_LEN..]).into(),
                 )
-                .expect("AES-GCM encrypts any message under 64 GiB");
+                .expect("XChaCha20-Poly1305 encrypts any message under 256 GiB");
             bytes.extend_from_slice(&tag);
             return URL_SAFE_NO_PAD.encode(bytes);
         }

@@ -558,6 +558,17 @@ fn encrypted_value_is_not_readable() {
 }
 
 #[test]
+fn encrypted_layout_is_a_192_bit_nonce_ciphertext_and_tag() {
+    let cookie = encrypted("sid");
+    for value in ["", "v", "a longer value of some 40 bytes, give or take"] {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(raw_value(&cookie.serialize(value).unwrap()))
+            .unwrap();
+        assert_eq!(bytes.len(), 24 + value.len() + 16, "{value:?}");
+    }
+}
+
+#[test]
 fn encrypting_twice_differs() {
     let cookie = encrypted("sid");
     let a = cookie.serialize("same").unwrap();
@@ -792,28 +803,50 @@ fn random_garbage_never_panics_and_never_verifies() {
     }
 }
 
-/// Values sealed by an earlier build (commit 9b958f2, before sealing moved in place) still
-/// open: the format is nonce || AES-GCM ciphertext || tag, base64url, and must stay so, or
-/// every user is logged out by an upgrade. The second was sealed with the older secret only.
+/// Values sealed by this build must open in every later one: the format is nonce (24 bytes)
+/// || XChaCha20-Poly1305 ciphertext || tag, base64url, and must stay so, or every user is
+/// logged out by an upgrade. The first was sealed with the older secret, the second with the
+/// oldest.
 #[test]
 fn encrypted_values_sealed_by_an_earlier_build_still_open() {
     let cookie = SessionCookie::new("__session")
-        .secrets(["newest secret", "older secret", "oldest secret"])
+        .secrets([
+            "newest secret, 32 bytes or longer",
+            "older secret, also 32 bytes or more",
+            "oldest secret, 32 bytes or more too",
+        ])
         .encrypted(true);
-    let by_older = "__session=zbVIiw22rI_ayw9pHxz8cRak3-0g4wcKVYO9tSUq_DvK1SryA3Ubc_Vk0gU3xNsywzpZvqKSj5UjFgFBWkaBhNpVgUhqZQ";
+    let by_older = "__session=DTJg8CndNF7lPeC7upB22y2eczaNf0n6DreILAvfp_iwLaW96hGFdSKyz27oiTgCa0I1_4Qjm9g_ZVUeDinBO6BUjcowjwSEzekJKAfyv6Fc-h4uHR-ziFmwHbfm6dhYl56P";
     assert_eq!(
         cookie.parse(Some(by_older)).as_deref(),
-        Some("a value sealed by session-layer 0.1 (bc0b)")
+        Some("a value sealed by session-layer 0.1 with XChaCha20-Poly1305")
     );
-    let by_oldest =
-        "__session=WKSUm9IpwaJVysQNOMzqglPhs3UCxEnDbHCD3arfB2nMZxsgAUxBda71MO0OUyVVMpn3MFBdp8oW";
+    let by_oldest = "__session=Z5kc4HPBgHPZvpMZCqGgX7YwPffJdWBszrNgIKsHJdFkqk1UVXwTiNGAUwuUr42gTt4a-VxB5WRfjBFgQR1nx647Cz2T";
     assert_eq!(
         cookie.parse(Some(by_oldest)).as_deref(),
         Some("sealed with the oldest secret")
     );
     // Without the secret that sealed it, nothing opens.
     let rotated_out = SessionCookie::new("__session")
-        .secrets(["newest secret", "older secret"])
+        .secrets([
+            "newest secret, 32 bytes or longer",
+            "older secret, also 32 bytes or more",
+        ])
         .encrypted(true);
     assert_eq!(rotated_out.parse(Some(by_oldest)), None);
+}
+
+/// Values sealed with AES-256-GCM, before the switch to XChaCha20-Poly1305 (commit 9b958f2,
+/// with these secrets), do not open: no error, no panic, the layer starts a fresh session.
+#[test]
+fn aes_gcm_values_of_older_builds_do_not_open() {
+    let cookie = SessionCookie::new("__session")
+        .secrets(["newest secret", "older secret", "oldest secret"])
+        .encrypted(true);
+    for sealed in [
+        "__session=zbVIiw22rI_ayw9pHxz8cRak3-0g4wcKVYO9tSUq_DvK1SryA3Ubc_Vk0gU3xNsywzpZvqKSj5UjFgFBWkaBhNpVgUhqZQ",
+        "__session=WKSUm9IpwaJVysQNOMzqglPhs3UCxEnDbHCD3arfB2nMZxsgAUxBda71MO0OUyVVMpn3MFBdp8oW",
+    ] {
+        assert_eq!(cookie.parse(Some(sealed)), None, "{sealed}");
+    }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
 use common::servers::{RedisCluster, redis_cmd, unique_prefix};
 use redis::cluster_async::ClusterConnection;
-use session_layer::storage::{Expected, Record, RedisOptions, SessionBackend};
+use session_layer::storage::{Expected, Record, RedisOptions, SessionBackend, id_digest};
 use session_layer::{Error, RedisStorage, Session, SessionData, SessionStorage};
 
 /// The test's cluster: private unless `REDIS_CLUSTER_URLS` is set.
@@ -136,7 +136,6 @@ async fn node_of(conn: &mut ClusterConnection, slot: u16) -> i64 {
 async fn regenerate_with_delete_across_nodes() {
     let cluster = cluster();
     let storage = cluster.storage().await.ttl(Duration::from_secs(60));
-    let prefix = storage.backend().prefix().to_owned();
     let mut raw = cluster.raw().await;
 
     let (first, mut cookie) = request(&storage, None, |s| s.set("user", "anon").unwrap()).await;
@@ -150,8 +149,8 @@ async fn regenerate_with_delete_across_nodes() {
         .await;
         let new_id = session.id();
         assert_ne!(new_id, old_id);
-        let old_key = format!("{prefix}{old_id}");
-        let new_key = format!("{prefix}{new_id}");
+        let old_key = storage.key_for(&old_id);
+        let new_key = storage.key_for(&new_id);
         let exists: bool = redis_cmd(&mut raw, "EXISTS", &old_key).await;
         assert!(!exists, "the old key must be deleted");
         let pttl: i64 = redis_cmd(&mut raw, "PTTL", &new_key).await;
@@ -170,7 +169,7 @@ async fn regenerate_with_delete_across_nodes() {
     assert!(crossed, "never regenerated onto another node in 20 tries");
     let (last, _) = request(&storage, cookie.as_deref(), |_| {}).await;
     assert_eq!(last.get::<String>("user").as_deref(), Some("anon"));
-    let _: () = redis_cmd(&mut raw, "DEL", format!("{prefix}{old_id}")).await;
+    let _: () = redis_cmd(&mut raw, "DEL", storage.key_for(&old_id)).await;
 }
 
 #[tokio::test]
@@ -182,9 +181,10 @@ async fn keys_and_conditional_writes_in_a_cluster() {
 
     let (session, _) = request(&storage, None, |s| s.set("user", "mj").unwrap()).await;
     let id = session.id();
-    let key = format!("{prefix}{id}");
+    let key = storage.key_for(&id);
+    assert_eq!(key, format!("{prefix}{}", id_digest(&id)));
     let bytes: Option<Vec<u8>> = redis_cmd(&mut raw, "HGET", (&key, "d")).await;
-    let record = Record::decode("test", &bytes.expect("prefix + id exists")).unwrap();
+    let record = Record::decode("test", &bytes.expect("prefix + id digest exists")).unwrap();
     assert_eq!(record.data.values["user"], "mj");
     let pttl: i64 = redis_cmd(&mut raw, "PTTL", &key).await;
     assert!(pttl > 590_000 && pttl <= 600_000, "PTTL {pttl}");
@@ -226,8 +226,8 @@ async fn keys_and_conditional_writes_in_a_cluster() {
     let exists: bool = redis_cmd(&mut raw, "EXISTS", &key).await;
     assert!(!exists);
 
-    // A string, as the previous version of this crate stored a session, is corrupt.
-    let old_key = format!("{prefix}old-format-id");
+    // A key of another type (here a string) is corrupt.
+    let old_key = storage.key_for("old-format-id");
     let _: () = redis_cmd(&mut raw, "SET", (&old_key, other.encode())).await;
     match storage.read(Some("old-format-id")).await {
         Err(Error::Corrupt { record, .. }) => assert!(!record.contains("old-format-id")),

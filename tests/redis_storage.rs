@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
 use common::servers::{ServerProcess, redis_cmd, start_redis, unique_prefix};
-use session_layer::storage::{Expected, Record, RedisOptions, SessionBackend, Versioned};
+use session_layer::storage::{
+    Expected, Record, RedisOptions, SessionBackend, Versioned, id_digest,
+};
 use session_layer::{Error, RedisStorage, Session, SessionData, SessionStorage};
 
 /// Where the test's Redis is: a private server (stopped when this is dropped) unless
@@ -85,19 +87,22 @@ server_storage_scenarios! {
 }
 
 #[tokio::test]
-async fn key_is_prefix_plus_id_and_ttl_is_set() {
+async fn key_is_prefix_plus_id_digest_and_ttl_is_set() {
     let redis = redis();
     let prefix = unique_prefix();
     let storage = redis.storage(&prefix).await.ttl(Duration::from_secs(600));
     let (session, _) = request(&storage, None, |s| s.set("user", "mj").unwrap()).await;
-    let key = format!("{prefix}{}", session.id());
-    assert_eq!(storage.backend().key(&session.id()), key);
+    let id = session.id();
+    let key = format!("{prefix}{}", id_digest(&id));
+    assert_eq!(storage.key_for(&id), key);
+    assert_eq!(storage.backend().key(&id), key);
+    assert!(!key.contains(&id), "{key}");
 
     // A hash of the version and the record.
     let mut conn = raw(&redis.url).await;
     let (version, bytes): (Option<String>, Option<Vec<u8>>) =
         redis_cmd(&mut conn, "HMGET", (&key, "v", "d")).await;
-    let version = version.expect("the key prefix + id holds field v");
+    let version = version.expect("the key prefix + id digest holds field v");
     assert!(version.parse::<u64>().is_ok(), "v is a u64: {version}");
     let record = Record::decode("test", &bytes.expect("field d")).unwrap();
     assert_eq!(record.data.values["user"], "mj");
@@ -121,13 +126,65 @@ async fn key_is_prefix_plus_id_and_ttl_is_set() {
 }
 
 #[tokio::test]
+async fn a_scan_of_the_server_yields_no_session_id() {
+    let redis = redis();
+    let prefix = unique_prefix();
+    let storage = redis.storage(&prefix).await.use_unknown_ids(true);
+    let mut ids = Vec::new();
+    let (first, c1) = request(&storage, None, |s| {
+        s.set("user", "mj").unwrap();
+        s.flash("notice", "hello").unwrap();
+    })
+    .await;
+    ids.push(first.id());
+    // Regenerated without deleting: both ids are live.
+    let (second, _) = request(&storage, c1.as_deref(), |s| s.regenerate_id(false).unwrap()).await;
+    ids.push(second.id());
+    let (chosen, _) = request(&storage, Some("a-client-chosen-id"), |s| {
+        s.set("n", 1).unwrap()
+    })
+    .await;
+    ids.push(chosen.id());
+
+    let mut conn = raw(&redis.url).await;
+    let mut cursor = 0u64;
+    let mut keys = Vec::new();
+    loop {
+        let (next, batch): (u64, Vec<String>) =
+            redis_cmd(&mut conn, "SCAN", (cursor, "MATCH", format!("{prefix}*"))).await;
+        keys.extend(batch);
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    keys.sort();
+    let mut expected: Vec<String> = ids.iter().map(|id| storage.key_for(id)).collect();
+    expected.sort();
+    assert_eq!(keys, expected, "one key per live session");
+    for key in &keys {
+        let fields: Vec<Vec<u8>> = redis_cmd(&mut conn, "HGETALL", key).await;
+        let mut stored = key.as_bytes().to_vec();
+        fields.into_iter().for_each(|f| stored.extend(f));
+        let stored = String::from_utf8_lossy(&stored);
+        for id in &ids {
+            assert!(
+                !stored.contains(id.as_str()),
+                "{key} holds the id {id}: {stored}"
+            );
+        }
+    }
+    let _: () = redis_cmd(&mut conn, "DEL", keys).await;
+}
+
+#[tokio::test]
 async fn without_ttl_keys_do_not_expire() {
     let redis = redis();
     let prefix = unique_prefix();
     let storage = redis.storage(&prefix).await;
     let (session, _) = request(&storage, None, |s| s.set("a", 1).unwrap()).await;
     let mut conn = raw(&redis.url).await;
-    let key = format!("{prefix}{}", session.id());
+    let key = storage.key_for(&session.id());
     let pttl: i64 = redis_cmd(&mut conn, "PTTL", &key).await;
     assert_eq!(
         pttl, -1,
@@ -146,7 +203,7 @@ async fn max_lifetime_sets_the_expiry_too() {
         .max_lifetime(Duration::from_secs(100));
     let (session, _) = request(&storage, None, |s| s.set("a", 1).unwrap()).await;
     let mut conn = raw(&redis.url).await;
-    let key = format!("{prefix}{}", session.id());
+    let key = storage.key_for(&session.id());
     let pttl: i64 = redis_cmd(&mut conn, "PTTL", &key).await;
     assert!(pttl > 0 && pttl <= 100_000, "PTTL {pttl}");
     let _: () = redis_cmd(&mut conn, "DEL", &key).await;
@@ -159,7 +216,8 @@ async fn default_prefix_is_session_colon() {
     assert_eq!(storage.backend().prefix(), "session:");
     let (session, _) = request(&storage, None, |s| s.set("a", 1).unwrap()).await;
     let mut conn = raw(&redis.url).await;
-    let key = format!("session:{}", session.id());
+    let key = storage.key_for(&session.id());
+    assert_eq!(key, format!("session:{}", id_digest(&session.id())));
     let exists: bool = redis_cmd(&mut conn, "EXISTS", &key).await;
     assert!(exists, "{key} must exist");
     // Clean up through the storage: destroy deletes the key.
@@ -262,7 +320,7 @@ async fn writes_and_deletes_are_conditional_on_what_is_stored() {
     // A key of another type (here a string) is never taken by Absent or Version; Any
     // replaces it.
     let mut conn = raw(&redis.url).await;
-    let other = format!("{prefix}other");
+    let other = storage.key_for("other");
     let _: () = redis_cmd(&mut conn, "SET", (&other, "not ours")).await;
     let other_store = async |expected| {
         backend
@@ -293,7 +351,7 @@ async fn expiry_is_set_cleared_and_clamped() {
     let backend = storage.backend();
     let mut conn = raw(&redis.url).await;
     let id = "expiry-id";
-    let key = format!("{prefix}{id}");
+    let key = storage.key_for(id);
     let pttl = async |conn: &mut redis::aio::MultiplexedConnection| -> i64 {
         redis_cmd(conn, "PTTL", &key).await
     };
@@ -372,7 +430,7 @@ async fn a_save_of_a_session_deleted_meanwhile_writes_nothing() {
         "the late request's response clears its cookie"
     );
     let mut conn = raw(&redis.url).await;
-    let exists: bool = redis_cmd(&mut conn, "EXISTS", format!("{prefix}{}", session.id())).await;
+    let exists: bool = redis_cmd(&mut conn, "EXISTS", storage.key_for(&session.id())).await;
     assert!(!exists, "a destroyed session is not written back");
 }
 
@@ -409,9 +467,9 @@ async fn regenerate_with_delete_removes_the_old_key() {
     assert_ne!(s1.id(), s2.id());
     assert_eq!(c2.as_deref(), Some(s2.id().as_str()));
     let mut conn = raw(&redis.url).await;
-    let old: bool = redis_cmd(&mut conn, "EXISTS", format!("{prefix}{}", s1.id())).await;
+    let old: bool = redis_cmd(&mut conn, "EXISTS", storage.key_for(&s1.id())).await;
     assert!(!old, "the old key must be deleted");
-    let new_key = format!("{prefix}{}", s2.id());
+    let new_key = storage.key_for(&s2.id());
     let pttl: i64 = redis_cmd(&mut conn, "PTTL", &new_key).await;
     assert!(
         pttl > 0 && pttl <= 60_000,
@@ -528,14 +586,14 @@ async fn corrupt_records_are_errors_not_panics() {
             }
             other => panic!("expected Error::Corrupt for {id}, got {other:?}"),
         }
-        keys.push(format!("{prefix}{id}"));
+        keys.push(storage.key_for(&id));
     };
 
     // Strings, as the previous version of this crate wrote them, and garbage.
     let strings: [&[u8]; 5] = [&valid, b"not json", b"\xff\xfe\x00", b"{\"d\":42}", b""];
     for (i, bytes) in strings.iter().enumerate() {
         let id = format!("corrupt-string-session-id-{i}");
-        let _: () = redis_cmd(&mut conn, "SET", (format!("{prefix}{id}"), *bytes)).await;
+        let _: () = redis_cmd(&mut conn, "SET", (storage.key_for(&id), *bytes)).await;
         check(id).await;
     }
     // Hashes missing a field, or with a field that does not decode.
@@ -548,12 +606,12 @@ async fn corrupt_records_are_errors_not_panics() {
     ];
     for (i, fields) in hashes.iter().enumerate() {
         let id = format!("corrupt-hash-session-id-{i}");
-        let _: () = redis_cmd(&mut conn, "HSET", (format!("{prefix}{id}"), *fields)).await;
+        let _: () = redis_cmd(&mut conn, "HSET", (storage.key_for(&id), *fields)).await;
         check(id).await;
     }
     // Another type altogether.
     let id = "corrupt-list-session-id".to_owned();
-    let _: () = redis_cmd(&mut conn, "RPUSH", (format!("{prefix}{id}"), "x")).await;
+    let _: () = redis_cmd(&mut conn, "RPUSH", (storage.key_for(&id), "x")).await;
     check(id).await;
     let _: () = redis_cmd(&mut conn, "DEL", keys).await;
 }
@@ -757,8 +815,9 @@ mod layer_flow {
     }
 
     #[tokio::test]
-    async fn a_session_in_the_old_string_format_starts_afresh() {
-        // Before sessions were versioned hashes, each was a string of the record's JSON.
+    async fn a_session_in_the_old_format_is_not_found() {
+        // Older versions stored each session as a string of the record's JSON under the
+        // prefix plus the raw id: keys are digests of the id now, so it is never looked at.
         let redis = redis();
         let prefix = unique_prefix();
         let id = "old-format-session-id-0123456789";

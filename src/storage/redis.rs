@@ -13,14 +13,16 @@ use redis::{
 };
 
 use super::{
-    Error, Expected, Moved, Record, ServerStorage, SessionBackend, Versioned, store_moved_in_steps,
+    Error, Expected, Moved, Record, ServerStorage, SessionBackend, Versioned, id_digest,
+    store_moved_in_steps,
 };
 
 /// Sessions in Redis: for several app servers behind a load balancer that share their
 /// sessions.
 ///
-/// Each session is one hash key, `key_prefix + id` (the prefix defaults to `"session:"`),
-/// with two fields: `v`, a random version that every write draws anew, and `d`, the
+/// Each session is one hash key, `key_prefix` (default `"session:"`) followed by the hex
+/// SHA-256 of the session id ([`id_digest`], see [`key_for`](RedisStorage::key_for)), so
+/// that a `SCAN`, a dump or a log line holds no usable session id. It has two fields: `v`, a random version that every write draws anew, and `d`, the
 /// [`Record`] as compact JSON. Every write sets the key's expiry from
 /// [`ttl`](ServerStorage::ttl) (and [`max_lifetime`](ServerStorage::max_lifetime)), so
 /// Redis drops abandoned sessions by itself; without either the keys never expire.
@@ -29,8 +31,9 @@ use super::{
 /// the version its request loaded (a compare-and-set), so that concurrent saves of one
 /// session are merged rather than lost (see [`ServerStorage`]). A new session is written
 /// only where no key exists, so a colliding id can never overwrite another user's session.
-/// A key that is not such a hash (a string written by an older version of this crate)
-/// reads as [`Error::Corrupt`]: the layer starts a fresh session.
+/// A key that is not such a hash reads as [`Error::Corrupt`]: the layer starts a fresh
+/// session. Sessions that older versions of this crate stored under the raw id are simply
+/// not found.
 ///
 /// One connection is shared by all requests (commands are pipelined on it); when it
 /// breaks, it is re-established in the background, and requests fail with an error (never
@@ -197,7 +200,8 @@ impl RedisStorage {
     /// [`RedisOptions`].
     ///
     /// Keys are spread over the cluster by their hash slot as usual: every command and
-    /// script touches a single key, so the prefix needs no hash tag.
+    /// script touches a single key, so the prefix needs no hash tag (one, like
+    /// `"{sessions}:"`, would put every session on one node).
     ///
     /// ```no_run
     /// use session_layer::RedisStorage;
@@ -237,10 +241,29 @@ impl RedisStorage {
     }
 
     /// Puts every key under `prefix` (default `"session:"`): the key of a session is
-    /// `prefix + id`. Give each application its own prefix when they share a Redis.
+    /// `prefix` followed by the hex SHA-256 of its id. Give each application its own prefix
+    /// when they share a Redis.
     pub fn key_prefix(mut self, prefix: &str) -> Self {
         self.backend_mut().prefix = Arc::from(prefix);
         self
+    }
+
+    /// The Redis key that holds the session `id`: the prefix followed by the hex SHA-256 of
+    /// the id ([`id_digest`]), never the id itself.
+    ///
+    /// ```no_run
+    /// use session_layer::RedisStorage;
+    /// use session_layer::storage::id_digest;
+    ///
+    /// # async fn run() -> Result<(), session_layer::Error> {
+    /// let storage = RedisStorage::connect("redis://127.0.0.1:6379").await?;
+    /// let key = storage.key_for("some-session-id");
+    /// assert_eq!(key, format!("session:{}", id_digest("some-session-id")));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn key_for(&self, id: &str) -> String {
+        self.backend().key(id)
     }
 }
 
@@ -360,27 +383,18 @@ impl RedisBackend {
         &self.prefix
     }
 
-    /// The Redis key of the session `id`: the prefix followed by the id.
+    /// The Redis key of the session `id`: the prefix followed by the hex SHA-256 of the id
+    /// ([`RedisStorage::key_for`]).
     pub fn key(&self, id: &str) -> String {
-        let mut key = String::with_capacity(self.prefix.len() + id.len());
+        let mut key = String::with_capacity(self.prefix.len() + 64);
         key.push_str(&self.prefix);
-        key.push_str(id);
+        key.push_str(&id_digest(id));
         key
     }
 
     /// Whether this backend talks to a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
         matches!(self.conn, Connection::Cluster(_))
-    }
-
-    /// Names a key in errors and logs without the whole session id (a bearer credential).
-    fn redacted(&self, id: &str) -> String {
-        let shown: String = id.chars().take(6).collect();
-        format!("{}{shown}… (redis)", self.prefix)
-    }
-
-    fn corrupt(&self, id: &str, reason: &str) -> Error {
-        Error::corrupt(self.redacted(id), reason)
     }
 
     /// Sends `cmd` and waits for its answer within the response timeout. The inner result
@@ -459,15 +473,26 @@ fn write_args(record: &Record, ttl: Option<Duration>) -> (u64, Vec<u8>, u64) {
     (version, record.encode(), ttl_ms)
 }
 
+/// How errors and logs name a key: the key itself, which holds a digest of the id, not the
+/// id (a bearer credential), so that an operator can look the record up.
+fn named(key: &str) -> String {
+    format!("{key} (redis)")
+}
+
+fn corrupt(key: &str, reason: &str) -> Error {
+    Error::corrupt(named(key), reason)
+}
+
 impl SessionBackend for RedisBackend {
     async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
+        let key = self.key(id);
         let mut cmd = redis::cmd("HMGET");
-        cmd.arg(self.key(id)).arg("v").arg("d");
+        cmd.arg(&key).arg("v").arg("d");
         let fields: (Option<Vec<u8>>, Option<Vec<u8>>) = match self.send(&cmd).await? {
             Ok(fields) => fields,
             // A string written by an older version of this crate, or no session at all.
             Err(e) if e.code() == Some("WRONGTYPE") => {
-                return Err(self.corrupt(id, "the key is not a hash"));
+                return Err(corrupt(&key, "the key is not a hash"));
             }
             Err(e) => return Err(redis_error(e)),
         };
@@ -477,11 +502,11 @@ impl SessionBackend for RedisBackend {
                 let version = std::str::from_utf8(&version)
                     .ok()
                     .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| self.corrupt(id, "field v is not a version"))?;
-                let record = Record::decode(&self.redacted(id), &data)?;
+                    .ok_or_else(|| corrupt(&key, "field v is not a version"))?;
+                let record = Record::decode(&named(&key), &data)?;
                 Ok(Some(Versioned { record, version }))
             }
-            _ => Err(self.corrupt(id, "the hash lacks field v or d")),
+            _ => Err(corrupt(&key, "the hash lacks field v or d")),
         }
     }
 

@@ -5,6 +5,7 @@
 //! (and the filesystem and Redis cases) is `cargo bench -p session-layer-compare`.
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -29,6 +30,15 @@ async fn read_only(session: Session) -> &'static str {
 
 async fn untouched() -> &'static str {
     "ok"
+}
+
+/// Saves `sessions` new sessions, each holding one value, as a busy server's would be.
+async fn fill<St: SessionStorage>(storage: &St, sessions: usize) {
+    for n in 0..sessions {
+        let session = storage.read(None).await.unwrap();
+        session.set("n", n).unwrap();
+        storage.save(&session).await.unwrap();
+    }
 }
 
 fn cookie(encrypted: bool) -> SessionCookie {
@@ -97,6 +107,20 @@ fn bench(c: &mut Criterion) {
         };
         group.bench_function(name, |b| run(b, &app, Some(&cookie)));
     }
+
+    // The memory read-write request again, beside a million other live sessions with a TTL
+    // (so the expiry bookkeeping is full): what a write costs must not grow with them.
+    // Filled on first use, as criterion calls this closure once per sample and skips it
+    // altogether when a filter leaves the line out.
+    let mut crowded = None;
+    group.bench_function("memory_read_write_1m_live_sessions", |b| {
+        let (app, cookie) = crowded.get_or_insert_with(|| {
+            let storage = MemoryStorage::new().ttl(Duration::from_secs(3600));
+            rt.block_on(fill(&storage, 1_000_000));
+            app_with_session(&rt, storage, false, routes(get(read_write)))
+        });
+        run(b, app, Some(cookie))
+    });
 
     let fresh = Router::new()
         .route("/", get(untouched))

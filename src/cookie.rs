@@ -1,5 +1,6 @@
 //! The cookie that carries the session: signing, encryption, attributes.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -57,6 +58,14 @@ struct Keys {
 /// [`secrets`](SessionCookie::secrets) is tried in turn when verifying, so secrets can be
 /// rotated without logging everybody out.
 ///
+/// A request whose `Cookie` header carries this cookie's name more than once, with values
+/// that verify but differ, is treated as carrying no session (see
+/// [`parse`](SessionCookie::parse)): a sibling subdomain, or a script on one, can plant a
+/// validly sealed cookie of the attacker's own session beside the victim's ("cookie
+/// tossing"), and nothing in the header tells which is which. In production, name the cookie
+/// `__Host-…` (e.g. `__Host-session`): browsers accept such a cookie only host-only,
+/// `Secure` and with `Path=/`, so no other host can set one, and the ambiguity cannot arise.
+///
 /// ```
 /// use std::time::Duration;
 /// use session_layer::{SameSite, SessionCookie};
@@ -97,6 +106,26 @@ pub struct SessionCookie {
     /// `validate`'s message: the length only, never the secret.
     short_secret: Option<(usize, usize)>,
     keys: Arc<Keys>,
+}
+
+/// What one `Cookie` header says about this cookie.
+enum Lookup<'h> {
+    /// No value under our name verifies.
+    Absent,
+    /// One value verifies, or several that decode to the same value.
+    Found(Unsealed<'h>),
+    /// Values that verify but differ: a planted cookie beside the real one.
+    Ambiguous,
+}
+
+/// A cookie value found in the headers of a request, owned.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Received {
+    /// The verified, decoded value.
+    pub value: String,
+    /// The value as sent, still sealed, when the newest secret sealed it: it can be sent
+    /// again as it is.
+    pub resend: Option<String>,
 }
 
 /// A cookie value found in a request, with what is needed to send it back unchanged.
@@ -293,22 +322,110 @@ impl SessionCookie {
     /// value.
     ///
     /// `None` when the cookie is absent, unsigned but should be signed, tampered with,
-    /// sealed with an unknown secret, or malformed. When the header holds the name more
-    /// than once, the first value that verifies wins. Never panics, and allocates nothing
-    /// for values longer than a browser would store.
+    /// sealed with an unknown secret, or malformed. Never panics, and allocates nothing for
+    /// values longer than a browser would store.
+    ///
+    /// When the header holds the name more than once, values that do not verify are
+    /// ignored, and the verified ones must all decode to the same value: if two differ,
+    /// the result is `None` (the layer then starts a fresh session). Browsers send every
+    /// cookie whose domain and path match, so a sibling subdomain can plant a sealed cookie
+    /// of the attacker's own session under the same name, first or last in the header; no
+    /// rule (first, last, newest secret) can tell it from the victim's, and taking either
+    /// could make the victim act in the attacker's session. A `__Host-` name (see
+    /// [`SessionCookie`]) keeps other hosts from setting the cookie at all.
     pub fn parse(&self, cookie_header: Option<&str>) -> Option<String> {
         self.unseal(cookie_header?).map(|found| found.value)
     }
 
+    /// This cookie's verified value in one `Cookie` header, with the rules of
+    /// [`parse`](SessionCookie::parse): `None` when absent or ambiguous.
     pub(crate) fn unseal<'h>(&self, cookie_header: &'h str) -> Option<Unsealed<'h>> {
-        values_named(cookie_header, &self.name).find_map(|raw| {
+        match self.lookup(cookie_header) {
+            Lookup::Found(found) => Some(found),
+            Lookup::Absent | Lookup::Ambiguous => None,
+        }
+    }
+
+    /// This cookie's verified value across every `Cookie` header of a request (HTTP/2 may
+    /// send one header per cookie), with the rules of [`parse`](SessionCookie::parse)
+    /// applied to all of them together, so that a planted cookie cannot hide in a header
+    /// of its own. Headers that are not UTF-8 are read leniently: a replaced byte can only
+    /// spoil a cookie that is not ours, or one that then fails verification.
+    #[cfg_attr(
+        not(test),
+        allow(
+            dead_code,
+            reason = "for the layer, which still calls unseal per header"
+        )
+    )]
+    pub(crate) fn receive<'a>(
+        &self,
+        headers: impl IntoIterator<Item = &'a http::HeaderValue>,
+    ) -> Option<Received> {
+        let mut received: Option<Received> = None;
+        for header in headers {
+            let header = match header.to_str() {
+                Ok(ascii) => Cow::Borrowed(ascii),
+                Err(_) => String::from_utf8_lossy(header.as_bytes()),
+            };
+            let found = match self.lookup(&header) {
+                Lookup::Absent => continue,
+                Lookup::Ambiguous => return None,
+                Lookup::Found(found) => found,
+            };
+            match &mut received {
+                None => {
+                    received = Some(Received {
+                        resend: found.by_newest_secret.then(|| found.sealed.to_owned()),
+                        value: found.value,
+                    });
+                }
+                Some(first) if first.value == found.value => {
+                    if first.resend.is_none() && found.by_newest_secret {
+                        first.resend = Some(found.sealed.to_owned());
+                    }
+                }
+                Some(_) => return None,
+            }
+        }
+        received
+    }
+
+    /// Scans one header: every value under our name is opened, and verified values must
+    /// agree. Allocates only the decoded value of each value that verifies.
+    fn lookup<'h>(&self, cookie_header: &'h str) -> Lookup<'h> {
+        let mut found: Option<Unsealed<'h>> = None;
+        for raw in values_named(cookie_header, &self.name) {
             let sealed = unquote(raw);
-            self.open(sealed).map(|(value, key)| Unsealed {
-                value,
-                sealed,
-                by_newest_secret: key == 0,
-            })
-        })
+            // The same text again (a cookie set for two paths) opens to the same value.
+            if found.as_ref().is_some_and(|first| first.sealed == sealed) {
+                continue;
+            }
+            let Some((value, key)) = self.open(sealed) else {
+                continue;
+            };
+            match &mut found {
+                None => {
+                    found = Some(Unsealed {
+                        value,
+                        sealed,
+                        by_newest_secret: key == 0,
+                    });
+                }
+                Some(first) if first.value == value => {
+                    // Equal values: keep one the newest secret sealed, so it can be resent.
+                    if !first.by_newest_secret && key == 0 {
+                        first.sealed = sealed;
+                        first.by_newest_secret = true;
+                    }
+                }
+                Some(_) => return Lookup::Ambiguous,
+            }
+        }
+        match found {
+            Some(found) => Lookup::Found(found),
+            None => Lookup::Absent,
+        }
     }
 
     /// Verifies and decodes one sealed value; returns it with the index of the secret
@@ -600,6 +717,61 @@ mod tests {
         }
         // The generator must actually produce matching pairs, or the test proves nothing.
         assert!(matched > 1_000, "only {matched} values found");
+    }
+
+    /// HTTP/2 may send each cookie in a header of its own: a planted cookie alone in its
+    /// header is as ambiguous as one beside ours.
+    #[test]
+    fn receive_applies_the_duplicate_rule_across_headers() {
+        use http::HeaderValue;
+        let cookie = SessionCookie::new("sid").secrets([SECRET]);
+        let sealed = |value: &str| cookie.seal(value);
+        let header = |text: String| HeaderValue::try_from(text).unwrap();
+        let (victim, planted) = (sealed("victim"), sealed("attacker"));
+
+        let headers = [
+            header(format!("sid={planted}")),
+            header(format!("sid={victim}")),
+        ];
+        assert_eq!(cookie.receive(&headers), None);
+        let headers = [header("a=1".into()), header(format!("sid={victim}"))];
+        let expected = Received {
+            value: "victim".into(),
+            resend: Some(victim.clone()),
+        };
+        assert_eq!(cookie.receive(&headers), Some(expected));
+        // Ambiguous inside one header, even when another header holds the same value.
+        let headers = [
+            header(format!("sid={victim}")),
+            header(format!("sid={victim}; sid={planted}")),
+        ];
+        assert_eq!(cookie.receive(&headers), None);
+        // A header that is not UTF-8 does not hide ours.
+        let mut bytes = b"junk=\xff\xfe; sid=".to_vec();
+        bytes.extend_from_slice(victim.as_bytes());
+        let headers = [HeaderValue::from_bytes(&bytes).unwrap()];
+        assert_eq!(cookie.receive(&headers).unwrap().value, "victim");
+        assert_eq!(cookie.receive(&[]), None);
+
+        // Equal values under an old and the newest secret: the newest one is resent.
+        let old = SessionCookie::new("sid").secrets(["an older secret, 32 bytes or more"]);
+        let rotated =
+            SessionCookie::new("sid").secrets([SECRET, "an older secret, 32 bytes or more"]);
+        let (by_old, by_new) = (old.seal("same"), rotated.seal("same"));
+        let headers = [
+            header(format!("sid={by_old}")),
+            header(format!("sid={by_new}")),
+        ];
+        assert_eq!(
+            rotated.receive(&headers).unwrap().resend,
+            Some(by_new.clone())
+        );
+        let both = format!("sid={by_old}; sid={by_new}");
+        let one = rotated.unseal(&both).unwrap();
+        assert!(one.by_newest_secret);
+        assert_eq!(one.sealed, by_new);
+        let headers = [header(format!("sid={by_old}"))];
+        assert_eq!(rotated.receive(&headers).unwrap().resend, None);
     }
 
     #[test]

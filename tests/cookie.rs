@@ -665,16 +665,70 @@ fn ten_thousand_invalid_duplicates_then_a_valid_one() {
     assert_eq!(cookie.parse(Some(&header)).as_deref(), Some("real"));
 }
 
+/// Cookie tossing: a sibling subdomain plants a validly sealed cookie of the attacker's own
+/// session under our name. Whichever comes first, the header is ambiguous: no session.
 #[test]
-fn duplicates_first_valid_wins() {
-    let cookie = signed("sid");
-    let (one, two) = (valid(&cookie, "one"), valid(&cookie, "two"));
-    let header = format!("sid={one}; sid={two}");
-    assert_eq!(cookie.parse(Some(&header)).as_deref(), Some("one"));
-    let header = format!("sid=garbage; sid={two}; sid={one}");
-    assert_eq!(cookie.parse(Some(&header)).as_deref(), Some("two"));
-    let header = format!("sid={}; sid={one}", flip_char(&two, 0));
-    assert_eq!(cookie.parse(Some(&header)).as_deref(), Some("one"));
+fn a_planted_valid_cookie_makes_the_header_ambiguous() {
+    for cookie in [signed("sid"), encrypted("sid")] {
+        let (victim, planted) = (valid(&cookie, "victim"), valid(&cookie, "attacker"));
+        for header in [
+            format!("sid={planted}; sid={victim}"),
+            format!("sid={victim}; sid={planted}"),
+            format!("a=1; sid={planted}; b=2; sid={victim}; c=3"),
+            format!("sid=garbage; sid={victim}; sid=\"{planted}\""),
+        ] {
+            assert_eq!(cookie.parse(Some(&header)), None, "{header}");
+        }
+    }
+}
+
+#[test]
+fn a_duplicate_of_the_same_value_still_parses() {
+    for cookie in [signed("sid"), encrypted("sid")] {
+        let one = valid(&cookie, "one");
+        // The same text twice (set for two paths), or the same value sealed twice.
+        let again = valid(&cookie, "one");
+        for header in [
+            format!("sid={one}; sid={one}"),
+            format!("sid={one}; sid={again}"),
+            format!("sid={again}; x=1; sid=\"{one}\""),
+        ] {
+            assert_eq!(
+                cookie.parse(Some(&header)).as_deref(),
+                Some("one"),
+                "{header}"
+            );
+        }
+    }
+    // Sealed with the newest and with an older secret: one value, no ambiguity.
+    let old = signed("sid");
+    let rotated = SessionCookie::new("sid").secrets([SECRET2, SECRET1]);
+    let header = format!("sid={}; sid={}", valid(&old, "one"), valid(&rotated, "one"));
+    assert_eq!(rotated.parse(Some(&header)).as_deref(), Some("one"));
+}
+
+#[test]
+fn an_unverifiable_planted_value_does_not_hide_the_valid_one() {
+    for cookie in [signed("sid"), encrypted("sid")] {
+        let good = valid(&cookie, "good");
+        let forged = flip_char(&valid(&cookie, "attacker"), 0);
+        let other_secret = SessionCookie::new("sid")
+            .secrets(["another site's secret, 32 bytes or more"])
+            .encrypted(cookie.is_encrypted());
+        let foreign = valid(&other_secret, "attacker");
+        for header in [
+            format!("sid={forged}; sid={good}"),
+            format!("sid={good}; sid={forged}"),
+            format!("sid={foreign}; sid={good}; sid=garbage"),
+            format!("sid=garbage; sid={good}; sid={foreign}"),
+        ] {
+            assert_eq!(
+                cookie.parse(Some(&header)).as_deref(),
+                Some("good"),
+                "{header}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -2,8 +2,11 @@
 //! cookie with two secrets (rotation), and the properties parse must keep:
 //!
 //! * it never panics and never returns a value longer than a browser would store;
+//! * it agrees with a model that parses each `;`-separated pair alone: no pair verifies
+//!   gives `None`, verified pairs that all decode to one value give it, verified pairs that
+//!   differ give `None` (a planted cookie: cookie tossing);
 //! * whatever `serialize` produces parses back to the same value, wherever it sits among
-//!   other cookies (unless an earlier cookie of the same name verifies: the first wins);
+//!   other cookies (unless another cookie of the same name verifies to another value);
 //! * a value sealed with the older secret still opens after rotation, one sealed with the
 //!   newer secret does not open with the older alone;
 //! * a value never opens under another cookie name, nor in the other mode (signed vs
@@ -56,8 +59,24 @@ fn pair(set_cookie: &str) -> &str {
         .expect("split yields at least one piece")
 }
 
+/// The values of the pairs of `header` that verify, each pair parsed alone.
+fn verified_pairs(cookie: &SessionCookie, header: &str) -> Vec<String> {
+    header
+        .split(';')
+        .filter_map(|pair| cookie.parse(Some(pair)))
+        .collect()
+}
+
+/// What `parse` must give: the one value the verified pairs agree on, else `None`.
+fn model(cookie: &SessionCookie, header: &str) -> Option<String> {
+    let verified = verified_pairs(cookie, header);
+    let first = verified.first()?;
+    verified.iter().all(|v| v == first).then(|| first.clone())
+}
+
 fn check_parse(cookie: &SessionCookie, header: &str) -> Option<String> {
     let value = cookie.parse(Some(header));
+    assert_eq!(value, model(cookie, header), "header {header:?}");
     if let Some(v) = &value {
         // The sealed value is at most 4096 bytes and decoding only shrinks it.
         assert!(
@@ -89,13 +108,19 @@ fn round_trip(
     assert!(set_cookie.len() <= MAX_COOKIE_SIZE);
     let sent = pair(&set_cookie);
 
-    // Alone, and among other cookies: an earlier same-name cookie that verifies wins.
+    // Alone, and among other cookies: found unless a same-name cookie around it verifies
+    // to another value, which makes the header ambiguous.
     assert_eq!(cookie.parse(Some(sent)).as_deref(), Some(value));
     let header = format!("{prefix}; {sent};{suffix}");
-    let expected = cookie
-        .parse(Some(prefix))
-        .unwrap_or_else(|| value.to_owned());
-    assert_eq!(cookie.parse(Some(&header)), Some(expected));
+    let planted = verified_pairs(cookie, prefix)
+        .into_iter()
+        .chain(verified_pairs(cookie, suffix))
+        .any(|other| other != value);
+    let expected = (!planted).then(|| value.to_owned());
+    assert_eq!(check_parse(cookie, &header), expected, "header {header:?}");
+    // The same value sent twice is no ambiguity.
+    let twice = format!("{sent}; {header}");
+    assert_eq!(check_parse(cookie, &twice), expected, "header {twice:?}");
 
     // Sealed with the newest secret: the old secret alone cannot open it.
     assert_eq!(old.parse(Some(sent)), None, "old secret opened a new value");

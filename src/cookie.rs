@@ -28,6 +28,9 @@ const MIN_SECRET_LEN: usize = 32;
 const NONCE_LEN: usize = 24;
 /// Bytes of a Poly1305 tag.
 const AEAD_TAG_LEN: usize = 16;
+/// The latest instant a cookie date can name, 9999-12-31 23:59:59 UTC, in seconds since the
+/// Unix epoch: RFC 6265 dates have four-digit years.
+const LATEST_COOKIE_SECS: u64 = 253_402_300_799;
 /// What the encryption key of each secret is derived with (HMAC-SHA256 of this, keyed by the
 /// secret), so that the signing and the encryption keys differ.
 const AEAD_KEY_LABEL: &[u8] = b"session-layer xchacha20-poly1305 key";
@@ -241,6 +244,10 @@ impl SessionCookie {
 
     /// The `Max-Age` attribute: how long the browser keeps the cookie after each response
     /// that sets it (default none: until the browser closes).
+    ///
+    /// Anything longer than 253,402,300,799 seconds (from 1970 to the end of year 9999, the
+    /// latest date a cookie can carry) is sent as that, so `Duration::MAX` works and nothing
+    /// overflows; browsers cap the lifetime at 400 days anyway.
     pub fn max_age(mut self, max_age: Duration) -> Self {
         self.max_age = Some(max_age);
         self
@@ -248,6 +255,11 @@ impl SessionCookie {
 
     /// The `Expires` attribute: an absolute time the browser drops the cookie. Browsers
     /// prefer `Max-Age` when both are set.
+    ///
+    /// Cookie dates run from 1970 to the end of year 9999 here: a later time is sent as
+    /// 9999-12-31 23:59:59 GMT (a cookie cannot carry a later date), an earlier one as
+    /// 1970-01-01 00:00:00 GMT (still in the past, so the browser drops the cookie as it
+    /// would for the time given). No time makes rendering panic.
     pub fn expires(mut self, expires: SystemTime) -> Self {
         self.expires = Some(expires);
         self
@@ -583,14 +595,25 @@ impl SessionCookie {
             builder = builder.domain(domain);
         }
         if let Some(max_age) = max_age {
-            let seconds = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+            let seconds = clamped_seconds(max_age.as_secs());
             builder = builder.max_age(cookie::time::Duration::seconds(seconds));
         }
         if let Some(expires) = expires {
-            builder = builder.expires(cookie::time::OffsetDateTime::from(expires));
+            // Not `OffsetDateTime::from`, which panics past year 9999.
+            let seconds = expires
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |since| clamped_seconds(since.as_secs()));
+            let date = cookie::time::OffsetDateTime::from_unix_timestamp(seconds)
+                .unwrap_or(cookie::time::OffsetDateTime::UNIX_EPOCH);
+            builder = builder.expires(date);
         }
         builder.to_string()
     }
+}
+
+/// `seconds`, at most `LATEST_COOKIE_SECS` (the end of year 9999 as a Unix time), as `i64`.
+fn clamped_seconds(seconds: u64) -> i64 {
+    i64::try_from(seconds.min(LATEST_COOKIE_SECS)).unwrap_or(0)
 }
 
 /// Cookie name prefixes are matched without regard to case, as browsers do.
@@ -666,6 +689,11 @@ mod tests {
             base().same_site(SameSite::None).partitioned(true),
             base().max_age(Duration::from_secs(3600)),
             base().expires(SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000)),
+            // Past what a cookie date can carry, both ways: clamped, never a panic.
+            base()
+                .max_age(Duration::MAX)
+                .expires(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::MAX / 4)),
+            base().expires(SystemTime::UNIX_EPOCH - Duration::from_secs(1 << 40)),
             SessionCookie::new("__Host-id")
                 .secrets([SECRET])
                 .domain("ignored.example")

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use session_layer::{Error, SameSite, SessionCookie};
+use session_layer::{Error, MemoryStorage, SameSite, SessionCookie, SessionLayer};
 
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -211,6 +211,119 @@ fn serialize_removal_clears_with_the_same_scope() {
         attr(&removal, "expires").unwrap().contains("1970"),
         "{removal}"
     );
+}
+
+// --- extreme settings ---------------------------------------------------------------------
+
+const LAST_COOKIE_DATE: &str = "Fri, 31 Dec 9999 23:59:59 GMT";
+const FIRST_COOKIE_DATE: &str = "Thu, 01 Jan 1970 00:00:00 GMT";
+
+/// Serializes with `cookie` every way the crate does, and checks the layer accepts it: none of
+/// it may panic. Returns the `Set-Cookie` of a value.
+fn serialize_every_way(cookie: &SessionCookie) -> String {
+    let header = cookie.serialize("v").unwrap();
+    let removal = cookie.serialize_removal();
+    assert_eq!(attr(&removal, "max-age").as_deref(), Some("0"), "{removal}");
+    assert_eq!(
+        attr(&removal, "expires").as_deref(),
+        Some(FIRST_COOKIE_DATE),
+        "{removal}"
+    );
+    // The layer validates and pre-renders the attributes: errors, never panics.
+    SessionLayer::try_new(cookie.clone(), MemoryStorage::new()).expect("a valid configuration");
+    header
+}
+
+#[test]
+fn expires_past_year_9999_is_sent_as_the_last_cookie_date() {
+    let end_of_9999 = UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+    for expires in [
+        UNIX_EPOCH + Duration::from_secs(u64::MAX / 4),
+        UNIX_EPOCH + Duration::from_secs(253_402_300_800), // 10000-01-01
+        end_of_9999 + Duration::from_nanos(999_999_999),
+        end_of_9999,
+    ] {
+        let header = serialize_every_way(&signed("c").expires(expires));
+        assert_eq!(
+            attr(&header, "expires").as_deref(),
+            Some(LAST_COOKIE_DATE),
+            "{header}"
+        );
+    }
+    // Just inside the range, the date is what was asked.
+    let header = serialize_every_way(&signed("c").expires(end_of_9999 - Duration::from_secs(1)));
+    assert_eq!(
+        attr(&header, "expires").as_deref(),
+        Some("Fri, 31 Dec 9999 23:59:58 GMT")
+    );
+}
+
+#[test]
+fn expires_before_1970_is_sent_as_1970_still_in_the_past() {
+    let far_past = UNIX_EPOCH
+        .checked_sub(Duration::from_secs(u64::MAX / 4))
+        .unwrap_or(UNIX_EPOCH - Duration::from_secs(1 << 40));
+    for expires in [
+        UNIX_EPOCH - Duration::from_nanos(1),
+        UNIX_EPOCH - Duration::from_secs(100 * 365 * 86_400), // 1870
+        far_past,
+        UNIX_EPOCH,
+    ] {
+        let header = serialize_every_way(&signed("c").expires(expires));
+        assert_eq!(
+            attr(&header, "expires").as_deref(),
+            Some(FIRST_COOKIE_DATE),
+            "{header}"
+        );
+    }
+}
+
+#[test]
+fn max_age_saturates_at_the_last_cookie_date() {
+    for max_age in [
+        Duration::MAX,
+        Duration::from_secs(u64::MAX),
+        Duration::from_secs(i64::MAX as u64 + 1),
+        Duration::from_secs(253_402_300_800),
+    ] {
+        let cookie = signed("c")
+            .max_age(max_age)
+            .expires(UNIX_EPOCH + Duration::from_secs(u64::MAX / 4));
+        let header = serialize_every_way(&cookie);
+        assert_eq!(
+            attr(&header, "max-age").as_deref(),
+            Some("253402300799"),
+            "{header}"
+        );
+    }
+    let header = serialize_every_way(&signed("c").max_age(Duration::from_secs(400 * 86_400)));
+    assert_eq!(attr(&header, "max-age").as_deref(), Some("34560000"));
+    let header = serialize_every_way(&signed("c").max_age(Duration::from_millis(1500)));
+    assert_eq!(attr(&header, "max-age").as_deref(), Some("1"));
+}
+
+#[test]
+fn extreme_settings_in_every_mode_never_panic() {
+    let long = "x".repeat(5000);
+    for encrypted in [false, true] {
+        let cookie = SessionCookie::new("__Host-session")
+            .secrets([SECRET1])
+            .encrypted(encrypted)
+            .max_age(Duration::MAX)
+            .expires(UNIX_EPOCH + Duration::from_secs(u64::MAX / 4))
+            .same_site(SameSite::None)
+            .partitioned(true);
+        let header = serialize_every_way(&cookie);
+        assert_eq!(cookie.parse(Some(&pair(&header))).as_deref(), Some("v"));
+        // A path or domain as long as you like is an oversize cookie, not a panic.
+        let cookie = signed("c").path(format!("/{long}")).domain(long.clone());
+        assert!(matches!(
+            cookie.serialize("v"),
+            Err(Error::CookieTooLarge { .. })
+        ));
+        let _ = cookie.serialize_removal();
+        let _ = SessionLayer::try_new(cookie, MemoryStorage::new());
+    }
 }
 
 // --- configuration ----------------------------------------------------------------------

@@ -135,3 +135,25 @@ async fn a_write_renews_the_ttl() {
     let (s_old, _) = request(&storage, c1.as_deref(), |_| {}).await;
     assert!(s_old.is_empty());
 }
+
+/// `Duration::MAX` as TTL or lifetime means "never expires here": no panic, no wrap into an
+/// expiry in the past.
+#[tokio::test]
+async fn extreme_durations_neither_panic_nor_expire() {
+    for storage in [
+        CookieStorage::new().ttl(Duration::MAX),
+        CookieStorage::new().max_lifetime(Duration::MAX),
+        CookieStorage::new()
+            .ttl(Duration::MAX)
+            .max_lifetime(Duration::MAX),
+        CookieStorage::new()
+            .ttl(Duration::from_secs(u64::MAX))
+            .max_lifetime(Duration::from_secs(u64::MAX / 1000 + 1)),
+    ] {
+        let (s1, c1) = request(&storage, None, |s| s.set("n", 1).unwrap()).await;
+        let value = c1.expect("a dirty session is written");
+        let loaded = storage.read(Some(&value)).await.unwrap();
+        assert_eq!(loaded.id(), s1.id(), "{storage:?}");
+        assert_eq!(loaded.get::<u32>("n"), Some(1), "{storage:?}");
+    }
+}

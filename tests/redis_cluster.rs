@@ -228,9 +228,24 @@ async fn keys_and_conditional_writes_in_a_cluster() {
 
     // A key of another type (here a string) is corrupt.
     let old_key = storage.key_for("old-format-id");
+    assert!(!old_key.contains("old-format-id"));
     let _: () = redis_cmd(&mut raw, "SET", (&old_key, other.encode())).await;
     match storage.read(Some("old-format-id")).await {
         Err(Error::Corrupt { record, .. }) => assert!(!record.contains("old-format-id")),
+        other => panic!("expected Error::Corrupt, got {other:?}"),
+    }
+    // A hash of the right shape over the size limit (1 MiB unless set) is refused by size.
+    let mut big = other.clone();
+    big.data
+        .values
+        .insert("pad".into(), "x".repeat(2 << 20).into());
+    let big = big.encode();
+    let _: () = redis_cmd(&mut raw, "DEL", &old_key).await;
+    let _: () = redis_cmd(&mut raw, "HSET", (&old_key, "v", "1", "d", &big)).await;
+    match storage.read(Some("old-format-id")).await {
+        Err(Error::Corrupt { reason, .. }) => {
+            assert!(reason.contains(&format!("{} bytes", big.len())), "{reason}");
+        }
         other => panic!("expected Error::Corrupt, got {other:?}"),
     }
     let _: () = redis_cmd(&mut raw, "DEL", &old_key).await;

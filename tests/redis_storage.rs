@@ -522,9 +522,12 @@ async fn a_read_and_a_save_are_one_command_each() {
     let mut conn = raw(&url).await;
     count_commands(&mut conn).await;
 
-    // The server has not seen the script yet: EVALSHA fails, SCRIPT LOAD caches it.
+    // The server has not seen the scripts yet: EVALSHA fails, SCRIPT LOAD caches it.
     let (_, c1) = request(&storage, None, |s| s.set("user", "anon").unwrap()).await;
     let first_save = commands_sent(&mut conn).await;
+    let unknown = storage.read(Some("no-such-session")).await.unwrap();
+    assert_ne!(unknown.id(), "no-such-session");
+    let first_read = commands_sent(&mut conn).await;
 
     let session = storage.read(c1.as_deref()).await.unwrap();
     let read = commands_sent(&mut conn).await;
@@ -551,18 +554,22 @@ async fn a_read_and_a_save_are_one_command_each() {
     println!(
         "Redis commands sent per operation: read {read:?}; save of a changed session {save:?}; \
          save of a new session {create:?}; first save after a server start {first_save:?}; \
+         first read {first_read:?}; \
          read + save with regenerate_id(true) {regenerate:?}; read + regenerate_id(true) + \
          destroy {destroy:?}"
     );
 
-    assert_eq!(read, counts(&[("hmget", 1)]), "one command per read");
+    // The read script: the record, or only its size when over the limit.
+    assert_eq!(read, counts(&[("evalsha", 1)]), "one command per read");
     assert_eq!(save, counts(&[("evalsha", 1)]), "one command per save");
     assert_eq!(create, counts(&[("evalsha", 1)]));
     // EVALSHA answered NOSCRIPT, SCRIPT LOAD, EVALSHA again.
     assert_eq!(first_save, counts(&[("evalsha", 2), ("script", 1)]));
-    // One script creates the new id and deletes the old one if still as loaded.
-    assert_eq!(regenerate, counts(&[("evalsha", 1), ("hmget", 1)]));
-    assert_eq!(destroy, counts(&[("del", 2), ("hmget", 1)]));
+    assert_eq!(first_read, counts(&[("evalsha", 2), ("script", 1)]));
+    // A read, then one script creates the new id and deletes the old one if still as
+    // loaded.
+    assert_eq!(regenerate, counts(&[("evalsha", 2)]));
+    assert_eq!(destroy, counts(&[("del", 2), ("evalsha", 1)]));
     assert_eq!(c5, None, "the cookie is cleared");
     let left: Vec<String> = redis_cmd(&mut conn, "KEYS", "session:*").await;
     assert_eq!(left.len(), 1, "only the fresh session is left: {left:?}");
@@ -578,11 +585,12 @@ async fn corrupt_records_are_errors_not_panics() {
     let mut keys = Vec::new();
     let mut check = async |id: String| {
         match storage.read(Some(&id)).await {
-            Err(Error::Corrupt { record, .. }) => {
+            Err(Error::Corrupt { record, reason }) => {
                 assert!(
-                    !record.contains(&id),
-                    "the error must not carry the whole id: {record}"
+                    !record.contains(&id) && !reason.contains(&id),
+                    "the error must not carry the id: {record}: {reason}"
                 );
+                assert!(record.contains(&storage.key_for(&id)), "{record}");
             }
             other => panic!("expected Error::Corrupt for {id}, got {other:?}"),
         }
@@ -609,11 +617,149 @@ async fn corrupt_records_are_errors_not_panics() {
         let _: () = redis_cmd(&mut conn, "HSET", (storage.key_for(&id), *fields)).await;
         check(id).await;
     }
-    // Another type altogether.
+    // A hash with neither field, and a version too long to be one (never sent).
+    let id = "corrupt-hash-session-id-other".to_owned();
+    let _: () = redis_cmd(&mut conn, "HSET", (storage.key_for(&id), "x", "1")).await;
+    check(id).await;
+    let id = "corrupt-hash-session-id-long-v".to_owned();
+    let long = "1".repeat(1 << 20);
+    let _: () = redis_cmd(
+        &mut conn,
+        "HSET",
+        (storage.key_for(&id), "v", long, "d", &valid),
+    )
+    .await;
+    check(id).await;
+    // Other types altogether.
     let id = "corrupt-list-session-id".to_owned();
     let _: () = redis_cmd(&mut conn, "RPUSH", (storage.key_for(&id), "x")).await;
     check(id).await;
+    let id = "corrupt-set-session-id".to_owned();
+    let _: () = redis_cmd(&mut conn, "SADD", (storage.key_for(&id), "x")).await;
+    check(id).await;
+    let id = "corrupt-zset-session-id".to_owned();
+    let _: () = redis_cmd(&mut conn, "ZADD", (storage.key_for(&id), 1, "x")).await;
+    check(id).await;
     let _: () = redis_cmd(&mut conn, "DEL", keys).await;
+}
+
+/// Plants a key of each wrong shape at `key`, one after the other: a string, a list, a set,
+/// a hash with neither field, a hash with a version that is not one.
+async fn plant_each_wrong_shape(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    mut each: impl AsyncFnMut(&str, &mut redis::aio::MultiplexedConnection),
+) {
+    let valid = record("planted").encode();
+    let plants: [(&str, &[&[u8]]); 5] = [
+        ("SET", &[b"a string"]),
+        ("RPUSH", &[b"x"]),
+        ("SADD", &[b"x"]),
+        ("HSET", &[b"x", b"1"]),
+        ("HSET", &[b"v", b"not a number", b"d", &valid]),
+    ];
+    for (command, args) in plants {
+        let _: () = redis_cmd(conn, "DEL", key).await;
+        let _: () = redis_cmd(conn, command, (key, args)).await;
+        each(command, conn).await;
+    }
+    let _: () = redis_cmd(conn, "DEL", key).await;
+}
+
+/// The bytes the server has sent to all its clients so far.
+async fn bytes_sent(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis_cmd(conn, "INFO", "stats").await;
+    let line = info
+        .lines()
+        .find_map(|l| l.strip_prefix("total_net_output_bytes:"))
+        .expect("INFO stats lists total_net_output_bytes");
+    line.trim().parse().unwrap()
+}
+
+/// A valid record of `size` encoded bytes or a little more, whose `n` is 41.
+fn padded_record(size: usize) -> Vec<u8> {
+    let mut big = record("big");
+    big.data.values.insert("n".into(), 41.into());
+    big.data
+        .values
+        .insert("pad".into(), "x".repeat(size).into());
+    big.encode()
+}
+
+#[tokio::test]
+async fn records_over_max_record_size_are_refused_both_ways() {
+    // Counts the bytes the server sends, so it needs a server of its own.
+    let server = start_redis();
+    let url = format!("redis://127.0.0.1:{}", server.port);
+    let limit = 1 << 20;
+    let storage = RedisStorage::connect(&url)
+        .await
+        .unwrap()
+        .key_prefix(&unique_prefix())
+        .max_record_size(limit);
+    let mut conn = raw(&url).await;
+
+    // A save over the limit fails and writes nothing.
+    let session = Session::new();
+    session.set("pad", "x".repeat(limit)).unwrap();
+    match storage.save(&session).await {
+        Err(Error::RecordTooLarge { size, limit: l }) => assert!(size > limit && l == limit),
+        other => panic!("expected Error::RecordTooLarge, got {other:?}"),
+    }
+    let exists: bool = redis_cmd(&mut conn, "EXISTS", storage.key_for(&session.id())).await;
+    assert!(!exists, "nothing written");
+
+    // A hostile 8 MiB record, planted from outside, is refused by its size alone.
+    let hostile = padded_record(8 << 20);
+    let id = "hostile-session-id";
+    let key = storage.key_for(id);
+    let _: () = redis_cmd(&mut conn, "HSET", (&key, "v", "1", "d", &hostile)).await;
+    let before = bytes_sent(&mut conn).await;
+    let refused = storage.read(Some(id)).await;
+    let sent = bytes_sent(&mut conn).await - before;
+    match refused {
+        Err(Error::Corrupt { record, reason }) => {
+            assert!(record.contains(&key) && !record.contains(id), "{record}");
+            // The size the script answered instead of the record.
+            let size = format!("{} bytes, over the {limit}-byte", hostile.len());
+            assert!(reason.contains(&size), "{reason}");
+        }
+        other => panic!("expected Error::Corrupt, got {other:?}"),
+    }
+    assert!(
+        sent < 64 << 10,
+        "the server sent {sent} bytes for a refused read"
+    );
+    // So is a huge version beside a small record.
+    let small = record("small").encode();
+    let huge_version = "1".repeat(8 << 20);
+    let _: () = redis_cmd(&mut conn, "HSET", (&key, "v", huge_version, "d", small)).await;
+    let before = bytes_sent(&mut conn).await;
+    let refused = storage.read(Some(id)).await;
+    let sent = bytes_sent(&mut conn).await - before;
+    assert!(matches!(refused, Err(Error::Corrupt { .. })), "{refused:?}");
+    assert!(
+        sent < 64 << 10,
+        "the server sent {sent} bytes for a huge version"
+    );
+    let _: () = redis_cmd(&mut conn, "HSET", (&key, "v", "1", "d", &hostile)).await;
+
+    // The same record loads under a limit it fits, and a record of exactly the limit
+    // loads: only the size stood in the way.
+    let roomy = RedisStorage::connect(&url)
+        .await
+        .unwrap()
+        .key_prefix(storage.backend().prefix())
+        .max_record_size(hostile.len());
+    let loaded = roomy.read(Some(id)).await.unwrap();
+    assert_eq!(loaded.get::<u64>("n"), Some(41));
+    let exact = padded_record(limit - 200);
+    let exact = padded_record(limit - 200 + (limit - exact.len()));
+    assert_eq!(exact.len(), limit);
+    let _: () = redis_cmd(&mut conn, "HSET", (&key, "v", "1", "d", &exact)).await;
+    let loaded = storage.read(Some(id)).await.unwrap();
+    assert_eq!(loaded.get::<u64>("n"), Some(41));
+    let _: () = redis_cmd(&mut conn, "DEL", &key).await;
 }
 
 #[tokio::test]
@@ -812,6 +958,59 @@ mod layer_flow {
             !body.contains("redis") && !body.contains("refused"),
             "no internals in {body:?}"
         );
+    }
+
+    /// The `Cookie` header of a request whose signed session cookie names `id`.
+    fn cookie_naming(id: &str) -> String {
+        let signed = session_layer::SessionCookie::new("__session")
+            .secrets(["a test secret of at least 32 bytes"])
+            .serialize(id)
+            .unwrap();
+        signed.split(';').next().unwrap().to_owned()
+    }
+
+    #[tokio::test]
+    async fn a_wrong_or_oversize_record_starts_afresh_through_the_layer() {
+        let redis = redis();
+        let storage = redis
+            .storage(&unique_prefix())
+            .await
+            .max_record_size(1 << 20);
+        let id = "planted-session-id-0123456789";
+        let key = storage.key_for(id);
+        let prefix = storage.backend().prefix().to_owned();
+        let app = app(storage);
+        let mut conn = raw(&redis.url).await;
+        let cookie = cookie_naming(id);
+        let starts_afresh = async |what: &str| {
+            let (status, replaced, body) = send(&app, Some(&cookie), "/").await;
+            assert_eq!((status, body.as_str()), (StatusCode::OK, "1"), "{what}");
+            let replaced = replaced.unwrap_or_else(|| panic!("{what}: the cookie is replaced"));
+            assert_ne!(replaced, cookie);
+            let (status, _, body) = send(&app, Some(&replaced), "/").await;
+            assert_eq!((status, body.as_str()), (StatusCode::OK, "2"), "{what}");
+            // Destroying the fresh session works too.
+            let (status, cleared, _) = send(&app, Some(&replaced), "/logout").await;
+            assert_eq!(status, StatusCode::OK, "{what}");
+            assert_eq!(cleared.as_deref(), Some("__session="), "{what}");
+        };
+
+        plant_each_wrong_shape(&mut conn, &key, async |what, _| starts_afresh(what).await).await;
+        // Valid but 8 MiB, with a count of 41: loading it would answer 42.
+        let _: () = redis_cmd(
+            &mut conn,
+            "HSET",
+            (&key, "v", "1", "d", padded_record(8 << 20)),
+        )
+        .await;
+        starts_afresh("an oversize record").await;
+        let (status, _, body) = send(&app, Some(&cookie), "/").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "1"),
+            "refused again"
+        );
+        let _: () = redis_cmd(&mut conn, "DEL", keys(&redis.url, &prefix).await).await;
     }
 
     #[tokio::test]

@@ -9,12 +9,12 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{
     AsyncConnectionConfig, Client, Cmd, FromRedisValue, RedisError, RedisResult, Script,
-    ToRedisArgs,
+    ToRedisArgs, Value,
 };
 
 use super::{
-    Error, Expected, Moved, Record, ServerStorage, SessionBackend, Versioned, id_digest,
-    store_moved_in_steps,
+    DEFAULT_MAX_RECORD_SIZE, Error, Expected, Moved, Record, ServerStorage, SessionBackend,
+    Versioned, id_digest, store_moved_in_steps,
 };
 
 /// Sessions in Redis: for several app servers behind a load balancer that share their
@@ -22,18 +22,25 @@ use super::{
 ///
 /// Each session is one hash key, `key_prefix` (default `"session:"`) followed by the hex
 /// SHA-256 of the session id ([`id_digest`], see [`key_for`](RedisStorage::key_for)), so
-/// that a `SCAN`, a dump or a log line holds no usable session id. It has two fields: `v`, a random version that every write draws anew, and `d`, the
-/// [`Record`] as compact JSON. Every write sets the key's expiry from
-/// [`ttl`](ServerStorage::ttl) (and [`max_lifetime`](ServerStorage::max_lifetime)), so
-/// Redis drops abandoned sessions by itself; without either the keys never expire.
+/// that a `SCAN`, a dump or a log line holds no usable session id. It has two fields: `v`,
+/// a random version that every write draws anew, and `d`, the [`Record`] as compact JSON.
+/// Every write sets the key's expiry from [`ttl`](ServerStorage::ttl) (and
+/// [`max_lifetime`](ServerStorage::max_lifetime)), so Redis drops abandoned sessions by
+/// itself; without either the keys never expire.
 ///
-/// A read is one `HMGET`; a save is one Lua script that writes only if `v` still holds
-/// the version its request loaded (a compare-and-set), so that concurrent saves of one
-/// session are merged rather than lost (see [`ServerStorage`]). A new session is written
-/// only where no key exists, so a colliding id can never overwrite another user's session.
-/// A key that is not such a hash reads as [`Error::Corrupt`]: the layer starts a fresh
-/// session. Sessions that older versions of this crate stored under the raw id are simply
-/// not found.
+/// A read is one Lua script (`EVALSHA`) that answers the record only if `d` is within
+/// [`max_record_size`](ServerStorage::max_record_size), and only its size otherwise, so
+/// that a huge record planted in the Redis is refused without being transferred; a save is
+/// one Lua script that writes only if `v` still holds the version its request loaded (a
+/// compare-and-set), so that concurrent saves of one session are merged rather than lost
+/// (see [`ServerStorage`]). A new session is written only where no key exists, so a
+/// colliding id can never overwrite another user's session.
+///
+/// A key that is not such a hash (a string, a list, a hash without `v` or `d`, a `v` that
+/// is no number, a `d` that is not a record or is over the size limit) reads as
+/// [`Error::Corrupt`], whose message names the key, never the id: the layer logs it and
+/// starts a fresh session under a new id. Sessions that older versions of this crate
+/// stored under the raw id are simply not found.
 ///
 /// One connection is shared by all requests (commands are pipelined on it); when it
 /// breaks, it is re-established in the background, and requests fail with an error (never
@@ -274,6 +281,7 @@ pub struct RedisBackend {
     conn: Connection,
     prefix: Arc<str>,
     response_timeout: Duration,
+    max_record_size: usize,
 }
 
 /// Either kind of connection; both reconnect by themselves and are cheap to clone.
@@ -294,9 +302,30 @@ impl std::fmt::Debug for RedisBackend {
             .field("mode", &kind)
             .field("prefix", &self.prefix)
             .field("response_timeout", &self.response_timeout)
+            .field("max_record_size", &self.max_record_size)
             .finish()
     }
 }
+
+/// Reads a session in one round trip, refusing a record too big to send: KEYS[1] is its
+/// key, ARGV[1] the largest field `d` to send, in bytes. Answers nil when there is no key,
+/// -1 when it is not a hash, -2 when its field `v` is too long to be a version, the size
+/// of `d` when that is over ARGV[1] (`HSTRLEN`: the record itself never leaves the server),
+/// else `{v, d}` (either false when missing).
+static LOAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"local size = redis.pcall('HSTRLEN', KEYS[1], 'd')
+if type(size) ~= 'number' then return -1 end
+if size > tonumber(ARGV[1]) then return size end
+if redis.call('HSTRLEN', KEYS[1], 'v') > 20 then return -2 end
+local stored = redis.call('HMGET', KEYS[1], 'v', 'd')
+if not stored[1] and not stored[2] and redis.call('EXISTS', KEYS[1]) == 0 then
+  return nil
+end
+return stored
+"#,
+    )
+});
 
 /// The check both scripts start with, so that they agree with [`SessionBackend::load`] on
 /// what "absent" means: `KEYS[1]` is a session's key, `ARGV[1]` what it must hold.
@@ -375,6 +404,7 @@ impl RedisBackend {
             conn,
             prefix: Arc::from(DEFAULT_PREFIX),
             response_timeout: options.response_timeout,
+            max_record_size: DEFAULT_MAX_RECORD_SIZE,
         }
     }
 
@@ -486,27 +516,30 @@ fn corrupt(key: &str, reason: &str) -> Error {
 impl SessionBackend for RedisBackend {
     async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
         let key = self.key(id);
-        let mut cmd = redis::cmd("HMGET");
-        cmd.arg(&key).arg("v").arg("d");
-        let fields: (Option<Vec<u8>>, Option<Vec<u8>>) = match self.send(&cmd).await? {
-            Ok(fields) => fields,
-            // A string written by an older version of this crate, or no session at all.
-            Err(e) if e.code() == Some("WRONGTYPE") => {
-                return Err(corrupt(&key, "the key is not a hash"));
+        let answer: Value = self.eval(&LOAD, &[&key], self.max_record_size).await?;
+        match answer {
+            Value::Nil => Ok(None),
+            Value::Int(-1) => Err(corrupt(&key, "the key is not a hash")),
+            Value::Int(-2) => Err(corrupt(&key, "field v is not a version")),
+            Value::Int(size) => {
+                let size = u64::try_from(size).unwrap_or(u64::MAX);
+                Record::check_stored_size(&named(&key), size, self.max_record_size)?;
+                Err(Error::backend(
+                    "the read script refused a record within the limit",
+                ))
             }
-            Err(e) => return Err(redis_error(e)),
-        };
-        match fields {
-            (None, None) => Ok(None),
-            (Some(version), Some(data)) => {
-                let version = std::str::from_utf8(&version)
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| corrupt(&key, "field v is not a version"))?;
-                let record = Record::decode(&named(&key), &data)?;
-                Ok(Some(Versioned { record, version }))
-            }
-            _ => Err(corrupt(&key, "the hash lacks field v or d")),
+            Value::Array(fields) => match <[Value; 2]>::try_from(fields) {
+                Ok([Value::BulkString(version), Value::BulkString(data)]) => {
+                    let version = std::str::from_utf8(&version)
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .ok_or_else(|| corrupt(&key, "field v is not a version"))?;
+                    let record = Record::decode(&named(&key), &data)?;
+                    Ok(Some(Versioned { record, version }))
+                }
+                _ => Err(corrupt(&key, "the hash lacks field v or d")),
+            },
+            _ => Err(Error::backend("an unexpected answer to the read script")),
         }
     }
 
@@ -552,5 +585,9 @@ impl SessionBackend for RedisBackend {
             0 => Moved::IdTaken,
             _ => Moved::SourceChanged,
         })
+    }
+
+    fn limit_record_size(&mut self, bytes: usize) {
+        self.max_record_size = bytes;
     }
 }

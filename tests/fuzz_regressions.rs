@@ -187,3 +187,27 @@ async fn numbers_survive_a_save_and_load_exactly() {
         assert_eq!(next.get::<f64>("x"), Some(x), "{x:e} through CookieStorage");
     }
 }
+
+/// fuzz target change_merge: a session given a new id with `regenerate_id(false)` and then
+/// destroyed in the same request deleted only its new id, which held nothing: the record
+/// it was loaded from stayed, and the old cookie (another tab's) was still logged in.
+#[tokio::test]
+async fn destroy_after_regenerate_without_delete_deletes_the_loaded_record() {
+    use session_layer::MemoryStorage;
+
+    let storage = MemoryStorage::new();
+    let first = session_layer::Session::new();
+    first.set("user", "mj").unwrap();
+    let id = storage.save(&first).await.unwrap().unwrap();
+
+    let session = storage.read(Some(&id)).await.unwrap();
+    assert!(session.is_loaded());
+    session.regenerate_id(false).unwrap();
+    session.destroy();
+    assert_eq!(storage.save(&session).await.unwrap().as_deref(), Some(""));
+
+    let again = storage.read(Some(&id)).await.unwrap();
+    assert!(!again.is_loaded(), "the destroyed session is still stored");
+    assert_eq!(again.get::<String>("user"), None);
+    assert!(storage.is_empty(), "{} sessions left", storage.len());
+}

@@ -409,7 +409,10 @@ impl<B: SessionBackend> SessionStorage for ServerStorage<B> {
     async fn save(&self, session: &Session) -> Result<Option<String>, Error> {
         let snapshot = session.snapshot();
         if snapshot.destroyed {
-            if let Some(original) = snapshot.original_id.filter(|_| snapshot.delete_original) {
+            // A loaded session's record is still under its original id after a
+            // `regenerate_id(false)`: a destroy deletes it too.
+            let delete_original = snapshot.delete_original || snapshot.loaded;
+            if let Some(original) = snapshot.original_id.filter(|_| delete_original) {
                 self.backend.delete(&original, Expected::Any).await?;
             }
             self.backend.delete(&snapshot.id, Expected::Any).await?;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
 use common::servers::{ServerProcess, redis_cmd, start_redis, unique_prefix};
 use session_layer::storage::{
-    Expected, Record, RedisOptions, SessionBackend, Versioned, id_digest,
+    Expected, Moved, Record, RedisOptions, SessionBackend, Versioned, id_digest,
 };
 use session_layer::{Error, RedisStorage, Session, SessionData, SessionStorage};
 
@@ -664,6 +664,72 @@ async fn plant_each_wrong_shape(
         each(command, conn).await;
     }
     let _: () = redis_cmd(conn, "DEL", key).await;
+}
+
+#[tokio::test]
+async fn writes_on_a_key_of_the_wrong_shape_are_not_met_and_any_replaces_it() {
+    let redis = redis();
+    let storage = redis.storage(&unique_prefix()).await;
+    let backend = storage.backend();
+    let mut conn = raw(&redis.url).await;
+    let id = "wrong-shape-id";
+    let key = storage.key_for(id);
+    let live = "live-session-id";
+    assert!(
+        backend
+            .store(live, &record("live"), None, Expected::Absent)
+            .await
+            .unwrap()
+    );
+    let live_version = backend.load(live).await.unwrap().unwrap().version;
+
+    plant_each_wrong_shape(&mut conn, &key, async |what, conn| {
+        let exists = async |conn: &mut redis::aio::MultiplexedConnection| -> bool {
+            redis_cmd(conn, "EXISTS", &key).await
+        };
+        let load = backend.load(id).await;
+        assert!(
+            matches!(load, Err(Error::Corrupt { .. })),
+            "{what}: {load:?}"
+        );
+        for expected in [Expected::Absent, Expected::Version(1), Expected::Version(0)] {
+            let stored = backend.store(id, &record("mine"), None, expected).await;
+            assert_eq!(stored.unwrap(), false, "{what}: store {expected:?}");
+            let deleted = backend.delete(id, expected).await;
+            assert_eq!(deleted.unwrap(), false, "{what}: delete {expected:?}");
+        }
+        assert!(
+            exists(conn).await,
+            "{what}: left alone by conditional writes"
+        );
+        // regenerate_id from it, or onto it: "changed" and "taken", never an error.
+        let moved = backend
+            .store_moved(id, 1, true, "fresh-id", &record("mine"), None)
+            .await;
+        assert_eq!(moved.unwrap(), Moved::SourceChanged, "{what}");
+        let moved = backend
+            .store_moved(live, live_version, true, id, &record("mine"), None)
+            .await;
+        assert_eq!(moved.unwrap(), Moved::IdTaken, "{what}");
+        assert_eq!(
+            stored(&storage, live).await,
+            Some(("live".into(), live_version))
+        );
+        // A destroy deletes it; a write of Any replaces it.
+        assert!(backend.delete(id, Expected::Any).await.unwrap(), "{what}");
+        assert!(!exists(conn).await, "{what}: deleted by a destroy");
+        let _: () = redis_cmd(conn, "SET", (&key, "again")).await;
+        assert!(
+            backend
+                .store(id, &record("mine"), None, Expected::Any)
+                .await
+                .unwrap()
+        );
+        assert_eq!(stored(&storage, id).await.unwrap().0, "mine", "{what}");
+    })
+    .await;
+    assert!(backend.load("fresh-id").await.unwrap().is_none());
+    assert!(backend.delete(live, Expected::Any).await.unwrap());
 }
 
 /// The bytes the server has sent to all its clients so far.

@@ -39,8 +39,9 @@ use super::{
 /// A key that is not such a hash (a string, a list, a hash without `v` or `d`, a `v` that
 /// is no number, a `d` that is not a record or is over the size limit) reads as
 /// [`Error::Corrupt`], whose message names the key, never the id: the layer logs it and
-/// starts a fresh session under a new id. Sessions that older versions of this crate
-/// stored under the raw id are simply not found.
+/// starts a fresh session under a new id. Conditional writes and deletes treat such a key
+/// as "not what was expected" rather than failing, and a destroy deletes it. Sessions that
+/// older versions of this crate stored under the raw id are simply not found.
 ///
 /// One connection is shared by all requests (commands are pipelined on it); when it
 /// breaks, it is re-established in the background, and requests fail with an error (never
@@ -327,19 +328,19 @@ return stored
     )
 });
 
-/// The check both scripts start with, so that they agree with [`SessionBackend::load`] on
-/// what "absent" means: `KEYS[1]` is a session's key, `ARGV[1]` what it must hold.
+/// The check the scripts that write or delete start with, so that they agree with
+/// [`LOAD`] on what is stored: `KEYS[1]` is a session's key, `ARGV[1]` what it must hold.
+/// A key of another type is neither absent nor at any version, so a conditional write
+/// answers "not met" rather than failing with `WRONGTYPE` (the lifecycle then loads it,
+/// finds it corrupt, and the layer starts a fresh session under a new id).
 macro_rules! expectation_check {
     () => {
-        r#"-- ARGV[1]: 'absent' (no session), 'any', or the version in field v.
-if ARGV[1] ~= 'any' then
-  -- A missing field is false; a key that is not a hash gives an error, which has no [1].
-  local stored = redis.pcall('HMGET', KEYS[1], 'v', 'd')
-  if ARGV[1] == 'absent' then
-    if stored[1] ~= false or stored[2] ~= false then return 0 end
-  elseif stored[1] ~= ARGV[1] then
-    return 0
-  end
+        r#"-- ARGV[1]: 'absent' (no key at all), 'any', or the version in field v.
+if ARGV[1] == 'absent' then
+  if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+elseif ARGV[1] ~= 'any' then
+  -- On a key that is not a hash, pcall gives an error (a table), never a version.
+  if redis.pcall('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
 end
 "#
     };
@@ -372,15 +373,12 @@ return 1
 /// Moves a session to a new key (`regenerate_id` on a single server, where a script may
 /// touch two keys): KEYS[1] the old key, KEYS[2] the new one; ARGV[1] the version the old
 /// key must hold, ARGV[2] `1` to delete it, ARGV[3..5] the new version, the record and its
-/// TTL as [`STORE`]'s ARGV[2..4]. Answers 1 moved,
-/// 0 the new key is taken, -1 the old key changed.
+/// TTL as [`STORE`]'s ARGV[2..4]. Answers 1 moved, 0 the new key is taken (by anything),
+/// -1 the old key changed (or is not a hash).
 static MOVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r#"local old = redis.pcall('HMGET', KEYS[1], 'v', 'd')
-if old[1] ~= ARGV[1] then return -1 end
-local new = redis.pcall('HMGET', KEYS[2], 'v', 'd')
-if new[1] ~= false or new[2] ~= false then return 0 end
-redis.call('DEL', KEYS[2])
+        r#"if redis.pcall('HGET', KEYS[1], 'v') ~= ARGV[1] then return -1 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('HSET', KEYS[2], 'v', ARGV[3], 'd', ARGV[4])
 if ARGV[5] ~= '0' then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
 if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end

@@ -394,6 +394,56 @@ async fn expiry_is_set_cleared_and_clamped() {
 }
 
 #[tokio::test]
+async fn duration_max_ttl_and_lifetime_mean_practically_forever() {
+    let redis = redis();
+    let mut conn = raw(&redis.url).await;
+    const CENTURY_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
+    let forever = CENTURY_MS - 60_000..=CENTURY_MS;
+    let cases: [(
+        &str,
+        Option<Duration>,
+        Option<Duration>,
+        std::ops::RangeInclusive<i64>,
+    ); 5] = [
+        ("ttl", Some(Duration::MAX), None, forever.clone()),
+        ("max_lifetime", None, Some(Duration::MAX), forever.clone()),
+        ("both", Some(Duration::MAX), Some(Duration::MAX), forever),
+        (
+            "ttl 60 s",
+            Some(Duration::from_secs(60)),
+            Some(Duration::MAX),
+            59_000..=60_000,
+        ),
+        (
+            "lifetime 100 s",
+            Some(Duration::MAX),
+            Some(Duration::from_secs(100)),
+            1..=100_000,
+        ),
+    ];
+    for (what, ttl, lifetime, expected_pttl) in cases {
+        let mut storage = redis.storage(&unique_prefix()).await;
+        if let Some(ttl) = ttl {
+            storage = storage.ttl(ttl);
+        }
+        if let Some(lifetime) = lifetime {
+            storage = storage.max_lifetime(lifetime);
+        }
+        // Create, change in place, regenerate: every kind of write sets the expiry.
+        let (_, c1) = request(&storage, None, |s| s.set("n", 1).unwrap()).await;
+        let (_, c2) = request(&storage, c1.as_deref(), |s| s.set("n", 2).unwrap()).await;
+        assert_eq!(c2, c1, "{what}");
+        let (_, c3) = request(&storage, c2.as_deref(), |s| s.regenerate_id(true).unwrap()).await;
+        let id = c3.expect("a live session");
+        let pttl: i64 = redis_cmd(&mut conn, "PTTL", storage.key_for(&id)).await;
+        assert!(expected_pttl.contains(&pttl), "{what}: PTTL {pttl}");
+        let loaded = storage.read(Some(&id)).await.unwrap();
+        assert_eq!(loaded.get::<u64>("n"), Some(2), "{what}");
+        let _: () = redis_cmd(&mut conn, "DEL", storage.key_for(&id)).await;
+    }
+}
+
+#[tokio::test]
 async fn two_requests_changing_different_keys_both_keep_their_change() {
     let redis = redis();
     let storage = redis.storage(&unique_prefix()).await;

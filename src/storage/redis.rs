@@ -26,7 +26,8 @@ use super::{
 /// a random version that every write draws anew, and `d`, the [`Record`] as compact JSON.
 /// Every write sets the key's expiry from [`ttl`](ServerStorage::ttl) (and
 /// [`max_lifetime`](ServerStorage::max_lifetime)), so Redis drops abandoned sessions by
-/// itself; without either the keys never expire.
+/// itself; without either the keys never expire. A `Duration::MAX` of either means
+/// "practically forever": the expiry is capped at a century, which Redis accepts.
 ///
 /// A read is one Lua script (`EVALSHA`) that answers the record only if `d` is within
 /// [`max_record_size`](ServerStorage::max_record_size), and only its size otherwise, so
@@ -69,7 +70,10 @@ pub type RedisStorage = ServerStorage<RedisBackend>;
 /// The default key prefix.
 const DEFAULT_PREFIX: &str = "session:";
 
-/// Redis refuses expiry times that overflow; no session needs to outlive a century.
+/// The longest expiry written: `PEXPIRE` refuses a count of milliseconds past `i64`
+/// ("value is not an integer or out of range") or one that overflows when added to the
+/// clock ("invalid expire time"), so a `Duration::MAX` TTL or lifetime is capped here, and
+/// no session needs to outlive a century.
 const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Reconnection backoff: the first retry after this long, doubling up to

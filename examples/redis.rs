@@ -9,6 +9,12 @@
 //! curl -c jar -b jar -X POST http://127.0.0.1:3000/login
 //! curl -c jar -b jar -X POST http://127.0.0.1:3000/logout
 //! ```
+//!
+//! Without `SESSION_SECRET` a random secret is used (and a warning logged): sessions then
+//! end with the process, and copies of the app cannot share them. A secret shorter than
+//! 32 bytes is refused. Sessions expire after 30 idle minutes, and 12 hours after they
+//! started at the latest, by the keys' own expiry in Redis (a Redis storage has no
+//! capacity limit of its own: the TTL is what keeps it bounded).
 
 use std::time::Duration;
 
@@ -16,6 +22,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use session_layer::storage::RedisOptions;
 use session_layer::{Error, RedisStorage, Session, SessionCookie, SessionLayer};
+use tracing_subscriber::EnvFilter;
 
 async fn home(session: Session) -> Result<String, Error> {
     let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
@@ -43,9 +50,28 @@ async fn logout(session: Session) -> &'static str {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The layer logs storage errors (and corrupt records it replaced) through `tracing`.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let secret = std::env::var("SESSION_SECRET")
-        .unwrap_or_else(|_| "development only: set SESSION_SECRET".into());
+    // Never a fixed fallback: anyone who read it could sign cookies for any session id.
+    let secret = match std::env::var("SESSION_SECRET") {
+        Ok(secret) if secret.len() >= 32 => secret,
+        Ok(secret) if !secret.is_empty() => {
+            return Err("SESSION_SECRET must be at least 32 bytes (openssl rand -hex 32)".into());
+        }
+        _ => {
+            tracing::warn!(
+                "SESSION_SECRET is not set: using a random secret, so sessions do not \
+                 survive a restart and other copies of this app cannot read them"
+            );
+            random_secret()
+        }
+    };
 
     let storage = RedisStorage::connect_with(
         &url,
@@ -67,11 +93,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/", get(home))
         .route("/login", post(login))
         .route("/logout", post(logout))
-        .layer(SessionLayer::new(cookie, storage));
+        .layer(SessionLayer::try_new(cookie, storage)?);
 
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await?;
     Ok(())
+}
+
+/// 32 random bytes as 64 hex characters.
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

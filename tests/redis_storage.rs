@@ -3,6 +3,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
@@ -399,12 +400,14 @@ async fn duration_max_ttl_and_lifetime_mean_practically_forever() {
     let mut conn = raw(&redis.url).await;
     const CENTURY_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
     let forever = CENTURY_MS - 60_000..=CENTURY_MS;
-    let cases: [(
-        &str,
+    // What is set, the TTL, the lifetime, and the PTTL that follows.
+    type Case = (
+        &'static str,
         Option<Duration>,
         Option<Duration>,
-        std::ops::RangeInclusive<i64>,
-    ); 5] = [
+        RangeInclusive<i64>,
+    );
+    let cases: [Case; 5] = [
         ("ttl", Some(Duration::MAX), None, forever.clone()),
         ("max_lifetime", None, Some(Duration::MAX), forever.clone()),
         ("both", Some(Duration::MAX), Some(Duration::MAX), forever),
@@ -744,9 +747,9 @@ async fn writes_on_a_key_of_the_wrong_shape_are_not_met_and_any_replaces_it() {
         );
         for expected in [Expected::Absent, Expected::Version(1), Expected::Version(0)] {
             let stored = backend.store(id, &record("mine"), None, expected).await;
-            assert_eq!(stored.unwrap(), false, "{what}: store {expected:?}");
+            assert!(!stored.unwrap(), "{what}: store {expected:?}");
             let deleted = backend.delete(id, expected).await;
-            assert_eq!(deleted.unwrap(), false, "{what}: delete {expected:?}");
+            assert!(!deleted.unwrap(), "{what}: delete {expected:?}");
         }
         assert!(
             exists(conn).await,

@@ -363,13 +363,6 @@ impl SessionCookie {
     /// applied to all of them together, so that a planted cookie cannot hide in a header
     /// of its own. Headers that are not UTF-8 are read leniently: a replaced byte can only
     /// spoil a cookie that is not ours, or one that then fails verification.
-    #[cfg_attr(
-        not(test),
-        allow(
-            dead_code,
-            reason = "for the layer, which still calls unseal per header"
-        )
-    )]
     pub(crate) fn receive<'a>(
         &self,
         headers: impl IntoIterator<Item = &'a http::HeaderValue>,

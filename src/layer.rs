@@ -1,6 +1,5 @@
 //! The Tower middleware: [`SessionLayer`], [`SessionService`] and their [`ResponseFuture`].
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,6 +11,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::cookie::Received;
 use crate::{Error, Session, SessionCookie, SessionStorage};
 
 /// Loads the session before the inner service runs and saves it after.
@@ -179,20 +179,11 @@ impl<S: std::fmt::Debug, St> std::fmt::Debug for SessionService<S, St> {
     }
 }
 
-/// The cookie a request arrived with.
-struct Incoming {
-    /// The verified value.
-    value: String,
-    /// The sealed value, when it can be sent back as it is (sealed by the newest secret):
-    /// saves an HMAC or an encryption when the value did not change.
-    resend: Option<String>,
-}
-
 /// What the response needs to save the session.
 struct Finish<St> {
     shared: Arc<Shared<St>>,
     session: Session,
-    incoming: Option<Incoming>,
+    incoming: Option<Received>,
     rolling: bool,
     /// The cookie named a corrupt record: clear it unless the session is saved anew.
     unreadable: bool,
@@ -216,21 +207,11 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let cookie = &self.shared.cookie;
-        // HTTP/2 may split cookies over several headers: look in each. Other cookies in
-        // the same header may hold non-ASCII bytes (UTF-8 or not); they must not hide ours,
-        // so read the header leniently (a replaced byte can only spoil a cookie not ours,
-        // or one that then fails verification).
-        let incoming = request.headers().get_all(COOKIE).iter().find_map(|header| {
-            let header = match header.to_str() {
-                Ok(ascii) => Cow::Borrowed(ascii),
-                Err(_) => String::from_utf8_lossy(header.as_bytes()),
-            };
-            cookie.unseal(&header).map(|found| Incoming {
-                resend: found.by_newest_secret.then(|| found.sealed.to_owned()),
-                value: found.value,
-            })
-        });
+        // HTTP/2 may split cookies over several headers: `receive` looks in each.
+        let incoming = self
+            .shared
+            .cookie
+            .receive(request.headers().get_all(COOKIE));
 
         let Some(incoming) = incoming else {
             // No session to load: a fresh one needs no storage call, so the inner service
@@ -321,7 +302,7 @@ impl<St: SessionStorage> Finish<St> {
             Ok(None) => return response,
             Ok(Some(value)) if value.is_empty() => Ok(shared.removal.clone()),
             Ok(Some(value)) => match self.incoming {
-                Some(Incoming {
+                Some(Received {
                     value: sent,
                     resend: Some(sealed),
                 }) if sent == value => shared.set_cookie(&sealed),
@@ -474,7 +455,7 @@ where
         finish: Some(Finish {
             shared,
             session,
-            incoming: Some(Incoming { value, resend }),
+            incoming: Some(Received { value, resend }),
             rolling,
             unreadable,
         }),

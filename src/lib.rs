@@ -51,7 +51,7 @@
 //! # Security
 //!
 //! The cookie is always signed with HMAC-SHA256 over its name and value (or, with
-//! [`SessionCookie::encrypted`], sealed with AES-256-GCM), with secret rotation. Ids are 144
+//! [`SessionCookie::encrypted`], sealed with XChaCha20-Poly1305), with secret rotation. Ids are 144
 //! random bits. See the README for the whole model.
 //!
 //! # Features

@@ -51,8 +51,8 @@
 //! # Security
 //!
 //! The cookie is always signed with HMAC-SHA256 over its name and value (or, with
-//! [`SessionCookie::encrypted`], sealed with XChaCha20-Poly1305), with secret rotation. Ids are 144
-//! random bits. See the README for the whole model.
+//! [`SessionCookie::encrypted`], sealed with XChaCha20-Poly1305), with secret rotation. Ids
+//! are 144 random bits. See the README for the whole model.
 //!
 //! # Features
 //!

@@ -1,4 +1,8 @@
 //! Sessions in Redis, a single server or a Redis Cluster.
+//!
+//! One hash per session under `prefix + hex SHA-256 of the id`, so that nothing in the
+//! Redis is a usable session id; one Lua script per read (which sends a record only within
+//! the size limit) and per write (a compare-and-set on the record's version).
 
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
@@ -280,7 +284,8 @@ impl RedisStorage {
 }
 
 /// The [`SessionBackend`] behind [`RedisStorage`]: one Redis connection (a single server
-/// or a cluster) and a key prefix. Clones share the connection.
+/// or a cluster), a key prefix and the largest record a read accepts. Clones share the
+/// connection.
 #[derive(Clone)]
 pub struct RedisBackend {
     conn: Connection,
@@ -589,6 +594,7 @@ impl SessionBackend for RedisBackend {
         })
     }
 
+    /// The read script gets the limit, so that an oversize record never leaves the server.
     fn limit_record_size(&mut self, bytes: usize) {
         self.max_record_size = bytes;
     }

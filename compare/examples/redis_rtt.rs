@@ -124,7 +124,7 @@ fn main() {
         let ours_cookie = seed(&ours).await;
         let theirs_cookie = seed(&theirs).await;
         for _round in 0..3 {
-            median("session-layer request (HMGET + EVALSHA)", || {
+            median("session-layer request (EVALSHA read + EVALSHA save)", || {
                 request(&ours, &ours_cookie)
             })
             .await;

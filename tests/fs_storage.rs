@@ -366,3 +366,151 @@ async fn processes_sharing_a_directory_merge_their_updates() {
         "updates were lost between the processes"
     );
 }
+
+// ---- record size limits ----
+
+/// The file that holds `id`'s session.
+fn session_file(fs: &TempFs, id: &str) -> PathBuf {
+    let hex = hex_sha256(id);
+    fs.root().join(&hex[..2]).join(&hex[2..])
+}
+
+/// A valid record of exactly `size` bytes: its JSON padded with spaces, which JSON allows,
+/// so that only its size can make a load refuse it.
+fn padded_record(size: usize) -> Vec<u8> {
+    let mut bytes = br#"{"d":{"values":{"planted":true},"flash":{}},"c":1}"#.to_vec();
+    assert!(bytes.len() <= size);
+    bytes.resize(size, b' ');
+    bytes
+}
+
+#[tokio::test]
+async fn a_stored_file_over_the_limit_is_refused_as_corrupt() {
+    let fs = TempFs::new(|s| s.max_record_size(1024));
+    let session = save_new(&fs, "user", "mj").await;
+    let path = session_file(&fs, &session.id());
+
+    std::fs::write(&path, padded_record(1024)).unwrap();
+    let loaded = fs.read(Some(&session.id())).await.unwrap();
+    assert_eq!(loaded.get::<bool>("planted"), Some(true), "1024 bytes fit");
+
+    std::fs::write(&path, padded_record(1025)).unwrap();
+    match fs.read(Some(&session.id())).await {
+        Err(Error::Corrupt { record, reason }) => {
+            assert!(reason.contains("1025 bytes"), "{reason}");
+            assert!(reason.contains("1024-byte"), "{reason}");
+            assert!(!record.contains(&session.id()), "{record}");
+        }
+        other => panic!("expected Error::Corrupt, got {other:?}"),
+    }
+    // A fresh session (what the layer starts on Corrupt) is saved under a new id; the
+    // oversize file is left as it is.
+    let fresh = save_new(&fs, "user", "kj").await;
+    assert_ne!(fresh.id(), session.id());
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 1025);
+    // A sweep neither reads it whole nor removes it.
+    assert_eq!(fs.storage.remove_expired().await.unwrap(), 0);
+    assert!(path.exists());
+}
+
+#[tokio::test]
+async fn the_default_limit_is_one_mib_both_ways() {
+    let fs = TempFs::new(|s| s);
+    let session = save_new(&fs, "user", "mj").await;
+    let path = session_file(&fs, &session.id());
+    std::fs::write(&path, padded_record(1 << 20)).unwrap();
+    let loaded = fs.read(Some(&session.id())).await.unwrap();
+    assert_eq!(loaded.get::<bool>("planted"), Some(true));
+    std::fs::write(&path, padded_record((1 << 20) + 1)).unwrap();
+    let read = fs.read(Some(&session.id())).await;
+    assert!(matches!(read, Err(Error::Corrupt { .. })), "{read:?}");
+
+    let big = fs.read(None).await.unwrap();
+    big.set("big", "x".repeat(1 << 20)).unwrap();
+    match fs.save(&big).await {
+        Err(Error::RecordTooLarge { size, limit }) => {
+            assert_eq!(limit, 1 << 20);
+            assert!(size > 1 << 20, "{size}");
+        }
+        other => panic!("expected Error::RecordTooLarge, got {other:?}"),
+    }
+    assert_eq!(all_files(&fs.root()).len(), 1, "nothing written");
+}
+
+#[tokio::test]
+async fn a_save_over_max_record_size_fails_and_writes_nothing() {
+    let fs = TempFs::new(|s| s.max_record_size(1024));
+    let session = save_new(&fs, "user", "mj").await;
+    let before = std::fs::read(session_file(&fs, &session.id())).unwrap();
+    let loaded = fs.read(Some(&session.id())).await.unwrap();
+    loaded.set("big", "x".repeat(1024)).unwrap();
+    let saved = fs.save(&loaded).await;
+    assert!(
+        matches!(saved, Err(Error::RecordTooLarge { limit: 1024, .. })),
+        "{saved:?}"
+    );
+    assert_eq!(
+        std::fs::read(session_file(&fs, &session.id())).unwrap(),
+        before
+    );
+}
+
+/// A file that keeps growing while it is read (here a pipe, whose length reads as 0) is
+/// read only up to the limit, not to its end.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_file_growing_while_read_is_read_only_up_to_the_limit() {
+    use std::io::Write as _;
+    let fs = TempFs::new(|s| s.max_record_size(1024));
+    let session = save_new(&fs, "user", "mj").await;
+    let path = session_file(&fs, &session.id());
+    std::fs::remove_file(&path).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Writes a valid record padded to 64 MiB, or until the reader goes away.
+    let writer = std::thread::spawn({
+        let path = path.clone();
+        move || {
+            let mut pipe = std::fs::OpenOptions::new().write(true).open(path)?;
+            pipe.write_all(br#"{"d":{"values":{},"flash":{}},"c":1}"#)?;
+            let spaces = vec![b' '; 64 * 1024];
+            for _ in 0..1024 {
+                pipe.write_all(&spaces)?;
+            }
+            Ok::<_, std::io::Error>(())
+        }
+    });
+    let read = tokio::time::timeout(Duration::from_secs(10), fs.read(Some(&session.id())))
+        .await
+        .expect("the read stops at the limit");
+    match read {
+        Err(Error::Corrupt { reason, .. }) => assert!(reason.contains("1025 bytes"), "{reason}"),
+        other => panic!("expected Error::Corrupt, got {other:?}"),
+    }
+    let written = writer.join().unwrap();
+    assert!(written.is_err(), "the reader stopped before the end");
+}
+
+/// Through the layer: a request whose session file went over the limit gets a fresh
+/// session and a new cookie, not a 500.
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn through_the_layer_an_oversize_file_starts_a_fresh_session() {
+    use common::app::{app, send};
+    use http::StatusCode;
+    let fs = TempFs::new(|s| s.max_record_size(1024));
+    let app = app(fs.storage.clone());
+    let (_, cookie, _) = send(&app, None, "/").await;
+    let cookie = cookie.expect("a session cookie");
+    let (_, _, body) = send(&app, Some(&cookie), "/").await;
+    assert_eq!(body, "2");
+    let files = all_files(&fs.root());
+    assert_eq!(files.len(), 1);
+    std::fs::write(fs.root().join(&files[0]), padded_record(1025)).unwrap();
+    let (status, fresh, body) = send(&app, Some(&cookie), "/").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "1"));
+    assert_ne!(fresh.as_deref(), Some(&*cookie), "a new cookie");
+}

@@ -1,12 +1,13 @@
 //! Sessions as files, one per session.
 
-use std::io::{self, Write as _};
+use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Error, Expected, Record, ServerStorage, SessionBackend, Versioned, id_digest, unix_now_ms,
+    DEFAULT_MAX_RECORD_SIZE, Error, Expected, Record, ServerStorage, SessionBackend, Versioned,
+    id_digest, unix_now_ms,
 };
 
 /// Sessions as files under a directory: for single-server deployments that must keep
@@ -46,6 +47,7 @@ impl FsStorage {
         Ok(ServerStorage::with_backend(FsBackend {
             dir: Arc::new(dir),
             sync: false,
+            max_record_size: DEFAULT_MAX_RECORD_SIZE,
         }))
     }
 
@@ -71,7 +73,8 @@ impl FsStorage {
     /// how many files went. Run it now and then (say hourly) to reclaim disk space.
     pub async fn remove_expired(&self) -> Result<usize, Error> {
         let dir = Arc::clone(&self.backend().dir);
-        blocking(move || remove_expired_in(&dir)).await
+        let limit = self.backend().max_record_size;
+        blocking(move || remove_expired_in(&dir, limit)).await
     }
 }
 
@@ -80,6 +83,8 @@ impl FsStorage {
 pub struct FsBackend {
     dir: Arc<PathBuf>,
     sync: bool,
+    /// The largest file `load` reads ([`SessionBackend::limit_record_size`]).
+    max_record_size: usize,
 }
 
 impl FsBackend {
@@ -125,22 +130,52 @@ fn with_bucket_lock<T>(path: &Path, work: impl FnOnce() -> Result<T, Error>) -> 
     work()
 }
 
+/// The bytes of the file at `path` (`None` if there is none), read only if they are at most
+/// `limit`: a bigger file is [`Error::Corrupt`] ([`Record::check_stored_size`]), never read
+/// whole or held in memory, even if it grows while it is read.
+fn read_bounded(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Error> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    // The path names a digest of the id, never the id.
+    let name = || path.display().to_string();
+    let len = file.metadata()?.len();
+    Record::check_stored_size(&name(), len, limit)?;
+    // `len` is at most `limit`, a `usize`. One byte past the limit tells a file that grew
+    // since its length was taken.
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take((limit as u64).saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    Record::check_stored_size(&name(), bytes.len() as u64, limit)?;
+    Ok(Some(bytes))
+}
+
 /// Whether the file at `path` is what `expected` says.
-fn is_expected(path: &Path, expected: Expected) -> Result<bool, Error> {
+fn is_expected(path: &Path, expected: Expected, limit: usize) -> Result<bool, Error> {
     if expected == Expected::Any {
         return Ok(true);
     }
-    let stored = match std::fs::read(path) {
-        Ok(bytes) => Some(version_of(&bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e.into()),
+    let stored = match read_bounded(path, limit) {
+        Ok(bytes) => bytes.map(|bytes| version_of(&bytes)),
+        // Over the limit: never loaded, so no version a load gave out names it, and it is
+        // not absent either.
+        Err(Error::Corrupt { .. }) => return Ok(false),
+        Err(e) => return Err(e),
     };
     Ok(expected.is_met_by(stored))
 }
 
-fn write_file(path: &Path, bytes: &[u8], sync: bool, expected: Expected) -> Result<bool, Error> {
+fn write_file(
+    path: &Path,
+    bytes: &[u8],
+    sync: bool,
+    expected: Expected,
+    limit: usize,
+) -> Result<bool, Error> {
     with_bucket_lock(path, || {
-        if !is_expected(path, expected)? {
+        if !is_expected(path, expected, limit)? {
             return Ok(false);
         }
         let temp = path.with_file_name(format!("{TEMP_PREFIX}{}", crate::session::generate_id()));
@@ -165,9 +200,9 @@ fn write_file(path: &Path, bytes: &[u8], sync: bool, expected: Expected) -> Resu
     })
 }
 
-fn delete_file(path: &Path, expected: Expected) -> Result<bool, Error> {
+fn delete_file(path: &Path, expected: Expected, limit: usize) -> Result<bool, Error> {
     with_bucket_lock(path, || {
-        if !is_expected(path, expected)? {
+        if !is_expected(path, expected, limit)? {
             return Ok(false);
         }
         remove_file(path)?;
@@ -198,15 +233,16 @@ fn replace(temp: &Path, path: &Path) -> io::Result<()> {
     std::fs::rename(temp, path)
 }
 
-fn read_file(path: &Path) -> Result<Option<Versioned>, Error> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(Versioned {
-            record: Record::decode(&path.display().to_string(), &bytes)?,
-            version: version_of(&bytes),
-        })),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+/// The record in the file at `path`; one over `limit` bytes is [`Error::Corrupt`], unread.
+fn read_file(path: &Path, limit: usize) -> Result<Option<Versioned>, Error> {
+    let Some(bytes) = read_bounded(path, limit)? else {
+        return Ok(None);
+    };
+    Ok(Some(Versioned {
+        // The path names a digest of the id, never the id.
+        record: Record::decode(&path.display().to_string(), &bytes)?,
+        version: version_of(&bytes),
+    }))
 }
 
 /// Removes the file at `path`; one that is gone already is not an error.
@@ -217,7 +253,7 @@ fn remove_file(path: &Path) -> io::Result<()> {
     }
 }
 
-fn remove_expired_in(dir: &Path) -> Result<usize, Error> {
+fn remove_expired_in(dir: &Path, limit: usize) -> Result<usize, Error> {
     let now = unix_now_ms();
     let mut removed = 0;
     for bucket in std::fs::read_dir(dir)? {
@@ -238,12 +274,13 @@ fn remove_expired_in(dir: &Path) -> Result<usize, Error> {
                 let stale = modified.elapsed().unwrap_or_default() > STALE_TEMP_AGE;
                 stale && remove_file(&path).map(|()| true)?
             } else {
-                match read_file(&path) {
+                match read_file(&path, limit) {
                     // Only if still this version: a save may have renewed it meanwhile.
                     Ok(Some(stored)) if !stored.record.is_live(now, None) => {
-                        delete_file(&path, Expected::Version(stored.version))?
+                        delete_file(&path, Expected::Version(stored.version), limit)?
                     }
-                    // Live, gone, or corrupt (reported on read; left for inspection).
+                    // Live, gone, or corrupt or over the size limit (reported on read; left
+                    // for inspection).
                     _ => false,
                 }
             };
@@ -256,7 +293,8 @@ fn remove_expired_in(dir: &Path) -> Result<usize, Error> {
 impl SessionBackend for FsBackend {
     async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
         let path = self.path(id);
-        blocking(move || read_file(&path)).await
+        let limit = self.max_record_size;
+        blocking(move || read_file(&path, limit)).await
     }
 
     async fn store(
@@ -268,12 +306,17 @@ impl SessionBackend for FsBackend {
     ) -> Result<bool, Error> {
         let path = self.path(id);
         let bytes = record.encode();
-        let sync = self.sync;
-        blocking(move || write_file(&path, &bytes, sync, expected)).await
+        let (sync, limit) = (self.sync, self.max_record_size);
+        blocking(move || write_file(&path, &bytes, sync, expected, limit)).await
     }
 
     async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
         let path = self.path(id);
-        blocking(move || delete_file(&path, expected)).await
+        let limit = self.max_record_size;
+        blocking(move || delete_file(&path, expected, limit)).await
+    }
+
+    fn limit_record_size(&mut self, bytes: usize) {
+        self.max_record_size = bytes;
     }
 }

@@ -925,7 +925,7 @@ async fn fake_big_value_server(size: usize) -> String {
 }
 
 #[tokio::test]
-async fn values_over_one_mib_are_refused() {
+async fn values_over_the_limit_are_read_past_and_the_connection_goes_on() {
     let addr = fake_big_value_server(1024 * 1024).await;
     let storage = MemcacheStorage::connect(&addr).await.unwrap();
     let session = storage
@@ -934,24 +934,116 @@ async fn values_over_one_mib_are_refused() {
         .expect("a 1 MiB value is accepted");
     assert_eq!(session.get::<bool>("big"), Some(true));
 
+    // One connection: each reply must be read to its end for the next to be read right.
     let addr = fake_big_value_server(1024 * 1024 + 1).await;
-    let storage = MemcacheStorage::connect(&addr).await.unwrap();
-    let read = storage.read(Some("id")).await;
-    assert!(matches!(read, Err(Error::Backend(_))), "{read:?}");
-
-    // Writes over the limit are refused before anything is sent.
-    let server = start_memcached();
-    let storage = MemcacheStorage::connect(&addr_of(&server)).await.unwrap();
-    let session = storage.read(None).await.unwrap();
-    session.set("big", "x".repeat(1024 * 1024)).unwrap();
-    assert!(matches!(
-        storage.save(&session).await,
-        Err(Error::Backend(_))
-    ));
+    let options = MemcacheOptions::new().pool_size(1);
+    let storage = MemcacheStorage::connect_with(&addr, options).await.unwrap();
+    for _ in 0..3 {
+        let read = storage.read(Some("id")).await;
+        match read {
+            Err(Error::Corrupt { reason, .. }) => {
+                assert!(reason.contains("1048577 bytes"), "{reason}")
+            }
+            other => panic!("expected Error::Corrupt, got {other:?}"),
+        }
+    }
+    // The same value under a higher limit is read.
+    let raised = storage.max_record_size(2 * 1024 * 1024);
+    let session = raised.read(Some("id")).await.unwrap();
+    assert_eq!(session.get::<bool>("big"), Some(true));
 }
 
-fn addr_of(server: &ServerProcess) -> String {
-    addr(server)
+/// A valid record of exactly `size` bytes (its JSON padded with spaces), so that only its
+/// size can make a load refuse it.
+fn padded_record(size: usize) -> Vec<u8> {
+    let mut bytes = br#"{"d":{"values":{"planted":true},"flash":{}},"c":1}"#.to_vec();
+    assert!(bytes.len() <= size);
+    bytes.resize(size, b' ');
+    bytes
+}
+
+#[tokio::test]
+async fn a_planted_oversize_record_is_refused_and_the_connection_goes_on() {
+    let server = start_memcached();
+    let addr = addr(&server);
+    let options = MemcacheOptions::new().pool_size(1);
+    let storage = MemcacheStorage::connect_with(&addr, options)
+        .await
+        .unwrap()
+        .max_record_size(1024);
+    let id = save_new(&storage, "user", "mj").await;
+    let key = storage.key_for(&id);
+
+    raw_set(&addr, &key, &padded_record(1024));
+    let loaded = storage.read(Some(&id)).await.unwrap();
+    assert_eq!(loaded.get::<bool>("planted"), Some(true), "1024 bytes fit");
+
+    raw_set(&addr, &key, &padded_record(1025));
+    let before = stats(&addr);
+    match storage.read(Some(&id)).await {
+        Err(Error::Corrupt { record, reason }) => {
+            assert_eq!(record, key, "named by its key, not the id");
+            assert!(reason.contains("1025 bytes"), "{reason}");
+            assert!(reason.contains("1024-byte"), "{reason}");
+        }
+        other => panic!("expected Error::Corrupt, got {other:?}"),
+    }
+    // The next requests on the same (only) connection work, with no reconnection: the
+    // value was read past, in step.
+    let fresh = save_new(&storage, "user", "kj").await;
+    assert_ne!(fresh, id);
+    let again = storage.read(Some(&fresh)).await.unwrap();
+    assert_eq!(again.get::<String>("user").as_deref(), Some("kj"));
+    assert_eq!(connections_opened(&before, &stats(&addr)), 0);
+    // A save of the fresh session never touched the planted record.
+    assert_eq!(raw_get(&addr, &key).unwrap().len(), 1025);
+}
+
+#[tokio::test]
+async fn the_default_limit_is_one_mib_both_ways() {
+    // Items of up to 2 MiB, so that a record just over 1 MiB can be planted.
+    let server = start_memcached_with(&["-I", "2m"]);
+    let addr = addr(&server);
+    let storage = MemcacheStorage::connect(&addr).await.unwrap();
+    let id = save_new(&storage, "user", "mj").await;
+    let key = storage.key_for(&id);
+    raw_set(&addr, &key, &padded_record(1 << 20));
+    let loaded = storage.read(Some(&id)).await.unwrap();
+    assert_eq!(loaded.get::<bool>("planted"), Some(true));
+    raw_set(&addr, &key, &padded_record((1 << 20) + 1));
+    let read = storage.read(Some(&id)).await;
+    assert!(matches!(read, Err(Error::Corrupt { .. })), "{read:?}");
+
+    let big = storage.read(None).await.unwrap();
+    big.set("big", "x".repeat(1 << 20)).unwrap();
+    match storage.save(&big).await {
+        Err(Error::RecordTooLarge { size, limit }) => {
+            assert_eq!(limit, 1 << 20);
+            assert!(size > 1 << 20, "{size}");
+        }
+        other => panic!("expected Error::RecordTooLarge, got {other:?}"),
+    }
+    assert!(raw_get(&addr, &storage.key_for(&big.id())).is_none());
+}
+
+#[tokio::test]
+async fn a_save_over_max_record_size_fails_and_writes_nothing() {
+    let server = start_memcached();
+    let addr = addr(&server);
+    let storage = MemcacheStorage::connect(&addr)
+        .await
+        .unwrap()
+        .max_record_size(1024);
+    let id = save_new(&storage, "user", "mj").await;
+    let before = raw_get(&addr, &storage.key_for(&id)).unwrap();
+    let loaded = storage.read(Some(&id)).await.unwrap();
+    loaded.set("big", "x".repeat(1024)).unwrap();
+    let saved = storage.save(&loaded).await;
+    assert!(
+        matches!(saved, Err(Error::RecordTooLarge { limit: 1024, .. })),
+        "{saved:?}"
+    );
+    assert_eq!(raw_get(&addr, &storage.key_for(&id)).unwrap(), before);
 }
 
 // ---- the whole stack: SessionLayer + MemcacheStorage on an axum Router ----
@@ -1002,6 +1094,31 @@ mod layer_flow {
         server.restart();
         let (status, _, _) = send(&app, None, "/").await;
         assert_eq!(status, StatusCode::OK);
+    }
+
+    /// A request whose record went over the limit gets a fresh session and a new cookie,
+    /// not a 500.
+    #[tokio::test]
+    async fn an_oversize_record_starts_a_fresh_session() {
+        let server = start_memcached();
+        let storage = MemcacheStorage::connect(&addr(&server))
+            .await
+            .unwrap()
+            .max_record_size(1024);
+        let app = app(storage.clone());
+        let (_, cookie, _) = send(&app, None, "/").await;
+        let cookie = cookie.expect("a session cookie");
+        let (_, _, body) = send(&app, Some(&cookie), "/").await;
+        assert_eq!(body, "2");
+        // The id, as the layer reads it from the cookie.
+        let id = session_layer::SessionCookie::new("__session")
+            .secrets(["a test secret of at least 32 bytes"])
+            .parse(Some(&cookie))
+            .expect("the app's own cookie");
+        raw_set(&addr(&server), &storage.key_for(&id), &padded_record(1025));
+        let (status, fresh, body) = send(&app, Some(&cookie), "/").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "1"));
+        assert_ne!(fresh.as_deref(), Some(&*cookie), "a new cookie");
     }
 }
 

@@ -3,8 +3,8 @@
 //! The client ([`protocol`]: one connection; [`pool`]: the hash ring and the connections
 //! per server) is kept here rather than taken from a crate: it adds no dependency beyond
 //! tokio's `net` and `io-util`, every reply is bounded (no hostile server can make it
-//! allocate more than [`MAX_VALUE_LEN`] per value), and timeouts, reconnects and the ring
-//! are ours to get right. The README's "Why our own client" compares the crates.
+//! allocate more than the record size limit per value), and timeouts, reconnects and the
+//! ring are ours to get right. The README's "Why our own client" compares the crates.
 
 mod pool;
 mod protocol;
@@ -15,8 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use self::pool::Pool;
-use self::protocol::{Item, MAX_VALUE_LEN, Reply, Request, Verb, mismatch};
-use super::{Error, Expected, Record, ServerStorage, SessionBackend, Versioned, unix_now_ms};
+use self::protocol::{Item, Reply, Request, Verb, mismatch};
+use super::{
+    DEFAULT_MAX_RECORD_SIZE, Error, Expected, Record, ServerStorage, SessionBackend, Versioned,
+    unix_now_ms,
+};
 
 /// The key prefix used unless [`MemcacheStorage::key_prefix`] sets another.
 const DEFAULT_PREFIX: &str = "session:";
@@ -226,6 +229,7 @@ impl MemcacheStorage {
         Ok(ServerStorage::with_backend(MemcacheBackend {
             prefix: DEFAULT_PREFIX.to_owned(),
             pool: Arc::new(pool),
+            max_record_size: DEFAULT_MAX_RECORD_SIZE,
         }))
     }
 
@@ -294,6 +298,8 @@ impl MemcacheStorage {
 pub struct MemcacheBackend {
     prefix: String,
     pool: Arc<Pool>,
+    /// The largest value `load` reads ([`SessionBackend::limit_record_size`]).
+    max_record_size: usize,
 }
 
 impl fmt::Debug for MemcacheBackend {
@@ -303,6 +309,7 @@ impl fmt::Debug for MemcacheBackend {
             .field("servers", &servers)
             .field("prefix", &self.prefix)
             .field("options", self.pool.options())
+            .field("max_record_size", &self.max_record_size)
             .finish_non_exhaustive()
     }
 }
@@ -315,10 +322,15 @@ impl MemcacheBackend {
         key
     }
 
-    /// The item under `key` (one `gets`).
-    async fn gets(&self, key: &str) -> Result<Option<Item>, Error> {
-        match self.pool.run(key, Request::Gets(key)).await? {
-            Reply::Item(item) => Ok(item),
+    /// What `key` holds (one `gets`): [`Reply::Item`], or [`Reply::Oversize`] for a value
+    /// over the record size limit, which is read past and not kept.
+    async fn gets(&self, key: &str) -> Result<Reply, Error> {
+        let request = Request::Gets {
+            key,
+            limit: self.max_record_size,
+        };
+        match self.pool.run(key, request).await? {
+            reply @ (Reply::Item(_) | Reply::Oversize(_)) => Ok(reply),
             other => Err(mismatch(&other)),
         }
     }
@@ -327,8 +339,14 @@ impl MemcacheBackend {
 impl SessionBackend for MemcacheBackend {
     async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
         let key = self.key(id);
-        let Some(Item { data, cas }) = self.gets(&key).await? else {
-            return Ok(None);
+        let Item { data, cas } = match self.gets(&key).await? {
+            Reply::Item(Some(item)) => item,
+            Reply::Item(None) => return Ok(None),
+            Reply::Oversize(size) => {
+                Record::check_stored_size(&key, size, self.max_record_size)?;
+                return Err(mismatch(&Reply::Oversize(size)));
+            }
+            other => return Err(mismatch(&other)),
         };
         if cas == 0 {
             // Every `cas` would then fail, and every save conflict until it gives up.
@@ -353,13 +371,9 @@ impl SessionBackend for MemcacheBackend {
         expected: Expected,
     ) -> Result<bool, Error> {
         let key = self.key(id);
+        // The lifecycle saves nothing over the record size limit; memcached refuses what is
+        // over its own item size limit (`SERVER_ERROR object too large for cache`).
         let data = record.encode();
-        if data.len() > MAX_VALUE_LEN {
-            return Err(Error::backend(format!(
-                "session record is {} bytes, over memcached's {MAX_VALUE_LEN}-byte item limit",
-                data.len()
-            )));
-        }
         let verb = match expected {
             Expected::Absent => Verb::Add,
             Expected::Version(cas) => Verb::Cas(cas),
@@ -383,7 +397,7 @@ impl SessionBackend for MemcacheBackend {
         let key = self.key(id);
         let cas = match expected {
             // Nothing to delete: only whether that is so.
-            Expected::Absent => return Ok(self.gets(&key).await?.is_none()),
+            Expected::Absent => return Ok(matches!(self.gets(&key).await?, Reply::Item(None))),
             Expected::Version(cas) => Some(cas),
             Expected::Any => None,
         };
@@ -396,6 +410,10 @@ impl SessionBackend for MemcacheBackend {
             Reply::Deleted(deleted) => Ok(deleted || cas.is_none()),
             other => Err(mismatch(&other)),
         }
+    }
+
+    fn limit_record_size(&mut self, bytes: usize) {
+        self.max_record_size = bytes;
     }
 }
 

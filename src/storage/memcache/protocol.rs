@@ -1,7 +1,7 @@
 //! Memcached's text protocol on one connection: the few requests sessions need, and replies
 //! parsed within bounds, so that no server (broken or hostile) can make the client panic,
-//! allocate more than [`MAX_VALUE_LEN`] for a value, or put a session id or control bytes
-//! into an error message.
+//! allocate more for a value than the limit its `gets` names, or put a session id or control
+//! bytes into an error message.
 
 use std::fmt;
 use std::io;
@@ -12,9 +12,9 @@ use tokio::net::TcpStream;
 
 use crate::Error;
 
-/// The largest value sent or accepted: memcached's default item size limit (`-I 1m`).
-/// A reply announcing more is a protocol error and nothing is allocated for it.
-pub(super) const MAX_VALUE_LEN: usize = 1024 * 1024;
+/// The longest value a memcached item can hold: memcached refuses an item size limit (`-I`)
+/// over 1 GiB. A reply announcing more is no memcached's: a protocol error, not read past.
+const MAX_ITEM_LEN: u64 = 1 << 30;
 
 /// The longest reply line accepted (a `VALUE` line holds a key of at most 250 bytes).
 const MAX_LINE_LEN: usize = 1024;
@@ -22,8 +22,8 @@ const MAX_LINE_LEN: usize = 1024;
 /// One command. Keys are the backend's (a checked prefix plus a hex digest), so they never
 /// hold spaces or line breaks. No `Debug`: the data block is session data.
 pub(super) enum Request<'a> {
-    /// `gets`: the value with its CAS unique.
-    Gets(&'a str),
+    /// `gets`: the value with its CAS unique, if it is at most `limit` bytes.
+    Gets { key: &'a str, limit: usize },
     /// `add`, `set` or `cas`, with the data block.
     Store {
         verb: Verb,
@@ -51,8 +51,11 @@ pub(super) enum Verb {
 
 /// A reply, parsed for the request it answers.
 pub(super) enum Reply {
-    /// `gets`: the item, if the key holds one.
+    /// `gets`: the item, if the key holds one of at most the limit.
     Item(Option<Item>),
+    /// `gets`: the key holds a value of this many bytes, over the limit. Its bytes were read
+    /// past, a buffer at a time, and not kept; the connection is ready for the next command.
+    Oversize(u64),
     /// `add`, `set`, `cas`: whether the data was written (`NOT_STORED`, `EXISTS` and
     /// `NOT_FOUND` are all "no").
     Stored(bool),
@@ -75,6 +78,7 @@ impl fmt::Debug for Reply {
             // Never the value itself: it is session data.
             Reply::Item(Some(item)) => write!(f, "Item({} bytes)", item.data.len()),
             Reply::Item(None) => f.write_str("Item(none)"),
+            Reply::Oversize(len) => write!(f, "Oversize({len} bytes)"),
             Reply::Stored(s) => write!(f, "Stored({s})"),
             Reply::Deleted(d) => write!(f, "Deleted({d})"),
             Reply::Version(v) => write!(f, "Version({v})"),
@@ -168,7 +172,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         stream.flush().await.map_err(Fault::Io)?;
 
         match request {
-            Request::Gets(key) => self.read_item(key).await.map(Reply::Item),
+            Request::Gets { key, limit } => self.read_item(key, *limit).await,
             Request::Store { verb, .. } => {
                 let line = self.read_line().await?;
                 let stored = match (verb, line) {
@@ -207,10 +211,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             .await
             .map_err(Fault::Io)?;
         if read == 0 {
-            return Err(Fault::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed by the server",
-            )));
+            return Err(closed());
         }
         match self.line.strip_suffix(b"\r\n") {
             Some(line) => Ok(line),
@@ -223,34 +224,74 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
-    /// Reads the answer to `gets key`: `END`, or one `VALUE` block then `END`.
-    async fn read_item(&mut self, key: &str) -> Result<Option<Item>, Fault> {
+    /// Reads the answer to `gets key`: `END`, or one `VALUE` block then `END`. A value over
+    /// `limit` bytes is read past without being kept ([`Reply::Oversize`]).
+    async fn read_item(&mut self, key: &str, limit: usize) -> Result<Reply, Fault> {
         let line = self.read_line().await?;
         if line == b"END" {
-            return Ok(None);
+            return Ok(Reply::Item(None));
         }
         let Some(header) = line.strip_prefix(b"VALUE ") else {
             return Err(unexpected(line));
         };
         let (len, cas) = parse_value_header(header, key)?;
-        let mut data = vec![0; len + 2];
-        self.io.read_exact(&mut data).await.map_err(Fault::Io)?;
-        if !data.ends_with(b"\r\n") {
-            return Err(Fault::Protocol("value not terminated by CRLF".to_owned()));
-        }
-        data.truncate(len);
+        let item = match usize::try_from(len) {
+            Ok(len) if len <= limit => {
+                // At most `limit` (+ CRLF): what the caller accepts to hold.
+                let mut data = vec![0; len + 2];
+                self.io.read_exact(&mut data).await.map_err(Fault::Io)?;
+                if !data.ends_with(b"\r\n") {
+                    return Err(Fault::Protocol("value not terminated by CRLF".to_owned()));
+                }
+                data.truncate(len);
+                Reply::Item(Some(Item { data, cas }))
+            }
+            _ => {
+                self.skip_block(len).await?;
+                Reply::Oversize(len)
+            }
+        };
         match self.read_line().await? {
-            b"END" => Ok(Some(Item { data, cas })),
+            b"END" => Ok(item),
             other => Err(unexpected(other)),
         }
     }
+
+    /// Reads past a data block of `len` bytes and its CRLF without keeping it: through the
+    /// reader's own buffer, a buffer's worth at a time, so that a value over the limit costs
+    /// no memory and the connection stays in step with the server. (Dropping the connection
+    /// instead would save reading the bytes but cost a reconnection; an oversize value is
+    /// rare, and memcached's are at most 1 MiB unless `-I` says more.)
+    async fn skip_block(&mut self, len: u64) -> Result<(), Fault> {
+        let mut block = (&mut self.io).take(len);
+        let skipped = tokio::io::copy_buf(&mut block, &mut tokio::io::sink())
+            .await
+            .map_err(Fault::Io)?;
+        if skipped < len {
+            return Err(closed());
+        }
+        let mut end = [0; 2];
+        self.io.read_exact(&mut end).await.map_err(Fault::Io)?;
+        if end != *b"\r\n" {
+            return Err(Fault::Protocol("value not terminated by CRLF".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// The fault for a connection the server closed mid-reply.
+fn closed() -> Fault {
+    Fault::Io(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "connection closed by the server",
+    ))
 }
 
 /// The bytes of one command, data block included.
 fn encode(request: &Request<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(96);
     match request {
-        Request::Gets(key) => out.extend_from_slice(format!("gets {key}\r\n").as_bytes()),
+        Request::Gets { key, .. } => out.extend_from_slice(format!("gets {key}\r\n").as_bytes()),
         Request::Store {
             verb,
             key,
@@ -281,8 +322,8 @@ fn encode(request: &Request<'_>) -> Vec<u8> {
 }
 
 /// Checks `<key> <flags> <bytes> <cas unique>` (a `gets` header) and returns `<bytes>`,
-/// bounded, and the CAS unique.
-fn parse_value_header(header: &[u8], key: &str) -> Result<(usize, u64), Fault> {
+/// at most [`MAX_ITEM_LEN`], and the CAS unique.
+fn parse_value_header(header: &[u8], key: &str) -> Result<(u64, u64), Fault> {
     let invalid = || Fault::Protocol(format!("malformed VALUE line {:?}", printable(header)));
     let text = std::str::from_utf8(header).map_err(|_| invalid())?;
     let parts: Vec<&str> = text.split(' ').collect();
@@ -301,10 +342,10 @@ fn parse_value_header(header: &[u8], key: &str) -> Result<(usize, u64), Fault> {
         .and_then(|cas| cas.parse::<u64>().ok())
         .ok_or_else(invalid)?;
     let len = digits(len).ok_or_else(invalid)?;
-    match len.parse::<usize>() {
-        Ok(len) if len <= MAX_VALUE_LEN => Ok((len, cas)),
+    match len.parse::<u64>() {
+        Ok(len) if len <= MAX_ITEM_LEN => Ok((len, cas)),
         _ => Err(Fault::Protocol(format!(
-            "value announced as {} bytes, over the {MAX_VALUE_LEN}-byte limit",
+            "value announced as {} bytes, over memcached's 1 GiB maximum",
             printable(len.as_bytes())
         ))),
     }
@@ -345,8 +386,9 @@ fn printable(bytes: &[u8]) -> String {
 /// (through [`crate::fuzzing`]): built with `--cfg fuzzing`, as `cargo fuzz` does.
 #[cfg(fuzzing)]
 impl super::MemcacheBackend {
-    /// The largest value a reply may carry.
-    pub(crate) const FUZZ_MAX_VALUE: usize = MAX_VALUE_LEN;
+    /// The largest value a reply may carry: larger ones are read past (and reported as no
+    /// value). Small, so that fuzz inputs reach both sides of it.
+    pub(crate) const FUZZ_MAX_VALUE: usize = 1024;
 
     /// The key every command names: a real one (default prefix, hex SHA-256 of `"fuzz"`).
     pub(crate) fn fuzz_key() -> String {
@@ -378,7 +420,10 @@ impl super::MemcacheBackend {
                 exptime: 60,
             };
             let request = match command % 7 {
-                0 => Request::Gets(&key),
+                0 => Request::Gets {
+                    key: &key,
+                    limit: Self::FUZZ_MAX_VALUE,
+                },
                 1 => store(Verb::Add),
                 2 => store(Verb::Set),
                 3 => store(Verb::Cas(7)),
@@ -396,6 +441,8 @@ impl super::MemcacheBackend {
                 Ok(Reply::Item(item)) => {
                     outcomes.push(Outcome::Value(item.map(|item| (item.data, item.cas))))
                 }
+                // Not kept, so not a value: the connection goes on, as after a miss.
+                Ok(Reply::Oversize(_)) => outcomes.push(Outcome::Value(None)),
                 Ok(Reply::Stored(stored)) => outcomes.push(Outcome::Stored(stored)),
                 Ok(Reply::Deleted(deleted)) => outcomes.push(Outcome::Deleted(deleted)),
                 Ok(Reply::Version(version)) => outcomes.push(Outcome::Version(version)),
@@ -416,6 +463,9 @@ mod tests {
     #[test]
     fn value_headers_are_bounded_and_carry_a_cas_unique() {
         assert_eq!(parse_value_header(b"k 0 5 77", "k").unwrap(), (5, 77));
+        // Over any record limit, but a memcached may hold it (`-I 1g`): read past later.
+        let gib = b"k 0 1073741824 1";
+        assert_eq!(parse_value_header(gib, "k").unwrap(), (1 << 30, 1));
         let max = format!("k 0 0 {}", u64::MAX);
         assert_eq!(
             parse_value_header(max.as_bytes(), "k").unwrap(),
@@ -427,7 +477,7 @@ mod tests {
         assert!(parse_value_header(b"k 0 5 -1", "k").is_err());
         assert!(parse_value_header(b"k 0 5 +1", "k").is_err());
         assert!(parse_value_header(b"k 0 5 ", "k").is_err());
-        assert!(parse_value_header(b"k 0 1048577 1", "k").is_err());
+        assert!(parse_value_header(b"k 0 1073741825 1", "k").is_err());
         assert!(parse_value_header(b"k 0 99999999999999999999999 1", "k").is_err());
         assert!(parse_value_header(b"k 0 -1 1", "k").is_err());
         assert!(parse_value_header(b"k 0 +1 1", "k").is_err());
@@ -445,7 +495,10 @@ mod tests {
         let message = parse_value_header(header.as_bytes(), "k")
             .unwrap_err()
             .to_string();
-        assert!(message.contains("over the 1048576-byte limit"), "{message}");
+        assert!(
+            message.contains("over memcached's 1 GiB maximum"),
+            "{message}"
+        );
         assert!(message.len() < 200, "a {}-byte message", message.len());
     }
 
@@ -465,7 +518,8 @@ mod tests {
         let delete = |cas| encode(&Request::Delete { key: "k", cas });
         assert_eq!(delete(None), b"delete k\r\n");
         assert_eq!(delete(Some(42)), b"md k C42\r\n");
-        assert_eq!(encode(&Request::Gets("k")), b"gets k\r\n");
+        let gets = Request::Gets { key: "k", limit: 1 };
+        assert_eq!(encode(&gets), b"gets k\r\n");
     }
 
     /// The reply `server` gives to `request`, over an in-memory connection.
@@ -512,10 +566,45 @@ mod tests {
         let got = answer(md(), b"CLIENT_ERROR bad command line format\r\n").await;
         assert!(matches!(got, Err(Fault::Server(_))), "{got:?}");
 
-        let got = answer(Request::Gets("k"), b"VALUE k 0 2 9\r\nab\r\nEND\r\n").await;
+        let gets = || Request::Gets { key: "k", limit: 2 };
+        let got = answer(gets(), b"VALUE k 0 2 9\r\nab\r\nEND\r\n").await;
         match got {
             Ok(Reply::Item(Some(item))) => assert_eq!((&item.data[..], item.cas), (&b"ab"[..], 9)),
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// A value over the limit is read past, not kept, and the next reply on the connection
+    /// is read in step; a value cut short or not ended by CRLF is a fault.
+    #[tokio::test]
+    async fn values_over_the_limit_are_read_past_in_step() {
+        let gets = || Request::Gets { key: "k", limit: 2 };
+        let mut server = b"VALUE k 0 3 9\r\nabc\r\nEND\r\n".to_vec();
+        // 64 MiB announced and sent: read past through the buffer, never held.
+        let big = 64 << 20;
+        server.extend_from_slice(format!("VALUE k 0 {big} 10\r\n").as_bytes());
+        server.resize(server.len() + big, b'x');
+        server.extend_from_slice(b"\r\nEND\r\nVALUE k 0 2 11\r\nab\r\nEND\r\n");
+        let mut conn = Conn::over(tokio::io::join(&server[..], tokio::io::sink()));
+        let got = conn.execute(&gets()).await;
+        assert!(matches!(got, Ok(Reply::Oversize(3))), "{got:?}");
+        let got = conn.execute(&gets()).await;
+        assert!(
+            matches!(got, Ok(Reply::Oversize(len)) if len == big as u64),
+            "{got:?}"
+        );
+        match conn.execute(&gets()).await {
+            Ok(Reply::Item(Some(item))) => assert_eq!((&item.data[..], item.cas), (&b"ab"[..], 11)),
+            other => panic!("{other:?}"),
+        }
+        for broken in [
+            &b"VALUE k 0 3 9\r\nabcXXEND\r\n"[..],
+            b"VALUE k 0 3 9\r\nabc\r\nVALUE\r\n",
+            b"VALUE k 0 30 9\r\nabc",
+            b"VALUE k 0 1073741824 9\r\n",
+        ] {
+            let got = answer(gets(), broken).await;
+            assert!(got.is_err(), "{:?}: {got:?}", printable(broken));
         }
     }
 }

@@ -494,6 +494,34 @@ async fn a_file_growing_while_read_is_read_only_up_to_the_limit() {
     assert!(written.is_err(), "the reader stopped before the end");
 }
 
+// ---- durations that do not fit ----
+
+#[tokio::test]
+async fn duration_max_ttl_and_lifetime_keep_the_session() {
+    for (label, fs) in [
+        ("ttl", TempFs::new(|s| s.ttl(Duration::MAX))),
+        (
+            "max_lifetime",
+            TempFs::new(|s| s.max_lifetime(Duration::MAX)),
+        ),
+        (
+            "both",
+            TempFs::new(|s| s.ttl(Duration::MAX).max_lifetime(Duration::MAX)),
+        ),
+    ] {
+        let (_, cookie) = request(&fs, None, |s| s.set("user", "mj").unwrap()).await;
+        let (session, cookie) = request(&fs, cookie.as_deref(), |s| {
+            assert_eq!(s.get::<String>("user").as_deref(), Some("mj"), "{label}");
+            s.set("n", 1).unwrap();
+        })
+        .await;
+        assert_eq!(cookie.as_deref(), Some(&*session.id()), "{label}");
+        assert_eq!(fs.storage.remove_expired().await.unwrap(), 0, "{label}");
+        let (again, _) = request(&fs, cookie.as_deref(), |_| {}).await;
+        assert_eq!(again.get::<u32>("n"), Some(1), "{label}");
+    }
+}
+
 /// Through the layer: a request whose session file went over the limit gets a fresh
 /// session and a new cookie, not a 500.
 #[cfg(feature = "axum")]

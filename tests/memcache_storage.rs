@@ -962,6 +962,21 @@ fn padded_record(size: usize) -> Vec<u8> {
     bytes
 }
 
+/// What memcached says of `key` with `mg <key> t`: `None` when it holds nothing, else the
+/// remaining TTL in seconds (`-1`: none).
+fn raw_ttl(addr: &str, key: &str) -> Option<i64> {
+    let line = raw(addr, format!("mg {key} t\r\n").as_bytes());
+    let line = String::from_utf8(line).unwrap();
+    if line == "EN\r\n" {
+        return None;
+    }
+    let ttl = line
+        .trim_end()
+        .strip_prefix("HD t")
+        .unwrap_or_else(|| panic!("unexpected answer {line:?}"));
+    Some(ttl.parse().unwrap())
+}
+
 #[tokio::test]
 async fn a_planted_oversize_record_is_refused_and_the_connection_goes_on() {
     let server = start_memcached();
@@ -1044,6 +1059,36 @@ async fn a_save_over_max_record_size_fails_and_writes_nothing() {
         "{saved:?}"
     );
     assert_eq!(raw_get(&addr, &storage.key_for(&id)).unwrap(), before);
+}
+
+// ---- durations that do not fit ----
+
+#[tokio::test]
+async fn duration_max_ttl_and_lifetime_keep_the_record_on_the_server() {
+    let server = start_memcached();
+    let addr = addr(&server);
+    let plain = MemcacheStorage::connect(&addr).await.unwrap();
+    for (label, storage) in [
+        ("ttl", plain.clone().ttl(Duration::MAX)),
+        ("max_lifetime", plain.clone().max_lifetime(Duration::MAX)),
+        (
+            "both",
+            plain.clone().ttl(Duration::MAX).max_lifetime(Duration::MAX),
+        ),
+    ] {
+        let (_, cookie) = request(&storage, None, |s| s.set("user", "mj").unwrap()).await;
+        let id = cookie.expect("saved");
+        // Sent as a wrapped or clamped time, memcached would drop the item at once or in
+        // 2038; a 32-bit Unix time cannot say more, so the item gets no expiry at all.
+        assert_eq!(raw_ttl(&addr, &storage.key_for(&id)), Some(-1), "{label}");
+        let (session, _) = request(&storage, Some(&id), |s| s.set("n", 1).unwrap()).await;
+        assert_eq!(
+            session.get::<String>("user").as_deref(),
+            Some("mj"),
+            "{label}"
+        );
+        assert_eq!(raw_ttl(&addr, &storage.key_for(&id)), Some(-1), "{label}");
+    }
 }
 
 // ---- the whole stack: SessionLayer + MemcacheStorage on an axum Router ----

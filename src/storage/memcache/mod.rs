@@ -419,16 +419,22 @@ impl SessionBackend for MemcacheBackend {
 
 /// The expiration sent with a write. `0` means "never" to memcached, so a TTL is rounded up
 /// to whole seconds and never down to 0; over 30 days it must be an absolute Unix time.
+///
+/// Memcached parses the expiration as a signed 32-bit number: an end past that (past
+/// January 2038, a `Duration::MAX` TTL or lifetime) is sent as `0`, no expiry of the item.
+/// The session still ends when its record says, which the lifecycle checks on every read.
 fn exptime(ttl: Option<Duration>, now_secs: u64) -> u32 {
     let Some(ttl) = ttl else { return 0 };
-    let secs = (ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0)).max(1);
+    let secs = ttl
+        .as_secs()
+        .saturating_add(u64::from(ttl.subsec_nanos() > 0))
+        .max(1);
     let value = if secs <= RELATIVE_EXPIRY_LIMIT_SECS {
         secs
     } else {
-        // Memcached parses the expiration as a signed 32-bit number.
-        now_secs.saturating_add(secs).min(i32::MAX as u64)
+        now_secs.saturating_add(secs)
     };
-    value as u32
+    i32::try_from(value).map_or(0, |value| value as u32)
 }
 
 fn validate_prefix(prefix: &str) -> Result<(), Error> {
@@ -497,10 +503,29 @@ mod tests {
         let now = 1_800_000_000;
         let more = Duration::from_secs(RELATIVE_EXPIRY_LIMIT_SECS + 1);
         assert_eq!(exptime(Some(more), now), (now + 2_592_001) as u32);
+        // Past what a signed 32-bit Unix time holds: no expiry of the item, never a wrapped
+        // or clamped time (i32::MAX is in the past from 2038 on, which would expire it).
+        assert_eq!(exptime(Some(Duration::from_secs(u64::MAX)), now), 0);
+        assert_eq!(exptime(Some(Duration::MAX), now), 0);
+        assert_eq!(exptime(Some(Duration::MAX), 0), 0);
+        let end_of_i32 = i32::MAX as u64;
+        let ttl = |secs| Some(Duration::from_secs(secs));
         assert_eq!(
-            exptime(Some(Duration::from_secs(u64::MAX)), now),
+            exptime(
+                ttl(RELATIVE_EXPIRY_LIMIT_SECS + 1),
+                end_of_i32 - RELATIVE_EXPIRY_LIMIT_SECS - 1
+            ),
             i32::MAX as u32
         );
+        assert_eq!(
+            exptime(
+                ttl(RELATIVE_EXPIRY_LIMIT_SECS + 1),
+                end_of_i32 - RELATIVE_EXPIRY_LIMIT_SECS
+            ),
+            0
+        );
+        // Relative TTLs do not depend on the clock.
+        assert_eq!(exptime(ttl(60), u64::MAX), 60);
     }
 
     #[test]

@@ -2,10 +2,15 @@
 //!
 //! ```sh
 //! memcached -p 11211 &                      # or MEMCACHE_ADDR=host:port (comma-separated for a pool)
-//! cargo run --example memcache --features memcache
+//! SESSION_SECRET=$(openssl rand -hex 32) cargo run --example memcache --features memcache
 //! curl -c jar -b jar localhost:3000/        # run it a few times
 //! curl -c jar -b jar localhost:3000/logout
 //! ```
+//!
+//! Without `SESSION_SECRET` a random secret is used (and a warning logged): sessions then
+//! end with the process, and copies of the app cannot share them. A secret shorter than
+//! 32 bytes is refused. Sessions expire after 30 idle minutes, and 12 hours after they
+//! started at the latest, by the items' own expiry in Memcached.
 
 use std::time::Duration;
 
@@ -13,6 +18,7 @@ use axum::Router;
 use axum::response::Redirect;
 use axum::routing::get;
 use session_layer::{MemcacheStorage, Session, SessionCookie, SessionLayer};
+use tracing_subscriber::EnvFilter;
 
 async fn index(session: Session) -> String {
     let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
@@ -35,26 +41,55 @@ async fn bye(session: Session) -> &'static str {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The layer logs storage errors (and records it replaced) through `tracing`.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+
+    // Never a fixed fallback: anyone who read it could sign cookies for any session id.
+    let secret = match std::env::var("SESSION_SECRET") {
+        Ok(secret) if secret.len() >= 32 => secret,
+        Ok(secret) if !secret.is_empty() => {
+            return Err("SESSION_SECRET must be at least 32 bytes (openssl rand -hex 32)".into());
+        }
+        _ => {
+            tracing::warn!(
+                "SESSION_SECRET is not set: using a random secret, so sessions do not \
+                 survive a restart and other copies of this app cannot read them"
+            );
+            random_secret()
+        }
+    };
+
     let addrs = std::env::var("MEMCACHE_ADDR").unwrap_or_else(|_| "127.0.0.1:11211".into());
     let storage = MemcacheStorage::connect_pool(addrs.split(','))
         .await?
         .key_prefix("example:session:")?
-        .ttl(Duration::from_secs(30 * 60));
+        .ttl(Duration::from_secs(30 * 60))
+        .max_lifetime(Duration::from_secs(12 * 3600));
 
-    // In production the secret comes from configuration, never from the source.
-    let secret = std::env::var("SESSION_SECRET").unwrap_or_else(|_| "change-me".into());
     let cookie = SessionCookie::new("__session")
         .secrets([secret])
-        .secure(false); // plain http on localhost; keep the default `true` behind TLS
+        .secure(false) // plain http on localhost; keep the default `true` behind TLS
+        .max_age(Duration::from_secs(12 * 3600));
 
     let app = Router::new()
         .route("/", get(index))
         .route("/logout", get(logout))
         .route("/bye", get(bye))
-        .layer(SessionLayer::new(cookie, storage));
+        .layer(SessionLayer::try_new(cookie, storage)?);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await?;
     Ok(())
+}
+
+/// 32 random bytes as 64 hex characters.
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

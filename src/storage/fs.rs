@@ -16,8 +16,19 @@ use super::{
 /// Each session is one file at `dir/<2 hex>/<62 hex>`, named from the SHA-256 of its id, so
 /// no id ever becomes a path and no directory grows too large. Files are created `0600`.
 /// A write goes to a temporary file that is renamed into place, so a crash never leaves a
-/// torn file; expired files are ignored on read and removed by
-/// [`remove_expired`](FsStorage::remove_expired).
+/// torn file.
+///
+/// # Expired files
+///
+/// Nothing caps the number of files: every new session that is saved is one more (a
+/// handler that writes to the session of every cookieless request makes one per request),
+/// and it stays until it is destroyed or expires *and* is swept. An expired file is
+/// ignored on read but not deleted then; [`remove_expired`](FsStorage::remove_expired)
+/// deletes it. So set a [`ttl`](ServerStorage::ttl) (or a
+/// [`max_lifetime`](ServerStorage::max_lifetime)): without either no record ever expires
+/// and no sweep removes anything. Then run `remove_expired` now and then, from a task of
+/// your own (see its cost there), so that the directory holds the sessions of about one TTL
+/// and one sweep interval.
 ///
 /// Writes are conditional on the file's content as loaded, checked under an exclusive lock
 /// (`flock`) on the file's directory, so several processes may share one directory on a
@@ -71,6 +82,35 @@ impl FsStorage {
 
     /// Deletes every expired session file, and temporary files left by a crash; returns
     /// how many files went. Run it now and then (say hourly) to reclaim disk space.
+    ///
+    /// Its cost grows with every file in the directory, live ones included: each is opened,
+    /// read and parsed once, and each expired one is read again under its bucket's lock
+    /// (so that a save racing the sweep is never deleted) and unlinked. It runs on tokio's
+    /// blocking pool, one file at a time, holding a bucket's lock for one file at most, so
+    /// requests go on meanwhile. On a file system that discards freed blocks synchronously
+    /// (ext4 mounted with `discard`), unlinking a file already on disk dominates. Files that
+    /// are corrupt or over [`max_record_size`](ServerStorage::max_record_size) are left
+    /// for inspection (reading them is what the limit prevents): delete them by hand.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use session_layer::FsStorage;
+    ///
+    /// # async fn run() -> Result<(), session_layer::Error> {
+    /// let storage = FsStorage::new("/var/lib/myapp/sessions")?.ttl(Duration::from_secs(86400));
+    /// let sweeper = storage.clone();
+    /// tokio::spawn(async move {
+    ///     let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+    ///     loop {
+    ///         hourly.tick().await;
+    ///         if let Err(error) = sweeper.remove_expired().await {
+    ///             eprintln!("sweeping session files failed: {error}");
+    ///         }
+    ///     }
+    /// });
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn remove_expired(&self) -> Result<usize, Error> {
         let dir = Arc::clone(&self.backend().dir);
         let limit = self.backend().max_record_size;

@@ -1061,6 +1061,26 @@ async fn a_save_over_max_record_size_fails_and_writes_nothing() {
     assert_eq!(raw_get(&addr, &storage.key_for(&id)).unwrap(), before);
 }
 
+/// A record under max_record_size but over memcached's own item limit (`-I`, 1 MiB with
+/// the key and item header) is memcached's to refuse: an error, and the next request works.
+#[tokio::test]
+async fn a_record_over_memcacheds_item_limit_is_a_server_error() {
+    let server = start_memcached();
+    let storage =
+        MemcacheStorage::connect_with(&addr(&server), MemcacheOptions::new().pool_size(1))
+            .await
+            .unwrap();
+    let session = storage.read(None).await.unwrap();
+    session.set("big", "x".repeat((1 << 20) - 100)).unwrap();
+    match storage.save(&session).await {
+        Err(Error::Backend(e)) => assert!(e.to_string().contains("too large"), "{e}"),
+        other => panic!("expected memcached's refusal, got {other:?}"),
+    }
+    let id = save_new(&storage, "user", "mj").await;
+    let loaded = storage.read(Some(&id)).await.unwrap();
+    assert_eq!(loaded.get::<String>("user").as_deref(), Some("mj"));
+}
+
 // ---- durations that do not fit ----
 
 #[tokio::test]

@@ -43,6 +43,14 @@ const RELATIVE_EXPIRY_LIMIT_SECS: u64 = 30 * 24 * 3600;
 /// one `cas` on the version read (so that concurrent requests merge instead of overwriting
 /// each other), and a conditional delete the meta command `md <key> C<cas>`.
 ///
+/// Records are bounded by [`max_record_size`](ServerStorage::max_record_size) (1 MiB
+/// unless set) both ways. A stored value over it is read past without being kept (the
+/// reply's header gives its size before its bytes) and loads as [`Error::Corrupt`], which
+/// the layer answers with a fresh session. Memcached's own item size limit (`-I`, 1 MiB by
+/// default, the key and the item's header included) applies to writes as well: a record
+/// just under 1 MiB may still be refused with a server error. For bigger sessions, raise
+/// both.
+///
 /// With several servers ([`connect_pool`](MemcacheStorage::connect_pool)), keys are spread
 /// by consistent hashing: adding or removing a server moves only its share of the sessions.
 /// Each server gets a small pool of connections ([`MemcacheOptions::pool_size`]); a broken

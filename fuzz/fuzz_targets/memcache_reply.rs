@@ -3,10 +3,12 @@
 //! server, which are untrusted input too. It runs the crate's own code over an in-memory
 //! connection through the `cfg(fuzzing)` hook `session_layer::fuzzing`.
 //!
-//! Properties: no panic, nothing allocated beyond the 1 MiB value limit (the memory limit
-//! of the run catches that), a value is only accepted when the server really sent it (with
-//! its `VALUE` line, its CAS unique, the bytes, CRLF and `END`), and error text is bounded
-//! and free of control characters (it goes to the log).
+//! Properties: no panic, nothing allocated for a value beyond the limit the `gets` names
+//! (`MEMCACHE_MAX_VALUE`, 1 KiB here so that inputs reach both sides of it; a longer value
+//! is read past and reported as none, and the memory limit of the run catches an
+//! allocation), a value is only accepted when the server really sent it (with its `VALUE`
+//! line, its CAS unique, the bytes, CRLF and `END`), and error text is bounded and free of
+//! control characters (it goes to the log).
 //!
 //! Input: first byte is the number of commands (1 to 4), the next ones pick each command
 //! (`gets`, `add`, `set`, `cas`, `delete`, `md`, `version`), the rest is what the server

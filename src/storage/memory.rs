@@ -1,8 +1,7 @@
 //! Sessions in process memory.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock, RwLockWriteGuard};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::{Error, Expected, Record, ServerStorage, SessionBackend, Versioned, unix_now_ms};
@@ -11,41 +10,52 @@ use super::{Error, Expected, Record, ServerStorage, SessionBackend, Versioned, u
 ///
 /// Everything is lost when the process exits. Clones share the same sessions.
 ///
+/// Without [`max_sessions`](MemoryStorage::max_sessions) nothing bounds how many sessions
+/// are held: every client without a cookie that gets one saved adds a session until it
+/// expires, so set a limit (and a [`ttl`](ServerStorage::ttl)) on anything reachable from
+/// the internet.
+///
 /// ```
 /// use std::time::Duration;
 /// use session_layer::MemoryStorage;
 ///
-/// let storage = MemoryStorage::new().ttl(Duration::from_secs(3600));
+/// let storage = MemoryStorage::new()
+///     .ttl(Duration::from_secs(3600))
+///     .max_sessions(100_000);
 /// # let _ = storage;
 /// ```
 pub type MemoryStorage = ServerStorage<MemoryBackend>;
 
 impl MemoryStorage {
-    /// An empty in-memory storage.
+    /// An empty in-memory storage, with no limit on how many sessions it holds.
     #[allow(clippy::new_without_default)] // mirrors the other storages' constructors
     pub fn new() -> Self {
         ServerStorage::with_backend(MemoryBackend::default())
     }
 
-    /// Removes every expired session now and returns how many went. Writes already sweep
-    /// a little at a time, so calling this is never required.
-    pub fn remove_expired(&self) -> usize {
-        let now = unix_now_ms();
-        let backend = self.backend();
-        (0..backend.inner.shards.len())
-            .map(|i| backend.sweep_shard(i, now))
-            .sum()
+    /// Holds at most `n` sessions: saving a new session when `n` are held first removes
+    /// the expired ones, then evicts the least recently used (read or saved) until there is
+    /// room. Saving a session that is already held never evicts another.
+    ///
+    /// With `n == 0` no session can be held: saving a new one fails with [`Error::Config`]
+    /// (the layer answers a bare 500), while requests that save nothing still work.
+    ///
+    /// The limit belongs to the sessions, so every clone of this storage shares it.
+    pub fn max_sessions(self, n: usize) -> Self {
+        self.backend().sessions().max_sessions = Some(n);
+        self
     }
 
-    /// How many sessions are held, expired ones not yet swept included.
+    /// Removes every expired session now and returns how many went. Every write already
+    /// removes the sessions expired by then, so calling this is never required; it frees
+    /// their memory sooner when no writes come.
+    pub fn remove_expired(&self) -> usize {
+        self.backend().sessions().remove_expired(unix_now_ms())
+    }
+
+    /// How many sessions are held, expired ones not yet removed included.
     pub fn len(&self) -> usize {
-        let backend = self.backend();
-        backend
-            .inner
-            .shards
-            .iter()
-            .map(|shard| read_lock(shard).len())
-            .sum()
+        self.backend().sessions().map.len()
     }
 
     /// Whether no session is held.
@@ -54,27 +64,11 @@ impl MemoryStorage {
     }
 }
 
-/// Enough shards that two cores (or many more) rarely wait on the same lock.
-const SHARDS: usize = 16;
-
-/// After this many writes, one shard is swept of expired records, so memory stays bounded
-/// by the sessions alive within a TTL without a background task.
-const WRITES_PER_SWEEP: usize = 64;
-
-type Shard = RwLock<HashMap<String, Versioned>>;
-
-/// The [`SessionBackend`] behind [`MemoryStorage`]: a sharded hash map.
+/// The [`SessionBackend`] behind [`MemoryStorage`]: one map of sessions, with their order
+/// of use and of expiry, behind one lock.
 #[derive(Clone, Default)]
 pub struct MemoryBackend {
-    inner: Arc<Shards>,
-}
-
-#[derive(Default)]
-struct Shards {
-    shards: [Shard; SHARDS],
-    writes: AtomicUsize,
-    /// The last version given to a write: versions are never reused.
-    version: AtomicU64,
+    inner: Arc<Mutex<Sessions>>,
 }
 
 impl std::fmt::Debug for MemoryBackend {
@@ -83,64 +77,158 @@ impl std::fmt::Debug for MemoryBackend {
     }
 }
 
-// A panic while a lock is held cannot leave a map half-updated (every change is a single
-// insert or remove), so a poisoned lock is still safe to use.
-fn read_lock(shard: &Shard) -> std::sync::RwLockReadGuard<'_, HashMap<String, Versioned>> {
-    shard
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// The sessions and two indexes over them, so that eviction and expiry each take the first
+/// entry of an ordered map instead of a scan. Every session in `map` has exactly one entry
+/// in `by_use`, and one in `by_expiry` if its record expires.
+#[derive(Default)]
+struct Sessions {
+    /// Each id is allocated once and shared by the three maps.
+    map: HashMap<Arc<str>, Entry>,
+    /// Least recently used first, by the tick of the last load or store.
+    by_use: BTreeMap<u64, Arc<str>>,
+    /// Soonest expiry first; the version (unique) tells apart records that expire in the
+    /// same millisecond.
+    by_expiry: BTreeMap<(u64, u64), Arc<str>>,
+    /// The last tick given to a load or store.
+    last_use: u64,
+    /// The last version given to a write: versions are never reused, even across a delete.
+    last_version: u64,
+    /// `None`: no limit.
+    max_sessions: Option<usize>,
 }
 
-fn write_lock(shard: &Shard) -> RwLockWriteGuard<'_, HashMap<String, Versioned>> {
-    shard
-        .write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+struct Entry {
+    stored: Versioned,
+    /// Its key in `by_use`.
+    last_use: u64,
 }
 
-/// The shard of `id`, picked by a multiply-xorshift over 8-byte words rather than the maps'
-/// keyed SipHash, which then hashes the id once more inside the shard: a chosen id
-/// (`use_unknown_ids`) can at worst crowd one shard's lock, while each map stays keyed
-/// against collisions.
-fn shard_index(id: &str) -> usize {
-    let hash = id.as_bytes().chunks(8).fold(0_u64, |hash, chunk| {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        let mixed = (hash ^ u64::from_le_bytes(word)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        mixed ^ (mixed >> 29)
-    });
-    // The high bits: they depend on every bit of every word.
-    (hash >> 60) as usize % SHARDS
+/// Its key in `by_expiry`, if the record expires.
+fn expiry_key(stored: &Versioned) -> Option<(u64, u64)> {
+    stored.record.expires_at_ms.map(|at| (at, stored.version))
 }
 
-impl MemoryBackend {
-    fn shard(&self, id: &str) -> &Shard {
-        &self.inner.shards[shard_index(id)]
+impl Sessions {
+    fn next_use(&mut self) -> u64 {
+        self.last_use += 1;
+        self.last_use
     }
 
-    fn sweep_shard(&self, index: usize, now_ms: u64) -> usize {
-        let mut map = write_lock(&self.inner.shards[index]);
-        let before = map.len();
-        map.retain(|_, stored| stored.record.expires_at_ms.is_none_or(|at| at > now_ms));
-        before - map.len()
+    fn load(&mut self, id: &str) -> Option<Versioned> {
+        let tick = self.next_use();
+        let entry = self.map.get_mut(id)?;
+        if let Some(key) = self.by_use.remove(&entry.last_use) {
+            self.by_use.insert(tick, key);
+        }
+        entry.last_use = tick;
+        Some(entry.stored.clone())
     }
 
-    fn count_write(&self) {
-        let writes = self.inner.writes.fetch_add(1, Ordering::Relaxed);
-        if writes.is_multiple_of(WRITES_PER_SWEEP) {
-            let index = (writes / WRITES_PER_SWEEP) % SHARDS;
-            self.sweep_shard(index, unix_now_ms());
+    fn store(&mut self, id: &str, record: Record, expected: Expected) -> Result<bool, Error> {
+        if !expected.is_met_by(self.map.get(id).map(|entry| entry.stored.version)) {
+            return Ok(false);
+        }
+        // Only after the check: a request that loaded a record just before it expired
+        // still saves over it, as the lifecycle promises.
+        self.remove_expired(unix_now_ms());
+        self.last_version += 1;
+        let stored = Versioned {
+            record,
+            version: self.last_version,
+        };
+        let tick = self.next_use();
+        let key = match self.map.remove_entry(id) {
+            Some((key, old)) => {
+                self.unindex(&old);
+                key
+            }
+            None => {
+                self.make_room()?;
+                Arc::from(id)
+            }
+        };
+        self.by_use.insert(tick, Arc::clone(&key));
+        if let Some(expiry) = expiry_key(&stored) {
+            self.by_expiry.insert(expiry, Arc::clone(&key));
+        }
+        let entry = Entry {
+            stored,
+            last_use: tick,
+        };
+        self.map.insert(key, entry);
+        Ok(true)
+    }
+
+    fn delete(&mut self, id: &str, expected: Expected) -> bool {
+        if !expected.is_met_by(self.map.get(id).map(|entry| entry.stored.version)) {
+            return false;
+        }
+        if let Some(old) = self.map.remove(id) {
+            self.unindex(&old);
+        }
+        self.remove_expired(unix_now_ms());
+        true
+    }
+
+    /// Evicts the least recently used sessions until one more fits under the limit.
+    fn make_room(&mut self) -> Result<(), Error> {
+        let Some(limit) = self.max_sessions else {
+            return Ok(());
+        };
+        if limit == 0 {
+            return Err(Error::Config(
+                "MemoryStorage::max_sessions(0) holds no session, so none can be saved".into(),
+            ));
+        }
+        while self.map.len() >= limit {
+            let Some((_, id)) = self.by_use.pop_first() else {
+                break;
+            };
+            if let Some(old) = self.map.remove(&id) {
+                self.unindex(&old);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the sessions expired at `now_ms` (as `Record::is_live` counts them): the
+    /// front of `by_expiry`, so the cost follows what expired, not what is held.
+    fn remove_expired(&mut self, now_ms: u64) -> usize {
+        let mut removed = 0;
+        while let Some(first) = self.by_expiry.first_entry() {
+            if first.key().0 > now_ms {
+                break;
+            }
+            let id = first.remove();
+            if let Some(old) = self.map.remove(&id) {
+                self.by_use.remove(&old.last_use);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Removes a session that has left `map` from both indexes.
+    fn unindex(&mut self, old: &Entry) {
+        self.by_use.remove(&old.last_use);
+        if let Some(expiry) = expiry_key(&old.stored) {
+            self.by_expiry.remove(&expiry);
         }
     }
 }
 
-/// The version stored under `id`, if any.
-fn version_in(map: &HashMap<String, Versioned>, id: &str) -> Option<u64> {
-    map.get(id).map(|stored| stored.version)
+impl MemoryBackend {
+    /// The sessions, locked. Nothing under the lock panics except on a bug, and every
+    /// removal above tolerates an index entry without a session, so a poisoned lock is
+    /// still safe to use: at worst a stale index entry goes unused.
+    fn sessions(&self) -> MutexGuard<'_, Sessions> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl SessionBackend for MemoryBackend {
     async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
-        Ok(read_lock(self.shard(id)).get(id).cloned())
+        Ok(self.sessions().load(id))
     }
 
     async fn store(
@@ -150,33 +238,13 @@ impl SessionBackend for MemoryBackend {
         _ttl: Option<Duration>,
         expected: Expected,
     ) -> Result<bool, Error> {
-        {
-            let mut map = write_lock(self.shard(id));
-            if !expected.is_met_by(version_in(&map, id)) {
-                return Ok(false);
-            }
-            let stored = Versioned {
-                record: record.clone(),
-                version: self.inner.version.fetch_add(1, Ordering::Relaxed) + 1,
-            };
-            match map.get_mut(id) {
-                Some(existing) => *existing = stored,
-                None => {
-                    map.insert(id.to_owned(), stored);
-                }
-            }
-        }
-        self.count_write();
-        Ok(true)
+        // Copied before locking, to keep the lock held briefly.
+        let record = record.clone();
+        self.sessions().store(id, record, expected)
     }
 
     async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
-        let mut map = write_lock(self.shard(id));
-        if !expected.is_met_by(version_in(&map, id)) {
-            return Ok(false);
-        }
-        map.remove(id);
-        Ok(true)
+        Ok(self.sessions().delete(id, expected))
     }
 }
 
@@ -184,22 +252,70 @@ impl SessionBackend for MemoryBackend {
 mod tests {
     use super::*;
 
-    /// Random ids, and ids that differ only in their last character, spread over every
-    /// shard: the cheap shard hash must not leave shards idle (or one lock hot).
-    #[test]
-    fn ids_spread_over_every_shard() {
-        let random: Vec<String> = (0..16_000).map(|_| crate::session::generate_id()).collect();
-        let sequential: Vec<String> = (0..16_000).map(|n| format!("user-{n:08}")).collect();
-        for ids in [random, sequential] {
-            let mut counts = [0usize; SHARDS];
-            for id in &ids {
-                counts[shard_index(id)] += 1;
-            }
-            // 1,000 expected per shard.
-            assert!(
-                counts.iter().all(|&n| (800..1200).contains(&n)),
-                "{counts:?}"
-            );
+    fn record(expires_at_ms: Option<u64>) -> Record {
+        Record {
+            data: Default::default(),
+            created_at: 0,
+            expires_at_ms,
         }
+    }
+
+    /// After any mix of stores, loads, deletes, evictions and expiries, the three maps
+    /// describe the same sessions: nothing is left behind in an index.
+    #[test]
+    fn the_indexes_follow_the_map() {
+        let mut sessions = Sessions {
+            max_sessions: Some(50),
+            ..Sessions::default()
+        };
+        let now = unix_now_ms();
+        for n in 0..1_000u64 {
+            let id = format!("id-{}", n % 80);
+            let expires = match n % 3 {
+                0 => None,
+                1 => Some(now - 1),
+                _ => Some(now + 60_000),
+            };
+            match n % 7 {
+                0 => assert!(sessions.delete(&id, Expected::Any)),
+                1 => {
+                    let _ = sessions.load(&id);
+                }
+                _ => assert!(sessions.store(&id, record(expires), Expected::Any).unwrap()),
+            }
+            assert!(sessions.map.len() <= 50);
+            assert_eq!(sessions.by_use.len(), sessions.map.len());
+            let expiring = sessions
+                .map
+                .values()
+                .filter(|entry| entry.stored.record.expires_at_ms.is_some())
+                .count();
+            assert_eq!(sessions.by_expiry.len(), expiring);
+            for (id, entry) in &sessions.map {
+                assert_eq!(sessions.by_use.get(&entry.last_use), Some(id));
+                if let Some(key) = expiry_key(&entry.stored) {
+                    assert_eq!(sessions.by_expiry.get(&key), Some(id));
+                }
+            }
+        }
+    }
+
+    /// A panic while the lock was held (here on purpose) does not make every later request
+    /// panic too: the lock is taken over as it is.
+    #[tokio::test]
+    async fn a_poisoned_lock_still_serves() {
+        let backend = MemoryBackend::default();
+        let poisoner = backend.clone();
+        let panicked = std::thread::spawn(move || {
+            let _sessions = poisoner.sessions();
+            panic!("a panic while the lock is held");
+        })
+        .join();
+        assert!(panicked.is_err() && backend.inner.is_poisoned());
+        let record = record(None);
+        let stored = backend.store("id", &record, None, Expected::Absent);
+        assert!(stored.await.unwrap());
+        assert!(backend.load("id").await.unwrap().is_some());
+        assert!(backend.delete("id", Expected::Any).await.unwrap());
     }
 }

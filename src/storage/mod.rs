@@ -105,8 +105,9 @@ pub use self::redis::{RedisBackend, RedisOptions, RedisStorage};
 ///
 /// Implementors write `async fn read` and `async fn save`. Every storage of this crate saves
 /// in this order: delete [`Session::delete_id`] if any; if destroyed, delete the current id
-/// and return `Some("")`; else if dirty, write [`Session::data`] and return the cookie value;
-/// else `None`.
+/// (and the id a loaded session was read under, even after `regenerate_id(false)`: a logout
+/// ends the stored session) and return `Some("")`; else if dirty, write [`Session::data`]
+/// and return the cookie value; else `None`.
 pub trait SessionStorage: Send + Sync + 'static {
     /// `value`: the verified cookie value (an id, or for [`CookieStorage`] the data itself).
     ///

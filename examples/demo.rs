@@ -17,6 +17,7 @@
 //! | `SESSION_STORAGE` | `memory` | `memory`, `fs`, `cookie`, or `redis` (built with `--features redis`) |
 //! | `SESSION_SECRET` | random | signs the cookie; a random one ends every session with the process |
 //! | `SESSION_TTL` | `86400` | seconds a session lives after its last change |
+//! | `SESSION_MAX_SESSIONS` | `100000` | the `memory` storage's capacity (least recently used go first) |
 //! | `SESSION_DIR` | `$TMPDIR/sessions` | the `fs` storage's directory |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | the `redis` storage's server |
 //! | `SESSION_KEY_PREFIX` | `demo:session:` | the `redis` storage's key prefix |
@@ -47,7 +48,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
 
     let secret = match std::env::var("SESSION_SECRET") {
-        Ok(secret) if !secret.is_empty() => secret,
+        Ok(secret) if secret.len() >= 32 => secret,
+        Ok(secret) if !secret.is_empty() => {
+            return Err("SESSION_SECRET must be at least 32 bytes (openssl rand -hex 32)".into());
+        }
         _ => {
             tracing::warn!(
                 "SESSION_SECRET is not set: using a random secret, so sessions do not \
@@ -74,10 +78,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => Duration::from_secs(24 * 3600),
     };
 
+    // At most this many sessions in memory: beyond it, the least recently used one goes, so
+    // a flood of cookieless requests cannot exhaust memory.
+    let max_sessions = match std::env::var("SESSION_MAX_SESSIONS") {
+        Ok(n) => n
+            .parse()
+            .map_err(|_| format!("SESSION_MAX_SESSIONS must be a number of sessions, not {n:?}"))?,
+        Err(_) => 100_000,
+    };
+
     // The storages are different types, so each arm builds its own router.
     let app = match storage.as_str() {
-        // Sweeps expired sessions a little on every write: no task needed.
-        "memory" => app(cookie, MemoryStorage::new().ttl(ttl)),
+        // Expired sessions go as writes come: no task needed.
+        "memory" => app(
+            cookie,
+            MemoryStorage::new().ttl(ttl).max_sessions(max_sessions),
+        ),
         "fs" => {
             let dir = std::env::var_os("SESSION_DIR")
                 .map(Into::into)

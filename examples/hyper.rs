@@ -8,6 +8,7 @@
 //! tonic, a hand-written one) takes it from there.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -39,18 +40,28 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // From SESSION_SECRET, else random (sessions then end with the process).
-    let secret = std::env::var("SESSION_SECRET").unwrap_or_else(|_| {
-        let mut bytes = [0u8; 32];
-        rand::fill(&mut bytes);
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    });
+    // From SESSION_SECRET (32 bytes or more), else random: sessions then end with the process.
+    let secret = match std::env::var("SESSION_SECRET") {
+        Ok(secret) => secret,
+        Err(_) => {
+            eprintln!(
+                "SESSION_SECRET is not set: using a random secret, so sessions end on restart"
+            );
+            let mut bytes = [0u8; 32];
+            rand::fill(&mut bytes);
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        }
+    };
     // `.secure(false)` only because this example serves plain http://127.0.0.1.
     let cookie = SessionCookie::new("__session")
         .secrets([secret])
         .secure(false);
+    // A day's idle timeout, and at most 100,000 sessions held (least recently used go first).
+    let storage = MemoryStorage::new()
+        .ttl(Duration::from_secs(24 * 3600))
+        .max_sessions(100_000);
     let service = ServiceBuilder::new()
-        .layer(SessionLayer::new(cookie, MemoryStorage::new()))
+        .layer(SessionLayer::try_new(cookie, storage)?)
         .service_fn(handler);
 
     let port = std::env::var("PORT").unwrap_or_else(|_| "3001".to_owned());

@@ -44,7 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cookie = SessionCookie::new("__session")
         .secrets([secret])
         .secure(false);
-    let layer = SessionLayer::new(cookie, storage);
+    let layer = SessionLayer::try_new(cookie, storage)?;
 
     // Expired rows never come back as sessions, but they stay until something deletes them.
     let sweeper = layer.clone();

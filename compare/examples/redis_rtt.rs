@@ -124,9 +124,10 @@ fn main() {
         let ours_cookie = seed(&ours).await;
         let theirs_cookie = seed(&theirs).await;
         for _round in 0..3 {
-            median("session-layer request (EVALSHA read + EVALSHA save)", || {
-                request(&ours, &ours_cookie)
-            })
+            median(
+                "session-layer request (EVALSHA read + EVALSHA save)",
+                || request(&ours, &ours_cookie),
+            )
             .await;
             median("tower-sessions request (GET + SET)", || {
                 request(&theirs, &theirs_cookie)

@@ -41,6 +41,31 @@ async fn fill<St: SessionStorage>(storage: &St, sessions: usize) {
     }
 }
 
+/// Creates `sessions` sessions through `app`'s `/seed` route and returns their `Cookie`
+/// headers.
+async fn seed_sessions(app: &Router, sessions: usize) -> Vec<http::HeaderValue> {
+    let mut cookies = Vec::with_capacity(sessions);
+    for _ in 0..sessions {
+        let request = Request::get("/seed").body(Body::empty()).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let set_cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+        cookies.push(set_cookie.split(';').next().unwrap().parse().unwrap());
+    }
+    cookies
+}
+
+/// A cheap, fixed sequence of pseudo-random numbers, the same in every run.
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
 fn cookie(encrypted: bool) -> SessionCookie {
     SessionCookie::new("__session")
         .secrets(["a benchmark secret of thirty-two bytes!"])
@@ -120,6 +145,26 @@ fn bench(c: &mut Criterion) {
             app_with_session(&rt, storage, false, routes(get(read_write)))
         });
         run(b, app, Some(cookie))
+    });
+
+    // The same request, each time on one of the million sessions picked at random, as a
+    // busy server sees them: the storage's maps are then mostly out of the CPU's caches.
+    let mut spread = None;
+    group.bench_function("memory_read_write_1m_sessions_at_random", |b| {
+        let (app, cookies) = spread.get_or_insert_with(|| {
+            let storage = MemoryStorage::new().ttl(Duration::from_secs(3600));
+            let app = routes(get(read_write)).layer(SessionLayer::new(cookie(false), storage));
+            let cookies = rt.block_on(seed_sessions(&app, 1_000_000));
+            (app, cookies)
+        });
+        let mut pick = Xorshift(0x9e37_79b9_7f4a_7c15);
+        b.to_async(&rt).iter(|| {
+            let cookie = &cookies[pick.below(cookies.len())];
+            let mut request = Request::get("/").body(Body::empty()).unwrap();
+            request.headers_mut().insert(header::COOKIE, cookie.clone());
+            let app = app.clone();
+            async move { black_box(app.oneshot(request).await.unwrap()) }
+        })
     });
 
     let fresh = Router::new()

@@ -55,7 +55,7 @@ impl MemoryStorage {
 
     /// How many sessions are held, expired ones not yet removed included.
     pub fn len(&self) -> usize {
-        self.backend().sessions().map.len()
+        self.backend().sessions().len()
     }
 
     /// Whether no session is held.
@@ -64,8 +64,8 @@ impl MemoryStorage {
     }
 }
 
-/// The [`SessionBackend`] behind [`MemoryStorage`]: one map of sessions, with their order
-/// of use and of expiry, behind one lock.
+/// The [`SessionBackend`] behind [`MemoryStorage`]: the sessions, in order of use and of
+/// expiry, behind one lock (exact LRU needs one order over all of them).
 #[derive(Clone, Default)]
 pub struct MemoryBackend {
     inner: Arc<Mutex<Sessions>>,
@@ -77,30 +77,36 @@ impl std::fmt::Debug for MemoryBackend {
     }
 }
 
-/// The sessions and two indexes over them, so that eviction and expiry each take the first
-/// entry of an ordered map instead of a scan. Every session in `map` has exactly one entry
-/// in `by_use`, and one in `by_expiry` if its record expires.
+/// The sessions, in order of use and of expiry.
 #[derive(Default)]
 struct Sessions {
-    /// Each id is allocated once and shared by the three maps.
-    map: HashMap<Arc<str>, Entry>,
-    /// Least recently used first, by the tick of the last load or store.
-    by_use: BTreeMap<u64, Arc<str>>,
-    /// Soonest expiry first; the version (unique) tells apart records that expire in the
-    /// same millisecond.
-    by_expiry: BTreeMap<(u64, u64), Arc<str>>,
-    /// The last tick given to a load or store.
-    last_use: u64,
+    /// Where each held session is in `slots`.
+    slot_of: HashMap<Arc<str>, usize>,
+    /// The held sessions, linked from the most to the least recently used: a doubly linked
+    /// list, so that a use moves a session to the front in a few writes. `None` where a
+    /// session was removed, until a new one takes the place.
+    slots: Vec<Option<Slot>>,
+    /// The `None` places in `slots`.
+    free: Vec<usize>,
+    newest: Option<usize>,
+    oldest: Option<usize>,
+    /// Soonest expiry first, so that removing what expired never scans what is alive; the
+    /// version (unique) tells apart records that expire in the same millisecond.
+    by_expiry: BTreeMap<(u64, u64), usize>,
     /// The last version given to a write: versions are never reused, even across a delete.
     last_version: u64,
     /// `None`: no limit.
     max_sessions: Option<usize>,
 }
 
-struct Entry {
+struct Slot {
+    /// Shared with `slot_of`, to remove the session from it when it is evicted or expires.
+    id: Arc<str>,
     stored: Versioned,
-    /// Its key in `by_use`.
-    last_use: u64,
+    /// The next more recently used session; `None` for the newest.
+    newer: Option<usize>,
+    /// The next less recently used session; `None` for the oldest.
+    older: Option<usize>,
 }
 
 /// Its key in `by_expiry`, if the record expires.
@@ -109,62 +115,60 @@ fn expiry_key(stored: &Versioned) -> Option<(u64, u64)> {
 }
 
 impl Sessions {
-    fn next_use(&mut self) -> u64 {
-        self.last_use += 1;
-        self.last_use
+    fn len(&self) -> usize {
+        self.slot_of.len()
+    }
+
+    fn slot(&mut self, at: usize) -> &mut Slot {
+        self.slots[at]
+            .as_mut()
+            .expect("every place that is linked or indexed holds a session")
     }
 
     fn load(&mut self, id: &str) -> Option<Versioned> {
-        let tick = self.next_use();
-        let entry = self.map.get_mut(id)?;
-        if let Some(key) = self.by_use.remove(&entry.last_use) {
-            self.by_use.insert(tick, key);
-        }
-        entry.last_use = tick;
-        Some(entry.stored.clone())
+        let at = *self.slot_of.get(id)?;
+        self.mark_used(at);
+        Some(self.slot(at).stored.clone())
     }
 
     fn store(&mut self, id: &str, record: Record, expected: Expected) -> Result<bool, Error> {
-        if !expected.is_met_by(self.map.get(id).map(|entry| entry.stored.version)) {
+        let held = self.slot_of.get(id).copied();
+        if !expected.is_met_by(held.map(|at| self.slot(at).stored.version)) {
             return Ok(false);
         }
-        // Only after the check: a request that loaded a record just before it expired
-        // still saves over it, as the lifecycle promises.
-        self.remove_expired(unix_now_ms());
         self.last_version += 1;
         let stored = Versioned {
             record,
             version: self.last_version,
         };
-        let tick = self.next_use();
-        let key = match self.map.remove_entry(id) {
-            Some((key, old)) => {
-                self.unindex(&old);
-                key
+        let now_ms = unix_now_ms();
+        match held {
+            Some(at) => {
+                self.unindex_expiry(at);
+                self.slot(at).stored = stored;
+                self.index_expiry(at);
+                self.mark_used(at);
             }
             None => {
+                // Expired sessions make room before any live one is evicted.
+                self.remove_expired(now_ms);
                 self.make_room()?;
-                Arc::from(id)
+                self.insert(id, stored);
             }
-        };
-        self.by_use.insert(tick, Arc::clone(&key));
-        if let Some(expiry) = expiry_key(&stored) {
-            self.by_expiry.insert(expiry, Arc::clone(&key));
         }
-        let entry = Entry {
-            stored,
-            last_use: tick,
-        };
-        self.map.insert(key, entry);
+        // Only once written: a request that loaded a record just before it expired still
+        // saves over it, as the lifecycle promises.
+        self.remove_expired(now_ms);
         Ok(true)
     }
 
     fn delete(&mut self, id: &str, expected: Expected) -> bool {
-        if !expected.is_met_by(self.map.get(id).map(|entry| entry.stored.version)) {
+        let held = self.slot_of.get(id).copied();
+        if !expected.is_met_by(held.map(|at| self.slot(at).stored.version)) {
             return false;
         }
-        if let Some(old) = self.map.remove(id) {
-            self.unindex(&old);
+        if let Some(at) = held {
+            self.remove(at);
         }
         self.remove_expired(unix_now_ms());
         true
@@ -180,13 +184,11 @@ impl Sessions {
                 "MemoryStorage::max_sessions(0) holds no session, so none can be saved".into(),
             ));
         }
-        while self.map.len() >= limit {
-            let Some((_, id)) = self.by_use.pop_first() else {
+        while self.len() >= limit {
+            let Some(oldest) = self.oldest else {
                 break;
             };
-            if let Some(old) = self.map.remove(&id) {
-                self.unindex(&old);
-            }
+            self.remove(oldest);
         }
         Ok(())
     }
@@ -199,28 +201,92 @@ impl Sessions {
             if first.key().0 > now_ms {
                 break;
             }
-            let id = first.remove();
-            if let Some(old) = self.map.remove(&id) {
-                self.by_use.remove(&old.last_use);
-                removed += 1;
-            }
+            let at = first.remove();
+            self.remove(at);
+            removed += 1;
         }
         removed
     }
 
-    /// Removes a session that has left `map` from both indexes.
-    fn unindex(&mut self, old: &Entry) {
-        self.by_use.remove(&old.last_use);
-        if let Some(expiry) = expiry_key(&old.stored) {
-            self.by_expiry.remove(&expiry);
+    fn insert(&mut self, id: &str, stored: Versioned) {
+        let id: Arc<str> = Arc::from(id);
+        let slot = Slot {
+            id: Arc::clone(&id),
+            stored,
+            newer: None,
+            older: None,
+        };
+        let at = match self.free.pop() {
+            Some(at) => {
+                self.slots[at] = Some(slot);
+                at
+            }
+            None => {
+                self.slots.push(Some(slot));
+                self.slots.len() - 1
+            }
+        };
+        self.slot_of.insert(id, at);
+        self.index_expiry(at);
+        self.link_as_newest(at);
+    }
+
+    fn remove(&mut self, at: usize) {
+        self.unlink(at);
+        self.unindex_expiry(at);
+        if let Some(slot) = self.slots[at].take() {
+            self.slot_of.remove(&slot.id);
+        }
+        self.free.push(at);
+    }
+
+    fn index_expiry(&mut self, at: usize) {
+        if let Some(key) = expiry_key(&self.slot(at).stored) {
+            self.by_expiry.insert(key, at);
+        }
+    }
+
+    fn unindex_expiry(&mut self, at: usize) {
+        if let Some(key) = expiry_key(&self.slot(at).stored) {
+            self.by_expiry.remove(&key);
+        }
+    }
+
+    fn mark_used(&mut self, at: usize) {
+        if self.newest != Some(at) {
+            self.unlink(at);
+            self.link_as_newest(at);
+        }
+    }
+
+    /// Takes the session at `at` out of the order of use, joining its neighbours.
+    fn unlink(&mut self, at: usize) {
+        let slot = self.slot(at);
+        let (newer, older) = (slot.newer.take(), slot.older.take());
+        match newer {
+            Some(newer) => self.slot(newer).older = older,
+            None => self.newest = older,
+        }
+        match older {
+            Some(older) => self.slot(older).newer = newer,
+            None => self.oldest = newer,
+        }
+    }
+
+    /// Puts the (unlinked) session at `at` first in the order of use.
+    fn link_as_newest(&mut self, at: usize) {
+        let previous = self.newest.replace(at);
+        self.slot(at).older = previous;
+        match previous {
+            Some(previous) => self.slot(previous).newer = Some(at),
+            None => self.oldest = Some(at),
         }
     }
 }
 
 impl MemoryBackend {
-    /// The sessions, locked. Nothing under the lock panics except on a bug, and every
-    /// removal above tolerates an index entry without a session, so a poisoned lock is
-    /// still safe to use: at worst a stale index entry goes unused.
+    /// The sessions, locked. Nothing under the lock panics but a broken invariant (a bug),
+    /// so a poisoned lock is taken over as it is rather than failing every later request.
     fn sessions(&self) -> MutexGuard<'_, Sessions> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -260,16 +326,45 @@ mod tests {
         }
     }
 
-    /// After any mix of stores, loads, deletes, evictions and expiries, the three maps
-    /// describe the same sessions: nothing is left behind in an index.
+    /// Checks that the order of use, the id index and the expiry index all describe the
+    /// same sessions.
+    fn assert_consistent(sessions: &Sessions) {
+        let mut in_order = 0;
+        let mut newer = None;
+        let mut at = sessions.newest;
+        while let Some(here) = at {
+            let slot = sessions.slots[here]
+                .as_ref()
+                .expect("a linked place is held");
+            assert_eq!(slot.newer, newer);
+            assert_eq!(sessions.slot_of.get(&slot.id), Some(&here));
+            if let Some(key) = expiry_key(&slot.stored) {
+                assert_eq!(sessions.by_expiry.get(&key), Some(&here));
+            }
+            in_order += 1;
+            newer = at;
+            at = slot.older;
+        }
+        assert_eq!(sessions.oldest, newer);
+        assert_eq!(in_order, sessions.len());
+        let held = sessions.slots.iter().filter(|slot| slot.is_some()).count();
+        assert_eq!(held, sessions.len());
+        assert_eq!(sessions.free.len(), sessions.slots.len() - held);
+        let expiring = sessions.slots.iter().flatten();
+        let expiring = expiring.filter(|slot| slot.stored.record.expires_at_ms.is_some());
+        assert_eq!(sessions.by_expiry.len(), expiring.count());
+    }
+
+    /// After any mix of stores, loads, deletes, evictions and expiries, the indexes and the
+    /// order of use describe the same sessions, and the limit holds.
     #[test]
-    fn the_indexes_follow_the_map() {
+    fn the_indexes_follow_the_sessions() {
         let mut sessions = Sessions {
             max_sessions: Some(50),
             ..Sessions::default()
         };
         let now = unix_now_ms();
-        for n in 0..1_000u64 {
+        for n in 0..2_000u64 {
             let id = format!("id-{}", n % 80);
             let expires = match n % 3 {
                 0 => None,
@@ -278,25 +373,13 @@ mod tests {
             };
             match n % 7 {
                 0 => assert!(sessions.delete(&id, Expected::Any)),
-                1 => {
+                1 | 2 => {
                     let _ = sessions.load(&id);
                 }
                 _ => assert!(sessions.store(&id, record(expires), Expected::Any).unwrap()),
             }
-            assert!(sessions.map.len() <= 50);
-            assert_eq!(sessions.by_use.len(), sessions.map.len());
-            let expiring = sessions
-                .map
-                .values()
-                .filter(|entry| entry.stored.record.expires_at_ms.is_some())
-                .count();
-            assert_eq!(sessions.by_expiry.len(), expiring);
-            for (id, entry) in &sessions.map {
-                assert_eq!(sessions.by_use.get(&entry.last_use), Some(id));
-                if let Some(key) = expiry_key(&entry.stored) {
-                    assert_eq!(sessions.by_expiry.get(&key), Some(id));
-                }
-            }
+            assert!(sessions.len() <= 50);
+            assert_consistent(&sessions);
         }
     }
 

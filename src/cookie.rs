@@ -375,7 +375,7 @@ impl SessionCookie {
             };
             let found = match self.lookup(&header) {
                 Lookup::Absent => continue,
-                Lookup::Ambiguous => return None,
+                Lookup::Ambiguous => return planted(&self.name),
                 Lookup::Found(found) => found,
             };
             match &mut received {
@@ -390,7 +390,7 @@ impl SessionCookie {
                         first.resend = Some(found.sealed.to_owned());
                     }
                 }
-                Some(_) => return None,
+                Some(_) => return planted(&self.name),
             }
         }
         received
@@ -659,6 +659,18 @@ impl fmt::Debug for SessionCookie {
             .field("secrets", &format_args!("[{} redacted]", self.secret_count))
             .finish()
     }
+}
+
+/// Two different verified values of the session cookie: nothing tells the user's from one a
+/// sibling subdomain planted, so neither is used, and operators hear of it (without either
+/// value, as both are credentials).
+fn planted<T>(name: &str) -> Option<T> {
+    tracing::warn!(
+        cookie = name,
+        "two different valid session cookies in one request (a cookie planted by another \
+         subdomain?): using neither; a __Host- cookie name prevents this"
+    );
+    None
 }
 
 #[cfg(test)]

@@ -1,12 +1,15 @@
 //! The layer's defences, one per hazard: weak secrets, shared caches, oversize records,
 //! planted cookies and extreme settings.
 
+mod common;
+
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use common::logs::Captured;
 use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
 use http::{Request, Response, StatusCode};
 use session_layer::{Error, MemoryStorage, Session, SessionCookie, SessionLayer};
@@ -222,6 +225,24 @@ async fn a_planted_cookie_never_puts_the_victim_in_the_attackers_session() {
         "victim",
         "a duplicate of one value is no conflict"
     );
+}
+
+#[tokio::test]
+async fn a_planted_cookie_is_logged_without_either_value() {
+    let app = app(SessionLayer::new(cookie(), MemoryStorage::new()));
+    let victim = logged_in(&app, "victim").await;
+    let attacker = logged_in(&app, "attacker").await;
+    let (logs, _guard) = Captured::start();
+    send(&app, "GET", "/", Some(&format!("{attacker}; {victim}")), "").await;
+    let text = logs.text();
+    assert!(
+        text.contains("two different valid session cookies"),
+        "{text:?}"
+    );
+    for pair in [&victim, &attacker] {
+        let value = pair.split_once('=').unwrap().1;
+        assert!(!text.contains(value), "a cookie value in the log: {text}");
+    }
 }
 
 // --- extreme settings ---------------------------------------------------------------------

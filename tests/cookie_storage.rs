@@ -1,10 +1,9 @@
 //! CookieStorage: the shared scenario suite, plus what is special about data in the cookie.
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::logs::Captured;
 use common::scenarios::{request, storage_scenarios};
 use session_layer::{CookieStorage, SessionStorage};
 
@@ -56,35 +55,9 @@ async fn undecodable_values_give_fresh_sessions() {
     }
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn regenerate_with_delete_warns_and_still_works() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::WARN)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = Captured::start();
 
     let storage = CookieStorage::new();
     let (s1, c1) = request(&storage, None, |s| s.set("user", "anon").unwrap()).await;

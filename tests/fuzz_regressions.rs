@@ -1,9 +1,11 @@
 //! Bugs the fuzz targets in `fuzz/` found, one test each (run them with `scripts/fuzz`).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use common::logs::Captured;
 use session_layer::storage::{Expected, Record, ServerStorage, SessionBackend, Versioned};
 use session_layer::{CookieStorage, Error, SessionData, SessionStorage};
 
@@ -112,35 +114,18 @@ fn corrupt_record_errors_do_not_quote_the_record() {
 /// The same for the warning the cookie storage logs when a verified cookie does not decode.
 #[test]
 fn undecodable_cookie_warnings_do_not_quote_the_cookie() {
-    #[derive(Clone, Default)]
-    struct Log(Arc<Mutex<Vec<u8>>>);
-    impl Write for Log {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let log = Log::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let storage = CookieStorage::new();
-            let value = r#"{"i":"abc","d":{"values":"my-secret-api-token"}}"#;
-            let session = storage.read(Some(value)).await.unwrap();
-            assert_ne!(session.id(), "abc");
-        });
+    let (log, guard) = Captured::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let storage = CookieStorage::new();
+        let value = r#"{"i":"abc","d":{"values":"my-secret-api-token"}}"#;
+        let session = storage.read(Some(value)).await.unwrap();
+        assert_ne!(session.id(), "abc");
     });
-    let logged = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    drop(guard);
+    let logged = log.text();
     assert!(
         logged.contains("undecodable cookie"),
         "nothing logged: {logged:?}"

@@ -3,5 +3,6 @@
 
 #[cfg(feature = "axum")]
 pub mod app;
+pub mod logs;
 pub mod scenarios;
 pub mod servers;

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
 
-use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, HeaderName, SET_COOKIE};
 use http::{HeaderValue, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -24,7 +24,10 @@ use crate::{Error, Session, SessionCookie, SessionStorage};
 /// session did not change, or when the inner service answered with a 5xx status.
 ///
 /// A storage error or an oversize cookie turns the response into a bare
-/// `500 Internal Server Error`; the details are logged with `tracing`, never sent. A record
+/// `500 Internal Server Error`; the details are logged with `tracing`, never sent. A gRPC
+/// call (`content-type: application/grpc...`) gets the gRPC form instead: HTTP 200 with
+/// `grpc-status: 13` (INTERNAL) and no message, and a call its handler failed (a non-zero
+/// `grpc-status` in the response headers, as tonic sends an error) saves nothing, as a 5xx. A record
 /// that no longer decodes ([`Error::Corrupt`]) is logged as well, but the request goes on
 /// with a fresh session, and the response replaces or clears the cookie.
 ///
@@ -187,6 +190,8 @@ struct Finish<St> {
     rolling: bool,
     /// The cookie named a corrupt record: clear it unless the session is saved anew.
     unreadable: bool,
+    /// A gRPC call: errors are answered the gRPC way.
+    grpc: bool,
 }
 
 impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S, St>
@@ -213,6 +218,7 @@ where
             .cookie
             .receive(request.headers().get_all(COOKIE));
 
+        let grpc = is_grpc(&request);
         let Some(incoming) = incoming else {
             // No session to load: a fresh one needs no storage call, so the inner service
             // is called at once, and storage work is set up only if the session is saved.
@@ -227,6 +233,7 @@ where
                         incoming: None,
                         rolling: self.rolling,
                         unreadable: false,
+                        grpc,
                     }),
                     work: None,
                 },
@@ -237,6 +244,7 @@ where
             shared: Arc::clone(&self.shared),
             resend: incoming.resend,
             rolling: self.rolling,
+            grpc,
         };
         let mut work = storage_work(&self.shared, Some(incoming.value));
         // Start the read now: a storage in memory or on local disk is done at once, and the
@@ -276,7 +284,7 @@ impl<St: SessionStorage> Finish<St> {
     /// Whether saving (or clearing the cookie) could do anything: checked before any
     /// storage call or allocation.
     fn needs_save<B>(&self, response: &Response<B>) -> bool {
-        if response.status().is_server_error() {
+        if response.status().is_server_error() || is_grpc_error(response) {
             return false;
         }
         if self.unreadable {
@@ -322,17 +330,47 @@ impl<St: SessionStorage> Finish<St> {
             }
             Err(error) => {
                 tracing::error!(%error, "session could not be saved");
-                internal_error()
+                internal_error(self.grpc)
             }
         }
     }
 }
 
-/// A bare 500: no detail of what failed reaches the client.
-fn internal_error<B: Default>() -> Response<B> {
+/// A bare 500, or for a gRPC call status INTERNAL: no detail of what failed reaches the
+/// client.
+fn internal_error<B: Default>(grpc: bool) -> Response<B> {
     let mut response = Response::new(B::default());
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    if grpc {
+        // gRPC errors travel as HTTP 200 with a status header (a "trailers-only" response):
+        // a gRPC client reads a bare 500 as `Unknown`.
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(GRPC_STATUS, HeaderValue::from_static("13"));
+    } else {
+        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    }
     response
+}
+
+/// The header that carries a gRPC call's status.
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
+/// Whether the request is a gRPC call (`application/grpc`, `application/grpc+proto`, ...).
+fn is_grpc<B>(request: &Request<B>) -> bool {
+    request
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// Whether the response is a failed gRPC call: its status travels in the headers when the
+/// handler answered with an error, and then nothing the call did to the session is saved,
+/// as after a 5xx.
+fn is_grpc_error<B>(response: &Response<B>) -> bool {
+    response
+        .headers()
+        .get(GRPC_STATUS)
+        .is_some_and(|status| status.as_bytes() != b"0")
 }
 
 /// The storage work of one request, boxed because a storage's futures cannot be named:
@@ -433,6 +471,7 @@ where
         shared,
         resend,
         rolling,
+        grpc,
     } = carry;
     let (session, unreadable) = match read {
         Ok(session) => (session, false),
@@ -445,7 +484,7 @@ where
         Err(error) => {
             tracing::error!(%error, "session storage read failed");
             return State::Answered {
-                response: Some(internal_error()),
+                response: Some(internal_error(grpc)),
             };
         }
     };
@@ -458,6 +497,7 @@ where
             incoming: Some(Received { value, resend }),
             rolling,
             unreadable,
+            grpc,
         }),
         work: Some(work),
     }
@@ -478,6 +518,7 @@ struct Carry<St> {
     shared: Arc<Shared<St>>,
     resend: Option<String>,
     rolling: bool,
+    grpc: bool,
 }
 
 pin_project! {

@@ -284,17 +284,15 @@ impl<St: SessionStorage> Finish<St> {
     /// Whether saving (or clearing the cookie) could do anything: checked before any
     /// storage call or allocation.
     fn needs_save<B>(&self, response: &Response<B>) -> bool {
-        if response.status().is_server_error() || is_grpc_error(response) {
-            return false;
-        }
-        if self.unreadable {
-            return true;
-        }
-        if self.rolling && self.session.is_loaded() && !self.session.is_destroyed() {
-            // Cannot fail: the session is not destroyed.
-            let _ = self.session.touch();
-        }
-        self.session.is_dirty()
+        let changed = self.unreadable || {
+            if self.rolling && self.session.is_loaded() && !self.session.is_destroyed() {
+                // Cannot fail: the session is not destroyed.
+                let _ = self.session.touch();
+            }
+            self.session.is_dirty()
+        };
+        // The response is looked at only then: most requests change nothing.
+        changed && !response.status().is_server_error() && !is_grpc_error(response)
     }
 
     /// Appends the `Set-Cookie` that the storage's save result calls for, or turns the

@@ -3,8 +3,8 @@
 //! ```sh
 //! memcached -p 11211 &                      # or MEMCACHE_ADDR=host:port (comma-separated for a pool)
 //! SESSION_SECRET=$(openssl rand -hex 32) cargo run --example memcache --features memcache
-//! curl -c jar -b jar localhost:3000/        # run it a few times
-//! curl -c jar -b jar localhost:3000/logout
+//! curl -c jar -b jar localhost:3004/              # run it a few times
+//! curl -c jar -b jar -L -X POST localhost:3004/logout
 //! ```
 //!
 //! Without `SESSION_SECRET` a random secret is used (and a warning logged): sessions then
@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::response::Redirect;
-use axum::routing::get;
+use axum::routing::{get, post};
 use session_layer::{MemcacheStorage, Session, SessionCookie, SessionLayer};
 use tracing_subscriber::EnvFilter;
 
@@ -27,6 +27,7 @@ async fn index(session: Session) -> String {
     format!("visit number {visits} {notice}\n")
 }
 
+/// A POST: a GET could be fetched by a link preview or a prefetch and log the user out.
 async fn logout(session: Session) -> Redirect {
     session.destroy();
     Redirect::to("/bye")
@@ -77,11 +78,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let app = Router::new()
         .route("/", get(index))
-        .route("/logout", get(logout))
+        .route("/logout", post(logout))
         .route("/bye", get(bye))
         .layer(SessionLayer::try_new(cookie, storage)?);
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    // Its own port, so that it runs beside the demo (3000); PORT overrides it.
+    let port = std::env::var("PORT").unwrap_or_else(|_| "3004".to_owned());
+    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await?;
     Ok(())

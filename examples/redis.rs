@@ -2,12 +2,12 @@
 //! load balancer.
 //!
 //! ```sh
-//! REDIS_URL=redis://127.0.0.1:6379 SESSION_SECRET=$(openssl rand -hex 32) PORT=3000 \
+//! REDIS_URL=redis://127.0.0.1:6379 SESSION_SECRET=$(openssl rand -hex 32) \
 //!     cargo run --example redis --features redis
-//! curl -c jar -b jar http://127.0.0.1:3000/          # 1 visit
-//! curl -c jar -b jar http://127.0.0.1:3000/          # 2 visits
-//! curl -c jar -b jar -X POST http://127.0.0.1:3000/login
-//! curl -c jar -b jar -X POST http://127.0.0.1:3000/logout
+//! curl -c jar -b jar http://127.0.0.1:3003/          # 1 visit
+//! curl -c jar -b jar http://127.0.0.1:3003/          # 2 visits
+//! curl -c jar -b jar -X POST http://127.0.0.1:3003/login
+//! curl -c jar -b jar -X POST http://127.0.0.1:3003/logout
 //! ```
 //!
 //! Without `SESSION_SECRET` a random secret is used (and a warning logged): sessions then
@@ -95,7 +95,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/logout", post(logout))
         .layer(SessionLayer::try_new(cookie, storage)?);
 
-    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
+    // Its own port, so that it runs beside the demo (3000); PORT overrides it.
+    let port = std::env::var("PORT").unwrap_or_else(|_| "3003".into());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await?;

@@ -908,6 +908,15 @@ async fn connecting_to_a_down_server_fails_fast() {
 }
 
 #[tokio::test]
+async fn a_failed_connect_names_the_server_but_not_the_password() {
+    let port = common::servers::free_port();
+    let url = format!("redis://:hunter2@127.0.0.1:{port}");
+    let error = RedisStorage::connect(&url).await.unwrap_err().to_string();
+    assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
+    assert!(!error.contains("hunter2"), "the password leaked: {error}");
+}
+
+#[tokio::test]
 async fn a_server_that_never_answers_times_out() {
     // Accepts TCP connections (the kernel's backlog) but never says anything.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

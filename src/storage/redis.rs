@@ -205,7 +205,9 @@ impl RedisStorage {
             ConnectionManager::new_with_config(client.clone(), config).await
         };
         // Both steps together within one connect timeout.
-        let manager = within(options.connect_timeout, connecting).await?;
+        let manager = within(options.connect_timeout, connecting)
+            .await
+            .map_err(|error| naming_server(error, client.get_connection_info().addr()))?;
         Ok(ServerStorage::with_backend(RedisBackend::new(
             Connection::Single(manager),
             options,
@@ -486,6 +488,17 @@ fn redis_error(e: RedisError) -> Error {
         Error::Timeout
     } else {
         Error::backend(e)
+    }
+}
+
+/// A failed connect, saying which server it tried: its address, never the URL, which may
+/// hold a password.
+fn naming_server(error: Error, server: &impl std::fmt::Display) -> Error {
+    match error {
+        Error::Backend(cause) => {
+            Error::backend(format!("cannot connect to Redis at {server}: {cause}"))
+        }
+        other => other,
     }
 }
 

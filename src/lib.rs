@@ -70,12 +70,14 @@ mod extract;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
+mod key;
 mod layer;
 mod session;
 pub mod storage;
 
 pub use crate::cookie::{MAX_COOKIE_SIZE, SameSite, SessionCookie};
 pub use crate::error::Error;
+pub use crate::key::Key;
 pub use crate::layer::{ResponseFuture, SessionLayer, SessionService};
 pub use crate::session::{Session, SessionData};
 #[cfg(feature = "memcache")]

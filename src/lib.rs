@@ -82,6 +82,12 @@ pub use crate::layer::{ResponseFuture, SessionLayer, SessionService};
 pub use crate::session::{Session, SessionData};
 #[cfg(feature = "memcache")]
 pub use crate::storage::MemcacheStorage;
+#[cfg(feature = "mysql")]
+pub use crate::storage::MySqlStorage;
+#[cfg(feature = "postgres")]
+pub use crate::storage::PostgresStorage;
 #[cfg(feature = "redis")]
 pub use crate::storage::RedisStorage;
+#[cfg(feature = "sqlite")]
+pub use crate::storage::SqliteStorage;
 pub use crate::storage::{CookieStorage, FsStorage, MemoryStorage, SessionStorage};

@@ -89,6 +89,8 @@ mod memcache;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+mod sql;
 
 pub(crate) use self::changes::{ChangeSet, KeyChange, Updater};
 pub use self::cookie::CookieStorage;
@@ -100,6 +102,14 @@ pub use self::memcache::{MemcacheBackend, MemcacheOptions, MemcacheStorage};
 pub use self::memory::{MemoryBackend, MemoryStorage};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBackend, RedisOptions, RedisStorage};
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+pub use self::sql::DEFAULT_TABLE as DEFAULT_SQL_TABLE;
+#[cfg(feature = "mysql")]
+pub use self::sql::{MySqlBackend, MySqlStorage};
+#[cfg(feature = "postgres")]
+pub use self::sql::{PostgresBackend, PostgresStorage};
+#[cfg(feature = "sqlite")]
+pub use self::sql::{SqliteBackend, SqliteStorage};
 
 /// Turns a verified cookie value into a [`Session`] and a session back into a cookie value.
 ///

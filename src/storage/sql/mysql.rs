@@ -1,0 +1,44 @@
+//! [`MySqlStorage`]: sessions in a MySQL or MariaDB table.
+
+use sqlx::mysql::{MySql, MySqlPool};
+
+use super::Statements;
+
+/// MySQL's SQL for `table` (already checked to be a plain identifier).
+fn statements(table: &str) -> Statements {
+    let columns = format!("INTO {table} (id, data, version, expires_at) VALUES (?, ?, ?, ?)");
+    Statements {
+        migrate: vec![format!(
+            "CREATE TABLE IF NOT EXISTS {table} (id VARCHAR(64) NOT NULL PRIMARY KEY, \
+             data LONGBLOB NOT NULL, version BIGINT NOT NULL, expires_at BIGINT NULL, \
+             INDEX expires_at (expires_at))"
+        )],
+        load: format!(
+            "SELECT version, CAST(LENGTH(data) AS SIGNED), \
+             CASE WHEN LENGTH(data) <= ? THEN data END FROM {table} WHERE id = ?"
+        ),
+        insert: format!("INSERT IGNORE {columns}"),
+        update: format!(
+            "UPDATE {table} SET data = ?, version = ?, expires_at = ? WHERE id = ? AND version = ?"
+        ),
+        upsert: format!(
+            "INSERT {columns} ON DUPLICATE KEY UPDATE data = VALUES(data), \
+             version = VALUES(version), expires_at = VALUES(expires_at)"
+        ),
+        delete_version: format!("DELETE FROM {table} WHERE id = ? AND version = ?"),
+        delete_any: format!("DELETE FROM {table} WHERE id = ?"),
+        version: format!("SELECT version FROM {table} WHERE id = ?"),
+        remove_expired: format!("DELETE FROM {table} WHERE expires_at <= ?"),
+    }
+}
+
+super::sql_backend! {
+    /// The [`SessionBackend`](crate::storage::SessionBackend) behind [`MySqlStorage`]: a
+    /// sqlx pool and a table. Clones share the pool.
+    backend: MySqlBackend,
+    /// Sessions in MySQL or MariaDB, over your sqlx [`MySqlPool`] (feature `mysql`).
+    storage: MySqlStorage,
+    db: MySql,
+    pool: MySqlPool,
+    statements: statements,
+}

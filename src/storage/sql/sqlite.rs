@@ -1,0 +1,48 @@
+//! [`SqliteStorage`]: sessions in an SQLite table.
+
+use sqlx::sqlite::{Sqlite, SqlitePool};
+
+use super::Statements;
+
+/// SQLite's SQL for `table` (already checked to be a plain identifier).
+fn statements(table: &str) -> Statements {
+    let columns = format!("INTO {table} (id, data, version, expires_at) VALUES (?1, ?2, ?3, ?4)");
+    Statements {
+        migrate: vec![
+            format!(
+                "CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY NOT NULL, \
+                 data BLOB NOT NULL, version INTEGER NOT NULL, expires_at INTEGER)"
+            ),
+            format!("CREATE INDEX IF NOT EXISTS {table}_expires_at ON {table} (expires_at)"),
+        ],
+        load: format!(
+            "SELECT version, length(data), \
+             CASE WHEN length(data) <= ?1 THEN data END FROM {table} WHERE id = ?2"
+        ),
+        insert: format!("INSERT OR IGNORE {columns}"),
+        update: format!(
+            "UPDATE {table} SET data = ?1, version = ?2, expires_at = ?3 \
+             WHERE id = ?4 AND version = ?5"
+        ),
+        upsert: format!(
+            "INSERT {columns} ON CONFLICT (id) DO UPDATE SET data = excluded.data, \
+             version = excluded.version, expires_at = excluded.expires_at"
+        ),
+        delete_version: format!("DELETE FROM {table} WHERE id = ?1 AND version = ?2"),
+        delete_any: format!("DELETE FROM {table} WHERE id = ?1"),
+        version: format!("SELECT version FROM {table} WHERE id = ?1"),
+        remove_expired: format!("DELETE FROM {table} WHERE expires_at <= ?1"),
+    }
+}
+
+super::sql_backend! {
+    /// The [`SessionBackend`](crate::storage::SessionBackend) behind [`SqliteStorage`]: a
+    /// sqlx pool and a table. Clones share the pool.
+    backend: SqliteBackend,
+    /// Sessions in SQLite, over your sqlx [`SqlitePool`] (feature `sqlite`). For an
+    /// in-memory database give the pool one connection: each connection has its own.
+    storage: SqliteStorage,
+    db: Sqlite,
+    pool: SqlitePool,
+    statements: statements,
+}

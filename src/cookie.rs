@@ -1,6 +1,5 @@
 //! The cookie that carries the session: signing, encryption, attributes.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -352,7 +351,7 @@ impl SessionCookie {
     /// This cookie's verified value in one `Cookie` header, with the rules of
     /// [`parse`](SessionCookie::parse): `None` when absent or ambiguous.
     pub(crate) fn unseal<'h>(&self, cookie_header: &'h str) -> Option<Unsealed<'h>> {
-        match self.lookup(cookie_header) {
+        match self.lookup(values_named(cookie_header.as_bytes(), &self.name)) {
             Lookup::Found(found) => Some(found),
             Lookup::Absent | Lookup::Ambiguous => None,
         }
@@ -367,40 +366,25 @@ impl SessionCookie {
         &self,
         headers: impl IntoIterator<Item = &'a http::HeaderValue>,
     ) -> Option<Received> {
-        let mut received: Option<Received> = None;
-        for header in headers {
-            let header = match header.to_str() {
-                Ok(ascii) => Cow::Borrowed(ascii),
-                Err(_) => String::from_utf8_lossy(header.as_bytes()),
-            };
-            let found = match self.lookup(&header) {
-                Lookup::Absent => continue,
-                Lookup::Ambiguous => return planted(&self.name),
-                Lookup::Found(found) => found,
-            };
-            match &mut received {
-                None => {
-                    received = Some(Received {
-                        resend: found.by_newest_secret.then(|| found.sealed.to_owned()),
-                        value: found.value,
-                    });
-                }
-                Some(first) if first.value == found.value => {
-                    if first.resend.is_none() && found.by_newest_secret {
-                        first.resend = Some(found.sealed.to_owned());
-                    }
-                }
-                Some(_) => return planted(&self.name),
-            }
+        let values = headers
+            .into_iter()
+            .flat_map(|header| values_named(header.as_bytes(), &self.name));
+        match self.lookup(values) {
+            Lookup::Found(found) => Some(Received {
+                resend: found.by_newest_secret.then(|| found.sealed.to_owned()),
+                value: found.value,
+            }),
+            Lookup::Absent => None,
+            Lookup::Ambiguous => planted(&self.name),
         }
-        received
     }
 
-    /// Scans one header: every value under our name is opened, and verified values must
-    /// agree. Allocates only the decoded value of each value that verifies.
-    fn lookup<'h>(&self, cookie_header: &'h str) -> Lookup<'h> {
+    /// Opens every value of this cookie in `values` (from one header or several), and
+    /// verified values must agree. Allocates only the decoded value of each value that
+    /// verifies.
+    fn lookup<'h>(&self, values: impl Iterator<Item = &'h str>) -> Lookup<'h> {
         let mut found: Option<Unsealed<'h>> = None;
-        for raw in values_named(cookie_header, &self.name) {
+        for raw in values {
             let sealed = unquote(raw);
             // The same text again (a cookie set for two paths) opens to the same value.
             if found.as_ref().is_some_and(|first| first.sealed == sealed) {
@@ -621,9 +605,11 @@ fn has_prefix(name: &str, prefix: &str) -> bool {
 /// at `;`, name and value split at the first `=` and trimmed, pairs without `=` or with an
 /// empty name skipped; a unit test checks that the two agree on random headers), without
 /// building a `Cookie` for every pair (about 1,000 instructions a request, by callgrind).
-pub(crate) fn values_named<'h>(header: &'h str, name: &str) -> impl Iterator<Item = &'h str> {
-    header.split(';').filter_map(move |pair| {
-        let (pair_name, value) = pair.split_once('=')?;
+/// The header is taken as bytes: a pair that is not UTF-8 (another cookie's) is skipped
+/// rather than hiding ours, which, being verified, can only be ASCII anyway.
+pub(crate) fn values_named<'h>(header: &'h [u8], name: &str) -> impl Iterator<Item = &'h str> {
+    header.split(|&byte| byte == b';').filter_map(move |pair| {
+        let (pair_name, value) = std::str::from_utf8(pair).ok()?.split_once('=')?;
         let pair_name = pair_name.trim();
         (!pair_name.is_empty() && pair_name == name).then(|| value.trim())
     })
@@ -738,7 +724,7 @@ mod tests {
                 .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
                 .collect();
             for name in ["id", "sid", "é"] {
-                let ours: Vec<&str> = values_named(&header, name).collect();
+                let ours: Vec<&str> = values_named(header.as_bytes(), name).collect();
                 let crate_values: Vec<&str> = Cookie::split_parse(header.as_str())
                     .filter_map(Result::ok)
                     .filter(|c| c.name() == name)

@@ -59,6 +59,8 @@
 //! * `axum` (default): [`Session`] is an axum extractor and [`Error`] a response.
 //! * `redis`: `RedisStorage`.
 //! * `memcache`: `MemcacheStorage`.
+//! * `tonic`: `From<Error> for tonic::Status` and `request.session()` for tonic handlers
+//!   (`TonicRequestExt`).
 //!
 //! Without `axum`, handlers find the session in the request extensions:
 //! `request.extensions().get::<Session>()`.
@@ -70,6 +72,8 @@ mod extract;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "tonic")]
+mod grpc;
 mod key;
 mod layer;
 mod session;
@@ -77,6 +81,8 @@ pub mod storage;
 
 pub use crate::cookie::{MAX_COOKIE_SIZE, SameSite, SessionCookie};
 pub use crate::error::Error;
+#[cfg(feature = "tonic")]
+pub use crate::grpc::TonicRequestExt;
 pub use crate::key::Key;
 pub use crate::layer::{ResponseFuture, SessionLayer, SessionService};
 pub use crate::session::{Session, SessionData};

@@ -97,3 +97,18 @@ pub use crate::storage::RedisStorage;
 #[cfg(feature = "sqlite")]
 pub use crate::storage::SqliteStorage;
 pub use crate::storage::{CookieStorage, FsStorage, MemoryStorage, SessionStorage};
+
+/// The README's Rust blocks, compiled by `cargo test --doc` so that they keep compiling.
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+/// The Rust blocks of `docs/concurrency.md`, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/concurrency.md")]
+pub struct ConcurrencyDocDoctests;
+
+/// The Rust blocks of `docs/storages.md`, compiled as doctests when its storages are built.
+#[cfg(all(doctest, feature = "axum", feature = "redis", feature = "memcache"))]
+#[doc = include_str!("../docs/storages.md")]
+pub struct StoragesDocDoctests;

@@ -1,11 +1,17 @@
 //! A small axum app that shows everything a session does: a counter, flash messages
-//! (Post/Redirect/Get), login with id regeneration, and logout with destroy.
+//! (Post/Redirect/Get), login with id regeneration, logout with destroy, a burst of parallel
+//! requests that lose no update, and a panel showing the session as the server holds it.
 //!
 //! ```sh
 //! cargo run --example demo                          # then open http://127.0.0.1:3000
 //! curl -c jar -b jar http://127.0.0.1:3000/count    # the counter alone, as JSON
 //! SESSION_STORAGE=fs cargo run --example demo       # files under $SESSION_DIR or /tmp/sessions
 //! SESSION_STORAGE=cookie cargo run --example demo   # the whole session in an encrypted cookie
+//! SESSION_STORAGE=sqlite cargo run --example demo --features sqlite   # demo-sessions.db here
+//! SESSION_STORAGE=postgres DATABASE_URL=postgres://postgres@127.0.0.1/test \
+//!     cargo run --example demo --features postgres
+//! SESSION_STORAGE=mysql DATABASE_URL=mysql://root@127.0.0.1/test \
+//!     cargo run --example demo --features mysql
 //! SESSION_STORAGE=redis cargo run --example demo --features redis   # in Redis at $REDIS_URL
 //! SESSION_SECRET=... PORT=8080 SESSION_TTL=600 cargo run --example demo
 //! ```
@@ -14,33 +20,46 @@
 //!
 //! | variable | default | |
 //! |---|---|---|
-//! | `SESSION_STORAGE` | `memory` | `memory`, `fs`, `cookie`, or `redis` (built with `--features redis`) |
+//! | `SESSION_STORAGE` | `memory` | `memory`, `fs`, `cookie`; `sqlite`, `postgres`, `mysql` and `redis` with the feature of that name (`--features sqlite`) |
 //! | `SESSION_SECRET` | random | signs the cookie; a random one ends every session with the process |
 //! | `SESSION_TTL` | `86400` | seconds a session lives after its last change |
 //! | `SESSION_MAX_SESSIONS` | `100000` | the `memory` storage's capacity (least recently used go first) |
 //! | `SESSION_DIR` | `$TMPDIR/sessions` | the `fs` storage's directory |
+//! | `SQLITE_FILE` | `demo-sessions.db` | the `sqlite` storage's file, in the current directory unless a path says otherwise |
+//! | `DATABASE_URL` | none | the `postgres` and `mysql` storages' database (required for them); the table `sessions` is created when missing |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | the `redis` storage's server |
 //! | `SESSION_KEY_PREFIX` | `demo:session:` | the `redis` storage's key prefix |
 //! | `PORT` | `3000` | on 127.0.0.1; `0` picks a free port (the log says which) |
 //!
-//! `scripts/load` serves this demo (built with `--release`) to `wrk` for the load and fault
-//! runs of `BENCHMARKS.md`.
+//! The routes and pages are in `examples/demo/`; the browser test (`tests/browser.rs`)
+//! serves the same router. `scripts/load` serves this demo (built with `--release`) to `wrk`
+//! for the load and fault runs of `BENCHMARKS.md`.
 
+#[path = "demo/app.rs"]
+mod app;
+#[path = "demo/page.rs"]
+mod page;
+
+use std::process::ExitCode;
 use std::time::Duration;
 
-use axum::extract::Form;
-use axum::response::{Html, Redirect};
-use axum::routing::get;
-use axum::{Json, Router, serve};
-use serde::Deserialize;
-use session_layer::{
-    CookieStorage, Error, FsStorage, MemoryStorage, Session, SessionCookie, SessionLayer,
-    SessionStorage,
-};
+use axum::serve;
+use session_layer::{CookieStorage, Error, FsStorage, MemoryStorage};
 use tracing_subscriber::EnvFilter;
 
+use crate::app::{Settings, app};
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("demo: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -62,13 +81,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let storage = std::env::var("SESSION_STORAGE").unwrap_or_else(|_| "memory".to_owned());
 
-    let cookie = SessionCookie::new("__session")
-        .secrets([secret])
-        // Only because this demo serves plain http://127.0.0.1: browsers (and curl's cookie
-        // jar) do not send a `Secure` cookie back over http. Keep the default `Secure` in
-        // production, behind HTTPS.
-        .secure(false)
-        .max_age(Duration::from_secs(7 * 24 * 3600));
+    let cookie = app::cookie(secret);
     // How long a session lives after its last change (every visit changes the counter).
     let ttl = match std::env::var("SESSION_TTL") {
         Ok(secs) => Duration::from_secs(
@@ -87,13 +100,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => 100_000,
     };
 
+    let settings = Settings {
+        storage: storage.clone(),
+        ttl,
+    };
     // The storages are different types, so each arm builds its own router.
     let app = match storage.as_str() {
         // Expired sessions go as writes come: no task needed.
         "memory" => app(
             cookie,
             MemoryStorage::new().ttl(ttl).max_sessions(max_sessions),
-        ),
+            settings,
+        )?,
         "fs" => {
             let dir = std::env::var_os("SESSION_DIR")
                 .map(Into::into)
@@ -103,22 +121,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Expired files are ignored on read but stay on disk until swept: sweep them
             // (and temporary files a crash left) now and then.
             let sweeper = storage.clone();
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(
-                    ttl.clamp(Duration::from_secs(1), Duration::from_secs(3600)),
-                );
-                loop {
-                    every.tick().await;
-                    match sweeper.remove_expired().await {
-                        Ok(removed) => tracing::debug!(removed, "swept expired session files"),
-                        Err(error) => tracing::warn!(%error, "sweeping session files failed"),
-                    }
-                }
+            sweep(ttl, move || {
+                let sweeper = sweeper.clone();
+                async move { sweeper.remove_expired().await }
             });
-            app(cookie, storage)
+            app(cookie, storage, settings)?
         }
         // The data travels in the cookie: encrypt it, so the client cannot read it either.
-        "cookie" => app(cookie.encrypted(true), CookieStorage::new().ttl(ttl)),
+        "cookie" => app(
+            cookie.encrypted(true),
+            CookieStorage::new().ttl(ttl),
+            settings,
+        )?,
         #[cfg(feature = "redis")]
         "redis" => {
             use session_layer::RedisStorage;
@@ -138,15 +152,98 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .key_prefix(&prefix)
                 .ttl(ttl);
             tracing::info!(prefix, "sessions are in Redis");
-            app(cookie, storage)
+            app(cookie, storage, settings)?
+        }
+        #[cfg(feature = "sqlite")]
+        "sqlite" => {
+            use session_layer::SqliteStorage;
+            use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+            let file = std::env::var("SQLITE_FILE").unwrap_or_else(|_| "demo-sessions.db".into());
+            let pool = SqlitePoolOptions::new()
+                .acquire_timeout(Duration::from_secs(2))
+                .connect_with(
+                    SqliteConnectOptions::new()
+                        .filename(&file)
+                        .create_if_missing(true),
+                )
+                .await
+                .map_err(|e| format!("cannot open the SQLite file {file:?}: {e}"))?;
+            let storage = SqliteStorage::new(pool).ttl(ttl);
+            storage.migrate().await?;
+            tracing::info!(
+                file,
+                table = storage.backend().table(),
+                "sessions are in SQLite"
+            );
+            let sweeper = storage.clone();
+            sweep(ttl, move || {
+                let sweeper = sweeper.clone();
+                async move { sweeper.remove_expired().await }
+            });
+            app(cookie, storage, settings)?
+        }
+        #[cfg(feature = "postgres")]
+        "postgres" => {
+            use session_layer::PostgresStorage;
+            use sqlx::postgres::PgPoolOptions;
+
+            let url = database_url("postgres", "postgres://postgres@127.0.0.1/test")?;
+            // A database that is down gives 500s after this long, never a hang.
+            let pool = PgPoolOptions::new()
+                .acquire_timeout(Duration::from_secs(2))
+                .connect(&url)
+                .await
+                .map_err(|e| format!("cannot connect to PostgreSQL at DATABASE_URL: {e}"))?;
+            let storage = PostgresStorage::new(pool).ttl(ttl);
+            storage.migrate().await?;
+            tracing::info!(
+                table = storage.backend().table(),
+                "sessions are in PostgreSQL"
+            );
+            let sweeper = storage.clone();
+            sweep(ttl, move || {
+                let sweeper = sweeper.clone();
+                async move { sweeper.remove_expired().await }
+            });
+            app(cookie, storage, settings)?
+        }
+        #[cfg(feature = "mysql")]
+        "mysql" => {
+            use session_layer::MySqlStorage;
+            use sqlx::mysql::MySqlPoolOptions;
+
+            let url = database_url("mysql", "mysql://root@127.0.0.1/test")?;
+            let pool = MySqlPoolOptions::new()
+                .acquire_timeout(Duration::from_secs(2))
+                .connect(&url)
+                .await
+                .map_err(|e| format!("cannot connect to MySQL/MariaDB at DATABASE_URL: {e}"))?;
+            let storage = MySqlStorage::new(pool).ttl(ttl);
+            storage.migrate().await?;
+            tracing::info!(
+                table = storage.backend().table(),
+                "sessions are in MySQL/MariaDB"
+            );
+            let sweeper = storage.clone();
+            sweep(ttl, move || {
+                let sweeper = sweeper.clone();
+                async move { sweeper.remove_expired().await }
+            });
+            app(cookie, storage, settings)?
         }
         #[cfg(not(feature = "redis"))]
-        "redis" => {
-            return Err("SESSION_STORAGE=redis needs `--features redis`".into());
-        }
+        "redis" => return Err(needs_feature("redis")),
+        #[cfg(not(feature = "sqlite"))]
+        "sqlite" => return Err(needs_feature("sqlite")),
+        #[cfg(not(feature = "postgres"))]
+        "postgres" => return Err(needs_feature("postgres")),
+        #[cfg(not(feature = "mysql"))]
+        "mysql" => return Err(needs_feature("mysql")),
         other => {
             return Err(format!(
-                "SESSION_STORAGE must be memory, fs, cookie or redis, not {other:?}"
+                "SESSION_STORAGE must be one of memory, fs, cookie, redis, sqlite, postgres or \
+                 mysql, not {other:?}"
             )
             .into());
         }
@@ -164,120 +261,46 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The same routes over any storage.
-///
-/// The forms carry no CSRF token: the cookie's default `SameSite=Lax` keeps browsers from
-/// sending it with cross-site POSTs. A real app that accepts cross-site requests needs one.
-fn app<St: SessionStorage>(cookie: SessionCookie, storage: St) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/count", get(count))
-        .route("/login", get(login_form).post(login))
-        .route("/logout", axum::routing::post(logout))
-        .route("/message", get(message_form).post(message))
-        .layer(SessionLayer::new(cookie, storage))
-}
-
-async fn index(session: Session) -> Result<Html<String>, Error> {
-    let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
-    session.set("visits", visits)?;
-
-    // Flash values arrive on the request after the one that set them, then are gone.
-    let notice = session
-        .get::<String>("notice")
-        .map(|n| format!(r#"<p class="notice">{}</p>"#, escape(&n)))
-        .unwrap_or_default();
-    let who = match session.get::<String>("user") {
-        Some(user) => format!(
-            r#"Logged in as <b>{}</b>. <form method="post" action="/logout"><button>Log out</button></form>"#,
-            escape(&user)
-        ),
-        None => r#"Not logged in. <a href="/login">Log in</a>"#.to_owned(),
-    };
-    Ok(page(format!(
-        r#"{notice}<p>You have been here {visits} time(s).</p><p>{who}</p>
-<p><a href="/message">Leave a message</a></p>"#
-    )))
-}
-
-/// The same counter as JSON, `{"visits":3}`: what `scripts/load` drives with `wrk`.
-async fn count(session: Session) -> Result<Json<serde_json::Value>, Error> {
-    let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
-    session.set("visits", visits)?;
-    Ok(Json(serde_json::json!({ "visits": visits })))
-}
-
-async fn login_form() -> Html<String> {
-    page(
-        r#"<form method="post" action="/login">
-<label>Username <input name="username" required></label> <button>Log in</button></form>"#
-            .to_owned(),
+/// The error for a storage whose feature this build lacks: the name is also the feature's.
+#[cfg(not(all(
+    feature = "redis",
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "mysql"
+)))]
+fn needs_feature(name: &str) -> Box<dyn std::error::Error> {
+    format!(
+        "SESSION_STORAGE={name} needs the {name} feature: cargo run --example demo --features {name}"
     )
+    .into()
 }
 
-#[derive(Deserialize)]
-struct Login {
-    username: String,
+/// `DATABASE_URL`, which a SQL storage needs; the error shows an example for `kind`.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+fn database_url(kind: &str, example: &str) -> Result<String, String> {
+    std::env::var("DATABASE_URL")
+        .map_err(|_| format!("SESSION_STORAGE={kind} needs DATABASE_URL, for example {example}"))
 }
 
-async fn login(session: Session, Form(form): Form<Login>) -> Result<Redirect, Error> {
-    let name = form.username.trim();
-    if name.is_empty() {
-        return Ok(Redirect::to("/login"));
-    }
-    // (A real app checks a password here.)
-    session.set("user", name)?;
-    // A new id after a privilege change, and the old id's data deleted: an id an attacker
-    // planted before the login (session fixation) is worthless afterwards.
-    session.regenerate_id(true)?;
-    session.flash("notice", format!("Welcome, {name}"))?;
-    // `Redirect::to` answers 303 See Other: the browser follows with a GET.
-    Ok(Redirect::to("/"))
-}
-
-async fn logout(session: Session) -> Redirect {
-    // Deletes the stored data and clears the cookie. A destroyed session takes no more
-    // values, so there is no flash here: the next request starts a fresh session.
-    session.destroy();
-    Redirect::to("/")
-}
-
-async fn message_form() -> Html<String> {
-    page(
-        r#"<form method="post" action="/message">
-<label>Message <input name="message" required></label> <button>Send</button></form>"#
-            .to_owned(),
-    )
-}
-
-#[derive(Deserialize)]
-struct Message {
-    message: String,
-}
-
-/// Post/Redirect/Get: the POST stores a flash and redirects; the GET that follows shows it
-/// once, and reloading that page does not resubmit the form.
-async fn message(session: Session, Form(form): Form<Message>) -> Result<Redirect, Error> {
-    session.flash("notice", form.message)?;
-    Ok(Redirect::to("/"))
-}
-
-fn page(body: String) -> Html<String> {
-    Html(format!(
-        r#"<!doctype html><meta charset="utf-8"><title>session-layer demo</title>
-<p><a href="/">Home</a></p>
-{body}
-"#
-    ))
-}
-
-/// Everything a user typed must be escaped before it goes into HTML.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
+/// Removes expired sessions now and then: file and SQL storages ignore them on read but keep
+/// them until swept.
+fn sweep<F, Fut, N>(ttl: Duration, remove_expired: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<N, Error>> + Send,
+    N: std::fmt::Display,
+{
+    tokio::spawn(async move {
+        let mut every =
+            tokio::time::interval(ttl.clamp(Duration::from_secs(1), Duration::from_secs(3600)));
+        loop {
+            every.tick().await;
+            match remove_expired().await {
+                Ok(removed) => tracing::debug!(%removed, "swept expired sessions"),
+                Err(error) => tracing::warn!(%error, "sweeping expired sessions failed"),
+            }
+        }
+    });
 }
 
 /// 32 random bytes as hex: fine for a demo, but a restart makes every cookie invalid.

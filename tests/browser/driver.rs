@@ -1,0 +1,133 @@
+//! A headless Chromium behind a private chromedriver, driven over WebDriver with fantoccini.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`scripts/test` installs them), or the
+//! binaries named by `CHROMIUM` and `CHROMEDRIVER`. Without them the test fails and says so,
+//! unless `SKIP_BROWSER=1` opts out.
+
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use tokio::process::{Child, Command};
+
+/// A running chromedriver with one browser session; [`Browser::quit`] ends both.
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    log: PathBuf,
+}
+
+/// `None` when `SKIP_BROWSER` asks to skip (after saying so); a running browser otherwise.
+/// Panics with what to install when Chromium or chromedriver is missing.
+pub async fn start() -> Option<Browser> {
+    if std::env::var_os("SKIP_BROWSER").is_some_and(|v| !v.is_empty() && v != "0") {
+        eprintln!("SKIP_BROWSER is set: the demo's browser test did not run");
+        return None;
+    }
+    let chromium = binary(
+        "CHROMIUM",
+        &["chromium", "chromium-browser", "google-chrome"],
+    );
+    let chromedriver = binary("CHROMEDRIVER", &["chromedriver"]);
+    let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
+        panic!(
+            "the demo's browser test needs Chromium and chromedriver: `apt-get install chromium \
+             chromium-driver` (scripts/test does it when run as root), or set CHROMIUM and \
+             CHROMEDRIVER to their paths; SKIP_BROWSER=1 skips this test"
+        );
+    };
+
+    let port = free_port();
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("chromedriver-{port}.log"));
+    let driver = Command::new(&chromedriver)
+        .arg(format!("--port={port}"))
+        .arg(format!("--log-path={}", log.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromedriver.display()));
+    wait_for_port(port, Duration::from_secs(10)).unwrap_or_else(|| {
+        panic!(
+            "chromedriver did not listen within 10 s; see {}",
+            log.display()
+        )
+    });
+
+    let capabilities = serde_json::json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": chromium,
+            // Headless as root in a container: no sandbox, no GPU, and none of the background
+            // connections a closed network refuses.
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--disable-quic", "--window-size=1280,1100",
+            ],
+        },
+    });
+    let serde_json::Value::Object(capabilities) = capabilities else {
+        unreachable!("a JSON object literal");
+    };
+    let client = ClientBuilder::new(HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "chromedriver could not start Chromium: {e}; see {}",
+                log.display()
+            )
+        });
+    Some(Browser {
+        client,
+        driver,
+        log,
+    })
+}
+
+impl Browser {
+    /// Closes the browser session, then stops chromedriver.
+    pub async fn quit(mut self) {
+        if let Err(error) = self.client.close().await {
+            eprintln!("closing the browser: {error}; see {}", self.log.display());
+        }
+        let _ = self.driver.kill().await;
+    }
+}
+
+/// The binary `var` names, else the first of `names` on the `PATH`.
+fn binary(var: &str, names: &[&str]) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(var) {
+        return Some(path.into());
+    }
+    let path = std::env::var_os("PATH")?;
+    names.iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
+
+fn wait_for_port(port: u16, within: Duration) -> Option<()> {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return Some(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}

@@ -12,7 +12,8 @@ use std::fmt::Debug;
 
 use common::logs::Captured;
 use session_layer::{
-    CookieStorage, Error, MemoryStorage, Session, SessionCookie, SessionLayer, SessionStorage,
+    CookieStorage, Error, FsStorage, MemoryStorage, Session, SessionCookie, SessionLayer,
+    SessionStorage,
 };
 use tokio::net::TcpListener;
 use tonic::metadata::MetadataMap;
@@ -222,6 +223,23 @@ async fn a_record_over_the_size_limit_is_internal_without_details() {
         "{}",
         logs.text()
     );
+}
+
+#[tokio::test]
+async fn a_stored_record_over_the_size_limit_gives_a_fresh_session() {
+    let (logs, _guard) = Captured::start();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FsStorage::new(dir.path()).unwrap();
+    let mut writer = serve(SessionLayer::new(cookie(), storage)).await;
+    writer.login(&"a".repeat(300)).await.unwrap();
+
+    let storage = FsStorage::new(dir.path()).unwrap().max_record_size(256);
+    let mut reader = serve(SessionLayer::new(cookie(), storage)).await;
+    reader.cookie = writer.cookie.clone();
+    // A fresh session: not logged in.
+    let status = reader.increment(1).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(logs.text().contains("fresh session"), "{}", logs.text());
 }
 
 #[tokio::test]

@@ -195,6 +195,7 @@ main.single { max-width: 34rem; }
   border-left: 6px solid var(--ok); color: #0f5323; border-radius: 10px;
   padding: .75rem 1rem; font-weight: 600; margin-bottom: 1rem; }
 .flash::before { content: "\2709\FE0E  "; }
+main a { color: var(--accent); }
 .big { font-size: 1.6rem; font-weight: 700; color: var(--accent); }
 .muted { color: var(--muted); font-size: .88rem; }
 .row { display: flex; gap: .5rem; align-items: center; flex-wrap: wrap; }
@@ -220,7 +221,7 @@ output.bad { color: var(--bad); font-weight: 700; }
 .panel th, .panel td { text-align: left; vertical-align: top; padding: .15rem .5rem .15rem 0;
   font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .85rem;
   border-bottom: 1px solid #eef0f2; }
-.panel th { font-weight: 600; white-space: nowrap; }
+.panel th { font-weight: 600; white-space: nowrap; width: 1%; }
 "#;
 
 /// The "two tabs at once" button: the cart before, the burst in parallel, the cart after.

@@ -84,6 +84,7 @@ pub struct CounterServer<T> {
 }
 
 impl<T> CounterServer<T> {
+    /// Serves the RPCs of `inner`.
     pub fn new(inner: T) -> Self {
         CounterServer {
             inner: Arc::new(inner),

@@ -1,5 +1,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))] // docs.rs marks each item with the feature it needs
 //! Server-side sessions for any [Tower](https://docs.rs/tower) service: axum, hyper, tonic.
 //!
 //! A [`SessionLayer`] reads the session cookie of each request, loads the [`Session`] from a

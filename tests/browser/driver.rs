@@ -91,12 +91,18 @@ pub async fn start() -> Option<Browser> {
 }
 
 impl Browser {
-    /// Closes the browser session, then stops chromedriver.
-    pub async fn quit(mut self) {
+    /// Closes the browser session, then stops chromedriver. Its log is kept only for a
+    /// visit that failed.
+    pub async fn quit(mut self, failed: bool) {
         if let Err(error) = self.client.close().await {
             eprintln!("closing the browser: {error}; see {}", self.log.display());
         }
         let _ = self.driver.kill().await;
+        if failed {
+            eprintln!("chromedriver's log: {}", self.log.display());
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 

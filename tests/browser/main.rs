@@ -33,7 +33,7 @@ async fn the_demo_in_a_browser() {
         visit(browser.client.clone(), base),
     ))
     .await;
-    browser.quit().await;
+    browser.quit(!matches!(visit, Ok(Ok(Ok(()))))).await;
     match visit {
         Ok(Ok(outcome)) => outcome.expect("the browser could do what the visit asked"),
         Ok(Err(_)) => panic!("the visit took over 60 s"),

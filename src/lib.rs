@@ -36,6 +36,7 @@
 //! | [`FsStorage`] | one file per session |
 //! | `RedisStorage` (feature `redis`) | Redis or a Redis Cluster |
 //! | `MemcacheStorage` (feature `memcache`) | one or more Memcached servers |
+//! | `PostgresStorage`, `MySqlStorage`, `SqliteStorage` (features `postgres`, `mysql`, `sqlite`) | a table, over your sqlx pool |
 //!
 //! Your own store (a database, say) implements [`storage::SessionBackend`]: three methods
 //! that load a versioned record by id, and store and delete it conditionally;
@@ -53,13 +54,15 @@
 //!
 //! The cookie is always signed with HMAC-SHA256 over its name and value (or, with
 //! [`SessionCookie::encrypted`], sealed with XChaCha20-Poly1305), with secret rotation. Ids
-//! are 144 random bits. See the README for the whole model.
+//! are 144 random bits. The whole model is in the crate's `docs/security.md`.
 //!
 //! # Features
 //!
 //! * `axum` (default): [`Session`] is an axum extractor and [`Error`] a response.
 //! * `redis`: `RedisStorage`.
 //! * `memcache`: `MemcacheStorage`.
+//! * `postgres`, `mysql`, `sqlite`: `PostgresStorage`, `MySqlStorage`, `SqliteStorage` on
+//!   sqlx 0.9, which needs Rust 1.94.
 //! * `tonic`: `From<Error> for tonic::Status` and `request.session()` for tonic handlers
 //!   (`TonicRequestExt`).
 //!

@@ -186,7 +186,6 @@ main { max-width: 70rem; margin: 1.5rem auto; padding: 0 1.5rem; }
 main.home { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 27rem); gap: 0 1.25rem;
   align-items: start; }
 main.single { max-width: 34rem; }
-@media (max-width: 56rem) { main.home { grid-template-columns: 1fr; } }
 .card { background: var(--card); border: 1px solid var(--line); border-radius: 10px;
   padding: .9rem 1.25rem; margin-bottom: 1rem; }
 .card h2 { font-size: 1.05rem; margin: 0 0 .5rem; }
@@ -222,6 +221,12 @@ output.bad { color: var(--bad); font-weight: 700; }
   font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .85rem;
   border-bottom: 1px solid #eef0f2; }
 .panel th { font-weight: 600; white-space: nowrap; width: 1%; }
+/* Narrow screens: one column, the panel right under the flash. */
+@media (max-width: 56rem) {
+  main.home { grid-template-columns: 1fr; }
+  .flash { order: -2; }
+  .panel { order: -1; position: static; }
+}
 "#;
 
 /// The "two tabs at once" button: the cart before, the burst in parallel, the cart after.

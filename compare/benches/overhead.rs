@@ -3,6 +3,7 @@
 //!
 //! ```sh
 //! cargo bench -p session-layer-compare --bench overhead   # REDIS_URL, default 127.0.0.1:6379
+//! cargo bench -p session-layer-compare --bench overhead -- 'postgres|sqlite'   # DATABASE_URL
 //! scripts/bench-table                                      # medians, overheads and ratios
 //! ```
 //!
@@ -19,7 +20,9 @@ use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
 use http::{Request, header};
-use session_layer::{CookieStorage, FsStorage, MemoryStorage, RedisStorage};
+use session_layer::{
+    CookieStorage, FsStorage, MemoryStorage, PostgresStorage, RedisStorage, SqliteStorage,
+};
 use session_layer_compare::{bare, ours, peer, peer_014, untouched};
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
@@ -209,5 +212,133 @@ fn benches(c: &mut Criterion) {
     }
 }
 
-criterion_group!(overhead, benches);
+/// tower-sessions' default expiry, which its SQL stores write on every save: session-layer
+/// gets the same TTL, so that both write an expiry.
+const TWO_WEEKS: std::time::Duration = std::time::Duration::from_secs(14 * 24 * 3600);
+
+/// Connections per pool, the same on both sides (requests run one at a time).
+const POOL_SIZE: u32 = 4;
+
+/// The three cases of a SQL store: `read_write`, `read_only` and `no_cookie_untouched`,
+/// each app built afresh by `ours`/`peer` from its handler.
+fn sql_cases(
+    c: &mut Criterion,
+    rt: &Runtime,
+    store: &str,
+    ours: impl Fn(MethodRouter) -> Router,
+    peer: impl Fn(MethodRouter) -> Router,
+) {
+    for (case_name, fresh, ours_handler, peer_handler) in [
+        (
+            "read_write",
+            false,
+            get(ours::read_write),
+            get(peer_014::read_write),
+        ),
+        (
+            "read_only",
+            false,
+            get(ours::read_only),
+            get(peer_014::read_only),
+        ),
+        ("no_cookie_untouched", true, get(untouched), get(untouched)),
+    ] {
+        let apps = vec![
+            ("session_layer", ours(ours_handler)),
+            ("tower_sessions", peer(peer_handler)),
+        ];
+        case(c, rt, &format!("{store}_{case_name}"), fresh, apps);
+    }
+}
+
+/// PostgreSQL at `DATABASE_URL`: session-layer's `PostgresStorage` (sqlx 0.9) against
+/// tower-sessions-sqlx-store's `PostgresStore` (sqlx 0.8), each with a pool and table of its
+/// own.
+fn postgres(c: &mut Criterion, rt: &Runtime) {
+    use tower_sessions_sqlx_store::{PostgresStore, sqlx as sqlx08};
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let pools = rt.block_on(async {
+        let ours = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .connect(&url)
+            .await?;
+        let storage = PostgresStorage::new(ours).table("bench_session_layer")?;
+        storage.migrate().await?;
+        let peer = sqlx08::postgres::PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .connect(&url)
+            .await?;
+        let store = PostgresStore::new(peer);
+        store.migrate().await?;
+        Ok::<_, Box<dyn std::error::Error>>((storage, store))
+    });
+    let (storage, store) = match pools {
+        Ok(pools) => pools,
+        Err(e) => return eprintln!("skipping postgres: no PostgreSQL at {url}: {e}"),
+    };
+    sql_cases(
+        c,
+        rt,
+        "postgres",
+        |handler| ours::app(storage.clone().ttl(TWO_WEEKS), false, handler),
+        |handler| peer_014::app(store.clone(), handler),
+    );
+}
+
+/// An SQLite file each, in WAL mode with `synchronous = NORMAL` (the usual server settings),
+/// set alike on both sides: session-layer's `SqliteStorage` against tower-sessions-sqlx-store's
+/// `SqliteStore`.
+fn sqlite(c: &mut Criterion, rt: &Runtime, dir: &std::path::Path) {
+    use tower_sessions_sqlx_store::{SqliteStore, sqlx as sqlx08};
+    let (storage, store) = rt.block_on(async {
+        use sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.join("session_layer.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal);
+        let ours = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let storage = SqliteStorage::new(ours);
+        storage.migrate().await.unwrap();
+
+        use sqlx08::sqlite::{SqliteJournalMode as Journal, SqliteSynchronous as Synchronous};
+        let options = sqlx08::sqlite::SqliteConnectOptions::new()
+            .filename(dir.join("tower_sessions.db"))
+            .create_if_missing(true)
+            .journal_mode(Journal::Wal)
+            .synchronous(Synchronous::Normal);
+        let peer = sqlx08::sqlite::SqlitePoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let store = SqliteStore::new(peer);
+        store.migrate().await.unwrap();
+        (storage, store)
+    });
+    sql_cases(
+        c,
+        rt,
+        "sqlite",
+        |handler| ours::app(storage.clone().ttl(TWO_WEEKS), false, handler),
+        |handler| peer_014::app(store.clone(), handler),
+    );
+}
+
+fn sql_benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    postgres(c, &rt);
+    let dir = tempfile::tempdir().unwrap();
+    sqlite(c, &rt, dir.path());
+}
+
+criterion_group!(overhead, benches, sql_benches);
 criterion_main!(overhead);

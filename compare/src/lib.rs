@@ -66,7 +66,7 @@ pub mod ours {
 }
 
 /// Writes the handlers and router of one tower-sessions version: 0.15 for memory and files,
-/// 0.14 for Redis (the newest Redis store is built on 0.14).
+/// 0.14 for Redis and SQL (the newest Redis and sqlx stores are built on 0.14).
 macro_rules! tower_sessions_app {
     ($(#[$doc:meta])* $module:ident, $crate_name:ident) => {
         $(#[$doc])*
@@ -110,7 +110,7 @@ tower_sessions_app!(
 );
 
 tower_sessions_app!(
-    /// tower-sessions 0.14 (for its Redis store): handlers and routers.
+    /// tower-sessions 0.14 (for its Redis and sqlx stores): handlers and routers.
     peer_014,
     tower_sessions_014
 );

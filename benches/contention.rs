@@ -5,19 +5,16 @@
 //! request is not answered 200 or any update is lost.
 //!
 //! ```sh
-//! cargo bench --bench contention --features redis,memcache   # DATABASE_URL for PostgreSQL
+//! cargo bench --bench contention --features redis,memcache,postgres   # DATABASE_URL
 //! ```
 //!
 //! Redis and Memcached run as private servers on free ports, as in the tests; PostgreSQL is
-//! the custom backend example on the machine's server (skipped with a note when absent).
+//! `PostgresStorage` on the machine's server (with the `postgres` feature; skipped with a
+//! note when absent).
 
 #[path = "../tests/common/servers.rs"]
 #[allow(dead_code)]
 mod servers;
-
-#[path = "../examples/custom_backend/backend.rs"]
-#[allow(dead_code)]
-mod backend;
 
 use std::time::{Duration, Instant};
 
@@ -149,13 +146,26 @@ async fn main() {
     let storage = MemcacheStorage::connect(&addr).await.unwrap().ttl(TTL);
     row("Memcached", measure(storage).await);
 
-    let config = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".to_owned());
-    match backend::PgBackend::connect(&config, "pg_temp.sessions").await {
-        Ok(db) => row(
-            "PostgreSQL (example backend)",
-            measure(backend::PgStorage::with_backend(db).ttl(TTL)).await,
-        ),
+    postgres().await;
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres() {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let storage = async {
+        let pool = sqlx::PgPool::connect(&url).await?;
+        let storage = session_layer::PostgresStorage::new(pool).table("bench_contention")?;
+        storage.migrate().await?;
+        Ok::<_, Box<dyn std::error::Error>>(storage.ttl(TTL))
+    };
+    match storage.await {
+        Ok(storage) => row("PostgreSQL", measure(storage).await),
         Err(e) => println!("| PostgreSQL | skipped: {e} | | |"),
     }
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres() {
+    println!("| PostgreSQL | skipped: needs `--features postgres` | | |");
 }

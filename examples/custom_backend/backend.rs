@@ -1,170 +1,160 @@
-//! A [`SessionBackend`] that keeps session records in a PostgreSQL table.
+//! A [`SessionBackend`] over [redb](https://www.redb.org), an embedded key-value store that
+//! session-layer does not ship.
 //!
-//! A backend is a load and conditional writes: each store or delete names what it expects
-//! to find (nothing, a version, anything) and answers whether it acted.
-//! [`ServerStorage::with_backend`] adds the whole session lifecycle: fresh ids, unknown ids,
-//! flash, regenerate, destroy, expiry, and the merge of concurrent requests.
+//! A backend is a load and two conditional writes: each store or delete names what it
+//! expects to find (nothing, a version, anything) and answers whether it acted.
+//! [`ServerStorage::with_backend`] adds the whole session lifecycle on top: fresh ids,
+//! unknown ids, flash, regenerate, destroy, expiry, and the merge of concurrent requests.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use session_layer::Error;
 use session_layer::storage::{
     Expected, Record, ServerStorage, SessionBackend, Versioned, id_digest,
 };
-use tokio_postgres::{Client, NoTls, Statement};
 
-/// Sessions in PostgreSQL.
-pub type PgStorage = ServerStorage<PgBackend>;
+/// Sessions in a redb file.
+pub type RedbStorage = ServerStorage<RedbBackend>;
 
-/// One connection and prepared statements over a table
-/// `(id text primary key, data bytea not null, expires_at timestamptz, version bigint not null)`,
-/// where `id` holds the [`id_digest`] of the session id: any id fits, and the table holds no
-/// usable id.
-///
-/// One `Client` pipelines concurrent queries; a busy app would use a pool
-/// (deadpool-postgres, bb8) the same way.
-pub struct PgBackend {
-    client: Client,
-    table: String,
-    load: Statement,
-    insert: Statement,
-    update: Statement,
-    upsert: Statement,
-    delete: Statement,
-    remove_expired: Statement,
+/// Key: the [`id_digest`] of the session id, so the file holds no usable id.
+/// Value: (version, expiry in ms since the Unix epoch, record bytes).
+type Row = (u64, Option<u64>, &'static [u8]);
+const SESSIONS: TableDefinition<&str, Row> = TableDefinition::new("sessions");
+
+/// One redb database. Its calls block, so each runs on tokio's blocking threads.
+#[derive(Clone)]
+pub struct RedbBackend {
+    db: Arc<Database>,
+    limit: usize,
 }
 
-impl PgBackend {
-    /// Connects (`config`: `"host=... user=... dbname=..."` or a `postgres://` URL) and
-    /// creates `table` if missing. `pg_temp.NAME` makes a table private to this connection.
-    pub async fn connect(config: &str, table: &str) -> Result<PgBackend, Error> {
-        let identifier =
-            |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !table.split('.').all(identifier) || table.split('.').count() > 2 {
-            return Err(Error::Config(format!("{table:?} is not a table name")));
-        }
-        let (client, connection) = tokio_postgres::connect(config, NoTls)
-            .await
-            .map_err(Error::backend)?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::error!(%error, "PostgreSQL connection closed");
-            }
-        });
-        client
-            .batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {table} (id text PRIMARY KEY, data bytea NOT NULL, \
-                 expires_at timestamptz, version bigint NOT NULL)"
-            ))
-            .await
-            .map_err(Error::backend)?;
-        let insert = format!(
-            "INSERT INTO {table} (id, data, expires_at, version) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (id) DO"
-        );
-        let sql = [
-            // Expired rows too: the lifecycle checks expiry, and overwrites such a row by its
-            // version, which an `Expected::Absent` insert could never do.
-            format!("SELECT data, version FROM {table} WHERE id = $1"),
-            format!("{insert} NOTHING"),
-            format!(
-                "UPDATE {table} SET data = $2, expires_at = $3, version = $4 \
-                 WHERE id = $1 AND version = $5"
-            ),
-            format!(
-                "{insert} UPDATE SET data = excluded.data, expires_at = excluded.expires_at, \
-                 version = excluded.version"
-            ),
-            // `$2` NULL: whatever version is stored.
-            format!("DELETE FROM {table} WHERE id = $1 AND version = coalesce($2, version)"),
-            format!("DELETE FROM {table} WHERE expires_at <= now()"),
-        ];
-        let mut statements = Vec::new();
-        for sql in &sql {
-            statements.push(client.prepare(sql).await.map_err(Error::backend)?);
-        }
-        let [load, insert, update, upsert, delete, remove_expired] =
-            <[Statement; 6]>::try_from(statements).expect("six statements");
-        Ok(PgBackend {
-            client,
-            table: table.to_owned(),
-            load,
-            insert,
-            update,
-            upsert,
-            delete,
-            remove_expired,
+impl RedbBackend {
+    /// Opens the database at `path`, creating the file and the table if missing.
+    pub fn open(path: impl AsRef<Path>) -> Result<RedbBackend, Error> {
+        let db = Database::create(path).map_err(backend_error)?;
+        let tx = db.begin_write().map_err(backend_error)?;
+        tx.open_table(SESSIONS).map_err(backend_error)?;
+        tx.commit().map_err(backend_error)?;
+        Ok(RedbBackend {
+            db: Arc::new(db),
+            limit: usize::MAX,
         })
     }
 
-    /// Deletes the expired rows; run it now and then (the lifecycle ignores them meanwhile).
+    /// Deletes the expired sessions and returns how many: redb has no expiry of its own, so
+    /// run this now and then (the lifecycle ignores expired sessions meanwhile).
     pub async fn remove_expired(&self) -> Result<u64, Error> {
-        self.client
-            .execute(&self.remove_expired, &[])
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |now| now.as_millis() as u64);
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(backend_error)?;
+            let mut removed = 0;
+            tx.open_table(SESSIONS)
+                .map_err(backend_error)?
+                .retain(|_, (_, expires_at_ms, _)| {
+                    let live = expires_at_ms.is_none_or(|at| at > now_ms);
+                    removed += u64::from(!live);
+                    live
+                })
+                .map_err(backend_error)?;
+            tx.commit().map_err(backend_error)?;
+            Ok(removed)
+        })
+        .await
+    }
+
+    /// Runs `f` on a blocking thread, so that a disk write never stalls the async runtime.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || f(&db))
             .await
-            .map_err(Error::backend)
+            .map_err(Error::backend)?
+    }
+
+    /// Applies `write` to the stored version under `id` in one write transaction, which
+    /// redb runs one at a time: nothing can change the row between the check and the write.
+    async fn write_if(
+        &self,
+        id: &str,
+        expected: Expected,
+        write: impl FnOnce(&mut redb::Table<&str, Row>, &str) -> Result<(), Error> + Send + 'static,
+    ) -> Result<bool, Error> {
+        let key = id_digest(id);
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(backend_error)?;
+            {
+                let mut table = tx.open_table(SESSIONS).map_err(backend_error)?;
+                let stored = table.get(key.as_str()).map_err(backend_error)?;
+                if !expected.is_met_by(stored.map(|row| row.value().0)) {
+                    return Ok(false); // another request wrote first: the lifecycle merges
+                }
+                write(&mut table, &key)?;
+            }
+            tx.commit().map_err(backend_error)?;
+            Ok(true)
+        })
+        .await
     }
 }
 
-impl SessionBackend for PgBackend {
+impl SessionBackend for RedbBackend {
     async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
-        let row = self.client.query_opt(&self.load, &[&id_digest(id)]).await;
-        let Some(row) = row.map_err(Error::backend)? else {
-            return Ok(None);
-        };
-        // Name the table in errors, never the id: ids are credentials and logs are not secret.
-        let record = Record::decode(&format!("a row of {}", self.table), row.get(0))?;
-        let version = row.get::<_, i64>(1) as u64; // bigint is signed: the cast keeps the bits
-        Ok(Some(Versioned { record, version }))
+        let (key, limit) = (id_digest(id), self.limit);
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(backend_error)?;
+            let table = tx.open_table(SESSIONS).map_err(backend_error)?;
+            let Some(row) = table.get(key.as_str()).map_err(backend_error)? else {
+                return Ok(None);
+            };
+            let (version, _, bytes) = row.value();
+            // Errors name the table, never the id: ids are credentials, logs are not secret.
+            Record::check_stored_size("a row of sessions", bytes.len() as u64, limit)?;
+            let record = Record::decode("a row of sessions", bytes)?;
+            Ok(Some(Versioned { record, version }))
+        })
+        .await
     }
 
     async fn store(
         &self,
         id: &str,
         record: &Record,
-        _ttl: Option<Duration>, // the same instant is in `record.expires_at_ms`
+        _ttl: Option<Duration>, // redb has no expiry: the lifecycle checks the record's own
         expected: Expected,
     ) -> Result<bool, Error> {
-        let expires_at = record
-            .expires_at_ms
-            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
-        // Random rather than `version + 1`, so that a row deleted and created again under
-        // the same id never repeats a version that a request loaded from the old one.
-        let (key, data, new) = (id_digest(id), record.encode(), rand::random::<i64>());
-        let c = &self.client;
-        let rows = match expected {
-            Expected::Absent => {
-                c.execute(&self.insert, &[&key, &data, &expires_at, &new])
-                    .await
-            }
-            Expected::Any => {
-                c.execute(&self.upsert, &[&key, &data, &expires_at, &new])
-                    .await
-            }
-            Expected::Version(v) => {
-                let v = v as i64;
-                c.execute(&self.update, &[&key, &data, &expires_at, &new, &v])
-                    .await
-            }
-        };
-        Ok(rows.map_err(Error::backend)? == 1)
+        // Random rather than `version + 1`, so that a session deleted and created again
+        // under the same id never repeats a version a request loaded from the old one.
+        let (data, version) = (record.encode(), rand::random::<u64>());
+        let expires_at_ms = record.expires_at_ms;
+        self.write_if(id, expected, move |table, key| {
+            let row = (version, expires_at_ms, data.as_slice());
+            table.insert(key, row).map_err(backend_error)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
-        let version = match expected {
-            Expected::Version(v) => Some(v as i64),
-            Expected::Any => None,
-            // Nothing to delete: done if nothing is there.
-            Expected::Absent => {
-                let row = self.client.query_opt(&self.load, &[&id_digest(id)]).await;
-                return Ok(row.map_err(Error::backend)?.is_none());
-            }
-        };
-        let rows = self
-            .client
-            .execute(&self.delete, &[&id_digest(id), &version])
-            .await
-            .map_err(Error::backend)?;
-        Ok(rows == 1 || expected == Expected::Any)
+        self.write_if(id, expected, |table, key| {
+            table.remove(key).map_err(backend_error)?;
+            Ok(())
+        })
+        .await
     }
+
+    fn limit_record_size(&mut self, bytes: usize) {
+        self.limit = bytes;
+    }
+}
+
+/// Any redb error as the crate's backend error.
+fn backend_error(error: impl Into<redb::Error>) -> Error {
+    Error::backend(error.into())
 }

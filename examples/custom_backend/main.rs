@@ -1,7 +1,8 @@
-//! Sessions in PostgreSQL through a custom `SessionBackend` (see `backend.rs`).
+//! Sessions in a store session-layer does not ship (redb, an embedded key-value file),
+//! through a custom `SessionBackend` of about 100 lines (see `backend.rs`).
 //!
 //! ```sh
-//! DATABASE_URL="host=127.0.0.1 user=postgres dbname=test" cargo run --example custom_backend
+//! cargo run --example custom_backend     # SESSIONS_FILE, default ./sessions.redb
 //! curl -c jar -b jar http://127.0.0.1:3002/
 //! ```
 
@@ -14,12 +15,12 @@ use axum::routing::get;
 use session_layer::{Error, Session, SessionCookie, SessionLayer};
 use tracing_subscriber::EnvFilter;
 
-use crate::backend::{PgBackend, PgStorage};
+use crate::backend::{RedbBackend, RedbStorage};
 
 async fn count(session: Session) -> Result<String, Error> {
     let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
     session.set("visits", visits)?;
-    Ok(format!("{visits} visit(s), stored in PostgreSQL\n"))
+    Ok(format!("{visits} visit(s), stored in redb\n"))
 }
 
 #[tokio::main]
@@ -29,10 +30,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let database = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".to_owned());
-    let backend = PgBackend::connect(&database, "sessions").await?;
-    let storage = PgStorage::with_backend(backend).ttl(Duration::from_secs(24 * 3600));
+    let file = std::env::var("SESSIONS_FILE").unwrap_or_else(|_| "sessions.redb".to_owned());
+    let backend = RedbBackend::open(&file)?;
+    let storage = RedbStorage::with_backend(backend).ttl(Duration::from_secs(24 * 3600));
 
     let secret = std::env::var("SESSION_SECRET").unwrap_or_else(|_| {
         tracing::warn!("SESSION_SECRET is not set: a random secret ends every session on restart");
@@ -46,7 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .secure(false);
     let layer = SessionLayer::try_new(cookie, storage)?;
 
-    // Expired rows never come back as sessions, but they stay until something deletes them.
+    // Expired sessions never come back, but they stay in the file until something deletes them.
     let sweeper = layer.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(3600));

@@ -67,16 +67,11 @@ pub(crate) async fn memcached() -> Fixture<session_layer::MemcacheStorage> {
     Fixture::server(storage, server)
 }
 
-pub(crate) async fn postgres() -> Fixture<backend::PgStorage> {
-    let config = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".to_owned());
-    // A table private to this connection: no test sees another's rows.
-    let db = backend::PgBackend::connect(&config, "pg_temp.sessions")
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL is needed for this test ({config:?}; set DATABASE_URL): {e}")
-        });
-    Fixture::server(backend::PgStorage::with_backend(db).ttl(TTL), ())
+/// The custom backend example (redb) on a file of its own.
+pub(crate) async fn custom_backend() -> Fixture<backend::RedbStorage> {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend::RedbBackend::open(dir.path().join("sessions.redb")).unwrap();
+    Fixture::server(backend::RedbStorage::with_backend(db).ttl(TTL), dir)
 }
 
 /// Calls `$m!` with `$args` followed by the name of every scenario, so that the list is
@@ -136,7 +131,7 @@ concurrency_suite! {
     redis: redis();
     #[cfg(feature = "memcache")]
     memcached: memcached();
-    postgres: postgres();
+    custom_backend: custom_backend();
 }
 
 /// The model-based test on every server-side storage.
@@ -158,7 +153,7 @@ mod model {
         redis: super::redis();
         #[cfg(feature = "memcache")]
         memcached: super::memcached();
-        postgres: super::postgres();
+        custom_backend: super::custom_backend();
     }
 }
 

@@ -1,10 +1,6 @@
-//! The PostgreSQL backend of `examples/custom_backend` against the shared scenario suite,
-//! plus checks of its conditional writes and of the lifecycle's merge over them.
-//!
-//! Needs a PostgreSQL server: `DATABASE_URL` (a `postgres://` URL or `key=value` pairs),
-//! else `host=127.0.0.1 user=postgres dbname=test`. Fails, rather than skips, without one.
-//! Every test has a connection and a temporary table of its own (`pg_temp.sessions`), so
-//! tests neither see each other's rows nor leave tables behind.
+//! The redb backend of `examples/custom_backend` against the shared scenario suite, plus
+//! checks of its conditional writes, its expiry sweep and the lifecycle's merge over them.
+//! Every test has a database file of its own in a temporary directory.
 mod common;
 
 #[allow(dead_code)]
@@ -13,45 +9,33 @@ mod backend;
 
 use std::time::Duration;
 
-use backend::{PgBackend, PgStorage};
+use backend::{RedbBackend, RedbStorage};
 use common::scenarios::{server_storage_scenarios, storage_scenarios};
 use session_layer::storage::{Expected, Record, SessionBackend, Versioned};
 use session_layer::{Session, SessionStorage};
 
-async fn pg() -> PgStorage {
-    PgStorage::with_backend(pg_backend().await)
+async fn redb() -> RedbStorage {
+    RedbStorage::with_backend(redb_backend())
 }
 
-async fn pg_backend() -> PgBackend {
-    let config = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".to_owned());
-    PgBackend::connect(&config, "pg_temp.sessions")
-        .await
-        .unwrap_or_else(|e| {
-            let mut e: &dyn std::error::Error = &e;
-            let mut why = e.to_string();
-            while let Some(source) = e.source() {
-                let text = source.to_string();
-                if !why.ends_with(&text) {
-                    why = format!("{why}: {text}");
-                }
-                e = source;
-            }
-            panic!(
-                "PostgreSQL is needed for this test and is not reachable with {config:?}: {why}. \
-                 Start it, or set DATABASE_URL to a database where you may create tables."
-            )
-        })
+/// A backend over a new file; the directory is left for the OS to clean, since the
+/// storage may outlive the test's last line.
+fn redb_backend() -> RedbBackend {
+    let dir = tempfile::tempdir().expect("a temporary directory").keep();
+    RedbBackend::open(dir.join("sessions.redb")).expect("a new redb file")
 }
 
 storage_scenarios! {
-    plain: pg(),
-    ttl: |ttl: Duration| async move { pg().await.ttl(ttl) },
+    plain: redb(),
+    ttl: |ttl: Duration| async move { redb().await.ttl(ttl) },
+    max_lifetime: |limit: Duration| async move {
+        redb().await.ttl(Duration::from_secs(60)).max_lifetime(limit)
+    },
 }
 
 server_storage_scenarios! {
-    plain: pg(),
-    unknown_ids: async { pg().await.use_unknown_ids(true) },
+    plain: redb(),
+    unknown_ids: async { redb().await.use_unknown_ids(true) },
 }
 
 fn record(value: &str, expires_at_ms: Option<u64>) -> Record {
@@ -68,17 +52,17 @@ fn value(stored: &Option<Versioned>) -> Option<&str> {
     stored.as_ref()?.record.data.values.get("v")?.as_str()
 }
 
-async fn put(db: &PgBackend, id: &str, record: &Record, expected: Expected) -> bool {
+async fn put(db: &RedbBackend, id: &str, record: &Record, expected: Expected) -> bool {
     db.store(id, record, None, expected).await.unwrap()
 }
 
-async fn version(db: &PgBackend, id: &str) -> u64 {
+async fn version(db: &RedbBackend, id: &str) -> u64 {
     db.load(id).await.unwrap().expect("a stored row").version
 }
 
 #[tokio::test]
 async fn absent_never_overwrites_and_load_shows_expired_rows() {
-    let db = &pg_backend().await;
+    let db = &redb_backend();
     assert!(put(db, "a", &record("first", None), Expected::Absent).await);
     assert!(!put(db, "a", &record("second", None), Expected::Absent).await);
     assert_eq!(value(&db.load("a").await.unwrap()), Some("first"));
@@ -123,7 +107,7 @@ async fn absent_never_overwrites_and_load_shows_expired_rows() {
 
 #[tokio::test]
 async fn a_store_at_a_stale_version_writes_nothing() {
-    let db = &pg_backend().await;
+    let db = &redb_backend();
     assert!(put(db, "a", &record("first", None), Expected::Absent).await);
     let stale = version(db, "a").await;
     let at = Expected::Version(stale);
@@ -143,7 +127,7 @@ async fn a_store_at_a_stale_version_writes_nothing() {
 
 #[tokio::test]
 async fn a_delete_acts_only_at_the_expected_version() {
-    let db = &pg_backend().await;
+    let db = &redb_backend();
     assert!(put(db, "a", &record("first", None), Expected::Absent).await);
     let stale = version(db, "a").await;
     let at = Expected::Version(stale);
@@ -170,7 +154,7 @@ async fn a_delete_acts_only_at_the_expected_version() {
 /// the earlier one instead of overwriting it.
 #[tokio::test]
 async fn overlapping_saves_of_different_keys_both_keep_their_change() {
-    let storage = pg().await;
+    let storage = redb().await;
     let first = Session::new();
     first.set("base", 0).unwrap();
     let id = storage.save(&first).await.unwrap().expect("a cookie value");
@@ -203,7 +187,7 @@ async fn overlapping_saves_of_different_keys_both_keep_their_change() {
 /// hidden from `load`, the create-only insert would conflict with it on every attempt.
 #[tokio::test]
 async fn a_save_takes_over_an_expired_row() {
-    let storage = pg().await.use_unknown_ids(true);
+    let storage = redb().await.use_unknown_ids(true);
     let past = record("old", Some(now_ms() - 1000));
     let db = storage.backend();
     assert!(put(db, "chosen", &past, Expected::Any).await);
@@ -218,6 +202,26 @@ async fn a_save_takes_over_an_expired_row() {
     let stored = storage.read(Some("chosen")).await.unwrap();
     assert_eq!(stored.get::<bool>("fresh"), Some(true));
     assert_eq!(stored.get::<String>("v"), None);
+}
+
+/// A record over `max_record_size` is refused as corrupt (the layer then starts a fresh
+/// session), with an error that names the table and never the id.
+#[tokio::test]
+async fn a_stored_record_over_the_size_limit_is_refused() {
+    let big = redb().await;
+    let session = Session::new();
+    session.set("blob", "x".repeat(500)).unwrap();
+    let id = big.save(&session).await.unwrap().expect("a cookie value");
+    let small = RedbStorage::with_backend(big.backend().clone()).max_record_size(100);
+    match small.read(Some(&id)).await {
+        Err(session_layer::Error::Corrupt { record, reason }) => {
+            assert!(reason.contains("100-byte record size limit"), "{reason}");
+            assert!(!record.contains(&id), "{record}");
+        }
+        other => panic!("expected Error::Corrupt, got {other:?}"),
+    }
+    let stored = big.read(Some(&id)).await.unwrap();
+    assert_eq!(stored.get::<String>("blob").map(|b| b.len()), Some(500));
 }
 
 fn now_ms() -> u64 {

@@ -116,3 +116,8 @@ pub struct ConcurrencyDocDoctests;
 #[cfg(all(doctest, feature = "axum", feature = "redis", feature = "memcache"))]
 #[doc = include_str!("../docs/storages.md")]
 pub struct StoragesDocDoctests;
+
+/// The Rust blocks of `docs/grpc.md`, compiled as doctests when the `tonic` feature is on.
+#[cfg(all(doctest, feature = "tonic"))]
+#[doc = include_str!("../docs/grpc.md")]
+pub struct GrpcDocDoctests;

@@ -110,34 +110,24 @@ pub struct SessionCookie {
     keys: Arc<Keys>,
 }
 
-/// What one `Cookie` header says about this cookie.
-enum Lookup<'h> {
+/// What the values of this cookie in a request say.
+enum Lookup {
     /// No value under our name verifies.
     Absent,
     /// One value verifies, or several that decode to the same value.
-    Found(Unsealed<'h>),
+    Found(Received),
     /// Values that verify but differ: a planted cookie beside the real one.
     Ambiguous,
 }
 
-/// A cookie value found in the headers of a request, owned.
+/// A session value found in a request.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Received {
     /// The verified, decoded value.
     pub value: String,
-    /// The value as sent, still sealed, when the newest secret sealed it: it can be sent
-    /// again as it is.
+    /// The value as sent, when the newest secret sealed it: sending it back as it is saves
+    /// sealing it again.
     pub resend: Option<String>,
-}
-
-/// A cookie value found in a request, with what is needed to send it back unchanged.
-pub(crate) struct Unsealed<'h> {
-    /// The verified, decoded value.
-    pub value: String,
-    /// The value as sent, still sealed.
-    pub sealed: &'h str,
-    /// Whether the newest secret sealed it, so that it can be sent again as it is.
-    pub by_newest_secret: bool,
 }
 
 impl SessionCookie {
@@ -345,14 +335,8 @@ impl SessionCookie {
     /// could make the victim act in the attacker's session. A `__Host-` name (see
     /// [`SessionCookie`]) keeps other hosts from setting the cookie at all.
     pub fn parse(&self, cookie_header: Option<&str>) -> Option<String> {
-        self.unseal(cookie_header?).map(|found| found.value)
-    }
-
-    /// This cookie's verified value in one `Cookie` header, with the rules of
-    /// [`parse`](SessionCookie::parse): `None` when absent or ambiguous.
-    pub(crate) fn unseal<'h>(&self, cookie_header: &'h str) -> Option<Unsealed<'h>> {
-        match self.lookup(values_named(cookie_header.as_bytes(), &self.name)) {
-            Lookup::Found(found) => Some(found),
+        match self.lookup(values_named(cookie_header?.as_bytes(), &self.name)) {
+            Lookup::Found(found) => Some(found.value),
             Lookup::Absent | Lookup::Ambiguous => None,
         }
     }
@@ -360,8 +344,7 @@ impl SessionCookie {
     /// This cookie's verified value across every `Cookie` header of a request (HTTP/2 may
     /// send one header per cookie), with the rules of [`parse`](SessionCookie::parse)
     /// applied to all of them together, so that a planted cookie cannot hide in a header
-    /// of its own. Headers that are not UTF-8 are read leniently: a replaced byte can only
-    /// spoil a cookie that is not ours, or one that then fails verification.
+    /// of its own. A pair that is not UTF-8 is skipped: it can only be another cookie's.
     pub(crate) fn receive<'a>(
         &self,
         headers: impl IntoIterator<Item = &'a http::HeaderValue>,
@@ -369,11 +352,25 @@ impl SessionCookie {
         let values = headers
             .into_iter()
             .flat_map(|header| values_named(header.as_bytes(), &self.name));
+        self.received(values)
+    }
+
+    /// This cookie's verified value when each header holds a sealed value alone (the
+    /// layer's header transport), with the same rules as [`receive`](Self::receive).
+    pub(crate) fn receive_sealed<'a>(
+        &self,
+        headers: impl IntoIterator<Item = &'a http::HeaderValue>,
+    ) -> Option<Received> {
+        let values = headers
+            .into_iter()
+            .filter_map(|header| header.to_str().ok())
+            .map(str::trim);
+        self.received(values)
+    }
+
+    fn received<'h>(&self, values: impl Iterator<Item = &'h str>) -> Option<Received> {
         match self.lookup(values) {
-            Lookup::Found(found) => Some(Received {
-                resend: found.by_newest_secret.then(|| found.sealed.to_owned()),
-                value: found.value,
-            }),
+            Lookup::Found(found) => Some(found),
             Lookup::Absent => None,
             Lookup::Ambiguous => planted(&self.name),
         }
@@ -382,49 +379,42 @@ impl SessionCookie {
     /// Opens every value of this cookie in `values` (from one header or several), and
     /// verified values must agree. Allocates only the decoded value of each value that
     /// verifies.
-    fn lookup<'h>(&self, values: impl Iterator<Item = &'h str>) -> Lookup<'h> {
-        let mut found: Option<Unsealed<'h>> = None;
+    fn lookup<'h>(&self, values: impl Iterator<Item = &'h str>) -> Lookup {
+        // The first value that verifies, as sent and decoded.
+        let mut found: Option<(&str, String)> = None;
+        // A value as sent that the newest secret sealed.
+        let mut resend = None;
         for raw in values {
             let sealed = unquote(raw);
             // The same text again (a cookie set for two paths) opens to the same value.
-            if found.as_ref().is_some_and(|first| first.sealed == sealed) {
+            if found.as_ref().is_some_and(|(text, _)| *text == sealed) {
                 continue;
             }
-            let Some((value, key)) = self.open(sealed) else {
+            let Some((value, by_newest_secret)) = self.open(sealed) else {
                 continue;
             };
-            match &mut found {
-                None => {
-                    found = Some(Unsealed {
-                        value,
-                        sealed,
-                        by_newest_secret: key == 0,
-                    });
-                }
-                Some(first) if first.value == value => {
-                    // Equal values: keep one the newest secret sealed, so it can be resent.
-                    if !first.by_newest_secret && key == 0 {
-                        first.sealed = sealed;
-                        first.by_newest_secret = true;
-                    }
-                }
+            match &found {
+                None => found = Some((sealed, value)),
+                Some((_, first)) if *first == value => {}
                 Some(_) => return Lookup::Ambiguous,
             }
+            if by_newest_secret {
+                resend.get_or_insert(sealed);
+            }
         }
-        match found {
-            Some(found) => Lookup::Found(found),
-            None => Lookup::Absent,
-        }
+        found.map_or(Lookup::Absent, |(_, value)| {
+            let resend = resend.map(str::to_owned);
+            Lookup::Found(Received { value, resend })
+        })
     }
 
-    /// Verifies and decodes one sealed value; returns it with the index of the secret
-    /// that sealed it.
-    fn open(&self, sealed: &str) -> Option<(String, usize)> {
+    /// Verifies and decodes one sealed value; says whether the newest secret sealed it.
+    fn open(&self, sealed: &str) -> Option<(String, bool)> {
         if sealed.len() > MAX_COOKIE_SIZE {
             return None;
         }
         if !self.is_signed() {
-            return decode_text(sealed).map(|v| (v, 0));
+            return decode_text(sealed).map(|value| (value, true));
         }
         if self.encrypted {
             // nonce || ciphertext || tag, opened in place: no buffer besides the decoded one.
@@ -445,7 +435,7 @@ impl SessionCookie {
             })?;
             bytes.truncate(tag_at);
             bytes.drain(..NONCE_LEN);
-            String::from_utf8(bytes).ok().map(|v| (v, key))
+            String::from_utf8(bytes).ok().map(|value| (value, key == 0))
         } else {
             let (payload, tag) = sealed.rsplit_once('.')?;
             let mut tag_bytes = [0u8; TAG_LEN];
@@ -457,7 +447,7 @@ impl SessionCookie {
                 .macs
                 .iter()
                 .position(|mac| self.mac(mac, payload).verify_slice(&tag_bytes).is_ok())?;
-            decode_text(payload).map(|v| (v, key))
+            decode_text(payload).map(|value| (value, key == 0))
         }
     }
 
@@ -772,7 +762,7 @@ mod tests {
         assert_eq!(cookie.receive(&headers).unwrap().value, "victim");
         assert_eq!(cookie.receive(&[]), None);
 
-        // Equal values under an old and the newest secret: the newest one is resent.
+        // Equal values under an old and the newest secret agree, and the newest is resent.
         let old = SessionCookie::new("sid").secrets(["an older secret, 32 bytes or more"]);
         let rotated =
             SessionCookie::new("sid").secrets([SECRET, "an older secret, 32 bytes or more"]);
@@ -781,16 +771,34 @@ mod tests {
             header(format!("sid={by_old}")),
             header(format!("sid={by_new}")),
         ];
-        assert_eq!(
-            rotated.receive(&headers).unwrap().resend,
-            Some(by_new.clone())
-        );
-        let both = format!("sid={by_old}; sid={by_new}");
-        let one = rotated.unseal(&both).unwrap();
-        assert!(one.by_newest_secret);
-        assert_eq!(one.sealed, by_new);
+        let expected = Received {
+            value: "same".into(),
+            resend: Some(by_new),
+        };
+        assert_eq!(rotated.receive(&headers), Some(expected));
         let headers = [header(format!("sid={by_old}"))];
         assert_eq!(rotated.receive(&headers).unwrap().resend, None);
+    }
+
+    /// The header transport: each header is a sealed value alone, with the same rules.
+    #[test]
+    fn receive_sealed_reads_whole_header_values() {
+        use http::HeaderValue;
+        let cookie = SessionCookie::new("sid").secrets([SECRET]);
+        let header = |text: &str| HeaderValue::try_from(text).unwrap();
+        let (victim, planted) = (cookie.seal("victim"), cookie.seal("attacker"));
+        let got = cookie.receive_sealed(&[header(&format!(" {victim} "))]);
+        assert_eq!(got.unwrap().value, "victim");
+        assert_eq!(
+            cookie.receive_sealed(&[header(&victim), header(&planted)]),
+            None
+        );
+        assert_eq!(cookie.receive_sealed(&[header("tampered")]), None);
+        // A cookie pair is not a sealed value.
+        assert_eq!(
+            cookie.receive_sealed(&[header(&format!("sid={victim}"))]),
+            None
+        );
     }
 
     #[test]

@@ -1,16 +1,22 @@
 //! The Tower middleware: [`SessionLayer`], [`SessionService`] and their [`ResponseFuture`].
 
+mod calls;
+mod grpc;
+mod transport;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, ready};
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, HeaderName, SET_COOKIE};
+use http::header::{CACHE_CONTROL, HeaderName};
 use http::{HeaderValue, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use self::calls::{SaveResult, StorageCalls, storage_calls};
+use self::transport::Transport;
 use crate::cookie::Received;
 use crate::{Error, Session, SessionCookie, SessionStorage};
 
@@ -21,15 +27,16 @@ use crate::{Error, Session, SessionCookie, SessionStorage};
 /// [`save`](SessionStorage::save) the session and **append** a `Set-Cookie` header (other
 /// `Set-Cookie` headers are left alone), with `Cache-Control: no-store` unless the inner
 /// service set a `Cache-Control` of its own. Nothing is saved and no cookie is sent when the
-/// session did not change, or when the inner service answered with a 5xx status.
+/// session did not change, or when the inner service answered with a 5xx status. A request
+/// without a valid session cookie gets a fresh session without any storage call.
 ///
 /// A storage error or an oversize cookie turns the response into a bare
 /// `500 Internal Server Error`; the details are logged with `tracing`, never sent. A gRPC
 /// call (`content-type: application/grpc...`) gets the gRPC form instead: HTTP 200 with
 /// `grpc-status: 13` (INTERNAL) and no message, and a call its handler failed (a non-zero
-/// `grpc-status` in the response headers, as tonic sends an error) saves nothing, as a 5xx. A record
-/// that no longer decodes ([`Error::Corrupt`]) is logged as well, but the request goes on
-/// with a fresh session, and the response replaces or clears the cookie.
+/// `grpc-status` in the response headers, as tonic sends an error) saves nothing, as a 5xx.
+/// A record that no longer decodes ([`Error::Corrupt`]) is logged as well, but the request
+/// goes on with a fresh session, and the response replaces or clears the cookie.
 ///
 /// ```
 /// # #[cfg(feature = "axum")] { // the extractor needs the default `axum` feature
@@ -48,50 +55,20 @@ use crate::{Error, Session, SessionCookie, SessionStorage};
 ///     .layer(SessionLayer::new(cookie, MemoryStorage::new()));
 /// # }
 /// ```
+#[derive(Debug)]
 pub struct SessionLayer<St> {
-    shared: Arc<Shared<St>>,
+    storage: Arc<St>,
+    transport: Arc<Transport>,
     rolling: bool,
-}
-
-struct Shared<St> {
-    cookie: SessionCookie,
-    storage: St,
-    /// `; Path=/; HttpOnly; …`: the same in every `Set-Cookie`, so rendered once.
-    attributes: String,
-    /// The `Set-Cookie` that clears the cookie, also the same every time.
-    removal: HeaderValue,
-}
-
-impl<St> Shared<St> {
-    /// The `Set-Cookie` header carrying an already sealed value.
-    fn set_cookie(&self, sealed: &str) -> Result<HeaderValue, Error> {
-        header_value(self.cookie.set_cookie_with(sealed, &self.attributes)?)
-    }
-}
-
-/// A `Set-Cookie` value as a header (the cookie's configuration is validated, so this
-/// fails only for attributes the validation let through).
-fn header_value(set_cookie: String) -> Result<HeaderValue, Error> {
-    HeaderValue::try_from(set_cookie)
-        .map_err(|_| Error::Config("the Set-Cookie value is not a valid header".into()))
 }
 
 impl<St> Clone for SessionLayer<St> {
     fn clone(&self) -> Self {
         SessionLayer {
-            shared: Arc::clone(&self.shared),
+            storage: Arc::clone(&self.storage),
+            transport: Arc::clone(&self.transport),
             rolling: self.rolling,
         }
-    }
-}
-
-impl<St: std::fmt::Debug> std::fmt::Debug for SessionLayer<St> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionLayer")
-            .field("cookie", &self.shared.cookie)
-            .field("storage", &self.shared.storage)
-            .field("rolling", &self.rolling)
-            .finish()
     }
 }
 
@@ -113,18 +90,15 @@ impl<St: SessionStorage> SessionLayer<St> {
     /// Like [`new`](SessionLayer::new), with an error instead of a panic.
     pub fn try_new(cookie: SessionCookie, storage: St) -> Result<Self, Error> {
         cookie.validate()?;
-        let removal = header_value(cookie.serialize_removal())?;
         Ok(SessionLayer {
-            shared: Arc::new(Shared {
-                attributes: cookie.attributes(),
-                removal,
-                cookie,
-                storage,
-            }),
+            storage: Arc::new(storage),
+            transport: Arc::new(Transport::cookie(cookie)?),
             rolling: false,
         })
     }
+}
 
+impl<St> SessionLayer<St> {
     /// Re-send the cookie and rewrite the stored session on every request that carries
     /// one, so its expiry counts from the last request (an idle timeout) rather than from
     /// the last change. Off by default: it costs a storage write per request.
@@ -133,14 +107,35 @@ impl<St: SessionStorage> SessionLayer<St> {
         self
     }
 
+    /// Carry the session value in the header `name` instead of a cookie, for API and
+    /// native gRPC clients, which keep no cookie jar.
+    ///
+    /// The value is sealed exactly as the cookie's (signed, or encrypted with
+    /// [`SessionCookie::encrypted`], under the same secrets and name); the cookie's other
+    /// attributes are not used. The client sends back the last value the response header
+    /// gave it; an empty value in a response means the session ended.
+    ///
+    /// ```
+    /// use http::HeaderName;
+    /// use session_layer::{MemoryStorage, SessionCookie, SessionLayer};
+    ///
+    /// let cookie = SessionCookie::new("session").secrets(["a long random secret, 32 bytes or more"]);
+    /// let layer = SessionLayer::new(cookie, MemoryStorage::new())
+    ///     .header(HeaderName::from_static("x-session"));
+    /// ```
+    pub fn header(mut self, name: HeaderName) -> Self {
+        Arc::make_mut(&mut self.transport).use_header(name);
+        self
+    }
+
     /// The storage, shared by every clone of the layer.
     pub fn storage(&self) -> &St {
-        &self.shared.storage
+        &self.storage
     }
 
     /// The session cookie.
     pub fn cookie(&self) -> &SessionCookie {
-        &self.shared.cookie
+        &self.transport.cookie
     }
 }
 
@@ -150,58 +145,49 @@ impl<S, St> Layer<S> for SessionLayer<St> {
     fn layer(&self, inner: S) -> Self::Service {
         SessionService {
             inner,
-            shared: Arc::clone(&self.shared),
-            rolling: self.rolling,
+            layer: self.clone(),
         }
     }
 }
 
 /// The service [`SessionLayer`] wraps around an inner service.
+#[derive(Debug)]
 pub struct SessionService<S, St> {
     inner: S,
-    shared: Arc<Shared<St>>,
-    rolling: bool,
+    layer: SessionLayer<St>,
+}
+
+impl<S, St> SessionService<S, St> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, without the session layer.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S: Clone, St> Clone for SessionService<S, St> {
     fn clone(&self) -> Self {
         SessionService {
             inner: self.inner.clone(),
-            shared: Arc::clone(&self.shared),
-            rolling: self.rolling,
+            layer: self.layer.clone(),
         }
     }
 }
 
-impl<S: std::fmt::Debug, St> std::fmt::Debug for SessionService<S, St> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionService")
-            .field("inner", &self.inner)
-            .field("rolling", &self.rolling)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What the response needs to save the session.
-struct Finish<St> {
-    shared: Arc<Shared<St>>,
-    session: Session,
-    incoming: Option<Received>,
-    rolling: bool,
-    /// The cookie named a corrupt record: clear it unless the session is saved anew.
-    unreadable: bool,
-    /// A gRPC call: errors are answered the gRPC way.
-    grpc: bool,
-}
-
 impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S, St>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     St: SessionStorage,
-    ReqBody: Send + 'static,
-    ResBody: Default + Send + 'static,
+    ResBody: Default,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -211,312 +197,145 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        // HTTP/2 may split cookies over several headers: `receive` looks in each.
-        let incoming = self
-            .shared
-            .cookie
-            .receive(request.headers().get_all(COOKIE));
-
-        let grpc = is_grpc(&request);
-        let Some(incoming) = incoming else {
-            // No session to load: a fresh one needs no storage call, so the inner service
-            // is called at once, and storage work is set up only if the session is saved.
-            let session = Session::new();
-            request.extensions_mut().insert(session.clone());
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let layer = self.layer.clone();
+        let Some(incoming) = layer.transport.receive(request.headers()) else {
+            // No session to load: the fresh one needs no storage call.
+            let context = RequestContext::new(layer, Session::new(), None, None, &request);
             return ResponseFuture {
-                state: State::Calling {
-                    future: self.inner.call(request),
-                    finish: Some(Finish {
-                        shared: Arc::clone(&self.shared),
-                        session,
-                        incoming: None,
-                        rolling: self.rolling,
-                        unreadable: false,
-                        grpc,
-                    }),
-                    work: None,
-                },
+                state: context.call(&mut self.inner, request),
             };
         };
-
-        let carry = Carry {
-            shared: Arc::clone(&self.shared),
-            resend: incoming.resend,
-            rolling: self.rolling,
-            grpc,
-        };
-        let mut work = storage_work(&self.shared, Some(incoming.value));
-        // Start the read now: a storage in memory or on local disk is done at once, and the
-        // request goes on to the service polled ready without waiting in the future's
-        // state. A read that is not done (network storage) has sent its query and is polled
-        // again with the real waker. Only inside a runtime: a storage may spawn or set a
-        // timer, which panics outside one, and a future made there is run on one later.
-        let mut start = Context::from_waker(Waker::noop());
-        let read = match tokio::runtime::Handle::try_current() {
-            Ok(_) => work.as_mut().poll_read(&mut start),
-            Err(_) => Poll::Pending,
-        };
-        let state = match read {
-            Poll::Ready((read, value)) => {
-                after_read(read, value, work, request, &mut self.inner, carry)
-            }
-            Poll::Pending => {
-                // Call the service that was polled ready once the session is read, and
-                // keep a fresh clone for next time.
-                let clone = self.inner.clone();
-                let inner = std::mem::replace(&mut self.inner, clone);
-                State::Reading {
-                    pending: Some(Pending {
-                        work,
-                        request,
-                        inner,
-                        carry,
-                    }),
-                }
-            }
-        };
-        ResponseFuture { state }
+        let storage = storage_calls(&layer.storage, Some(incoming.value.clone()));
+        // The service polled ready answers once the session is read; a clone waits for the
+        // next request.
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture {
+            state: State::Reading {
+                storage: Some(storage),
+                waiting: Some((request, ready, layer, incoming)),
+            },
+        }
     }
 }
 
-impl<St: SessionStorage> Finish<St> {
-    /// Whether saving (or clearing the cookie) could do anything: checked before any
-    /// storage call or allocation.
-    fn needs_save<B>(&self, response: &Response<B>) -> bool {
-        let changed = self.unreadable || {
-            if self.rolling && self.session.is_loaded() && !self.session.is_destroyed() {
-                // Cannot fail: the session is not destroyed.
-                let _ = self.session.touch();
-            }
-            self.session.is_dirty()
-        };
-        // The response is looked at only then: most requests change nothing.
-        changed && !response.status().is_server_error() && !is_grpc_error(response)
+/// What a request's session needs from the read to the save.
+struct RequestContext<St> {
+    layer: SessionLayer<St>,
+    session: Session,
+    /// The storage calls, once the request needs one.
+    storage: Option<StorageCalls>,
+    /// The session value the request brought.
+    incoming: Option<Received>,
+    /// The request's cookie named a record that can never load: clear the cookie unless
+    /// the session is saved anew.
+    unreadable: bool,
+    /// A gRPC call: errors are answered the gRPC way.
+    grpc: bool,
+}
+
+impl<St: SessionStorage> RequestContext<St> {
+    fn new<ReqBody>(
+        layer: SessionLayer<St>,
+        session: Session,
+        storage: Option<StorageCalls>,
+        incoming: Option<Received>,
+        request: &Request<ReqBody>,
+    ) -> Self {
+        RequestContext {
+            layer,
+            session,
+            storage,
+            incoming,
+            unreadable: false,
+            grpc: grpc::is_call(request),
+        }
     }
 
-    /// Appends the `Set-Cookie` that the storage's save result calls for, or turns the
-    /// response into a bare 500 when saving failed.
-    fn finish<B: Default>(
-        self,
-        saved: Result<Option<String>, Error>,
-        mut response: Response<B>,
-    ) -> Response<B> {
-        let shared = &self.shared;
-        let header = match saved {
-            Ok(None) if self.unreadable => Ok(shared.removal.clone()),
+    /// Puts the session into the request and calls the inner service with it.
+    fn call<S, ReqBody>(self, inner: &mut S, mut request: Request<ReqBody>) -> State<S, St, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        request.extensions_mut().insert(self.session.clone());
+        State::Calling {
+            future: inner.call(request),
+            context: Some(self),
+        }
+    }
+
+    /// Whether the session must be saved (or its cookie cleared) after `response`.
+    fn must_save<B>(&self, response: &Response<B>) -> bool {
+        let changed = self.unreadable || self.session.is_dirty() || self.rolls();
+        changed && !response.status().is_server_error() && !grpc::is_error(response)
+    }
+
+    /// Whether the request renews a loaded session's expiry, with [`SessionLayer::rolling`].
+    fn rolls(&self) -> bool {
+        self.layer.rolling && self.session.is_loaded() && !self.session.is_destroyed()
+    }
+
+    /// Saves the session.
+    fn poll_save(&mut self, cx: &mut Context<'_>) -> Poll<SaveResult> {
+        let storage = self
+            .storage
+            .get_or_insert_with(|| storage_calls(&self.layer.storage, None));
+        storage.as_mut().poll_save(cx, &self.session)
+    }
+
+    /// Appends the header that the save's result calls for, or turns the response into a
+    /// bare 500 when saving failed.
+    fn finish<B: Default>(self, saved: SaveResult, mut response: Response<B>) -> Response<B> {
+        let value = match saved {
+            Ok(None) if self.unreadable => String::new(),
             Ok(None) => return response,
-            Ok(Some(value)) if value.is_empty() => Ok(shared.removal.clone()),
-            Ok(Some(value)) => match self.incoming {
-                Some(Received {
-                    value: sent,
-                    resend: Some(sealed),
-                }) if sent == value => shared.set_cookie(&sealed),
-                _ => shared.set_cookie(&shared.cookie.seal(&value)),
-            },
-            Err(error) => Err(error),
+            Ok(Some(value)) => value,
+            Err(error) => return failed(&error, "session could not be saved", self.grpc),
         };
-        match header {
-            Ok(header) => {
+        // The value the request brought, unchanged, need not be sealed again.
+        let resend = match &self.incoming {
+            Some(incoming) if incoming.value == value => incoming.resend.as_deref(),
+            _ => None,
+        };
+        match self.layer.transport.outgoing(&value, resend) {
+            Ok((name, header)) => {
                 let headers = response.headers_mut();
-                headers.append(SET_COOKIE, header);
-                // A shared cache must never hand one user's session cookie to another.
+                headers.append(name, header);
+                // A shared cache must never hand one user's session to another.
                 if !headers.contains_key(CACHE_CONTROL) {
                     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 }
                 response
             }
-            Err(error) => {
-                tracing::error!(%error, "session could not be saved");
-                internal_error(self.grpc)
-            }
+            Err(error) => failed(&error, "session could not be sent", self.grpc),
         }
     }
 }
 
-/// A bare 500, or for a gRPC call status INTERNAL: no detail of what failed reaches the
-/// client.
-fn internal_error<B: Default>(grpc: bool) -> Response<B> {
-    let mut response = Response::new(B::default());
-    if grpc {
-        // gRPC errors travel as HTTP 200 with a status header (a "trailers-only" response):
-        // a gRPC client reads a bare 500 as `Unknown`.
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        headers.insert(GRPC_STATUS, HeaderValue::from_static("13"));
-    } else {
-        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    }
-    response
-}
-
-/// The header that carries a gRPC call's status.
-const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
-
-/// Whether the request is a gRPC call (`application/grpc`, `application/grpc+proto`, ...).
-fn is_grpc<B>(request: &Request<B>) -> bool {
-    request
-        .headers()
-        .get(CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
-}
-
-/// Whether the response is a failed gRPC call: its status travels in the headers when the
-/// handler answered with an error, and then nothing the call did to the session is saved,
-/// as after a 5xx.
-fn is_grpc_error<B>(response: &Response<B>) -> bool {
-    response
-        .headers()
-        .get(GRPC_STATUS)
-        .is_some_and(|status| status.as_bytes() != b"0")
-}
-
-/// The storage work of one request, boxed because a storage's futures cannot be named:
-/// the read, then (once the inner service has answered) the save. Both phases share the
-/// one allocation, and the inner service's future stays outside it, polled in place.
-trait StorageWork: Send {
-    /// Polls the read; gives back the cookie value it was reading.
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(ReadResult, String)>;
-    /// Starts saving `session` (after the read, or instead of one).
-    fn start_save(self: Pin<&mut Self>, session: Session);
-    /// Polls the save started by `start_save`.
-    fn poll_save(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<SaveResult>;
-}
-
-type ReadResult = Result<Session, Error>;
-type SaveResult = Result<Option<String>, Error>;
-type BoxWork = Pin<Box<dyn StorageWork>>;
-
-pin_project! {
-    /// The [`StorageWork`] of one storage: `R` reads, `F` makes the save future `W`.
-    #[project = WorkProj]
-    enum Work<R, F, W> {
-        Read { #[pin] read: R, save: Option<F> },
-        Idle { save: Option<F> },
-        Save { #[pin] save: W },
-    }
-}
-
-impl<R, F, W> StorageWork for Work<R, F, W>
-where
-    R: Future<Output = (ReadResult, String)> + Send,
-    F: FnOnce(Session) -> W + Send,
-    W: Future<Output = SaveResult> + Send,
-{
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(ReadResult, String)> {
-        let WorkProj::Read { read, save } = self.as_mut().project() else {
-            unreachable!("the read is polled first and once to completion");
-        };
-        let output = ready!(read.poll(cx));
-        let save = save.take();
-        self.set(Work::Idle { save });
-        Poll::Ready(output)
-    }
-
-    fn start_save(mut self: Pin<&mut Self>, session: Session) {
-        let WorkProj::Idle { save } = self.as_mut().project() else {
-            unreachable!("a save starts after the read, once");
-        };
-        let make_save = save.take().expect("an idle work has its save");
-        self.set(Work::Save {
-            save: make_save(session),
-        });
-    }
-
-    fn poll_save(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<SaveResult> {
-        match self.project() {
-            WorkProj::Save { save } => save.poll(cx),
-            _ => unreachable!("polled only after start_save"),
-        }
-    }
-}
-
-/// The storage work for a request: a read of the cookie `value` first, unless `None` (no
-/// cookie: the work only saves).
-fn storage_work<St: SessionStorage>(shared: &Arc<Shared<St>>, value: Option<String>) -> BoxWork {
-    let saver = Arc::clone(shared);
-    let save = move |session: Session| async move { saver.storage.save(&session).await };
-    match value {
-        Some(value) => {
-            let reader = Arc::clone(shared);
-            Box::pin(Work::Read {
-                read: async move {
-                    let read = reader.storage.read(Some(&value)).await;
-                    (read, value)
-                },
-                save: Some(save),
-            })
-        }
-        None => Box::pin(Work::<std::future::Pending<_>, _, _>::Idle { save: Some(save) }),
-    }
-}
-
-/// Puts the session read into the request and calls the inner service; a read that failed
-/// answers at once with a bare 500.
-fn after_read<S, St, ReqBody, B>(
-    read: ReadResult,
-    value: String,
-    work: BoxWork,
-    mut request: Request<ReqBody>,
-    inner: &mut S,
-    carry: Carry<St>,
-) -> State<S, St, ReqBody>
-where
-    S: Service<Request<ReqBody>, Response = Response<B>>,
-    B: Default,
-{
-    let Carry {
-        shared,
-        resend,
-        rolling,
-        grpc,
-    } = carry;
-    let (session, unreadable) = match read {
-        Ok(session) => (session, false),
-        // A record that can never load again must not lock its user out with a 500 on
-        // every request: start afresh, say why.
+/// The session a read gave, and whether the cookie named a record that can never load
+/// again, which must not lock its user out with a 500 on every request: it starts afresh.
+fn loaded(read: Result<Session, Error>) -> Result<(Session, bool), Error> {
+    match read {
+        Ok(session) => Ok((session, false)),
         Err(error @ Error::Corrupt { .. }) => {
             tracing::error!(%error, "starting a fresh session");
-            (Session::new(), true)
+            Ok((Session::new(), true))
         }
-        Err(error) => {
-            tracing::error!(%error, "session storage read failed");
-            return State::Answered {
-                response: Some(internal_error(grpc)),
-            };
-        }
-    };
-    request.extensions_mut().insert(session.clone());
-    State::Calling {
-        future: inner.call(request),
-        finish: Some(Finish {
-            shared,
-            session,
-            incoming: Some(Received { value, resend }),
-            rolling,
-            unreadable,
-            grpc,
-        }),
-        work: Some(work),
+        Err(error) => Err(error),
     }
 }
 
-/// What a request waiting for its session read keeps for after it.
-struct Pending<S, St, ReqBody> {
-    /// The storage work, reading.
-    work: BoxWork,
-    request: Request<ReqBody>,
-    /// The inner service, already polled ready.
-    inner: S,
-    carry: Carry<St>,
-}
-
-/// What the save after the inner service needs from before the read.
-struct Carry<St> {
-    shared: Arc<Shared<St>>,
-    resend: Option<String>,
-    rolling: bool,
-    grpc: bool,
+/// Logs `error` and answers a bare 500, or for a gRPC call status INTERNAL: no detail of
+/// what failed reaches the client.
+fn failed<B: Default>(error: &Error, what: &str, grpc: bool) -> Response<B> {
+    tracing::error!(%error, "{what}");
+    if grpc {
+        return grpc::internal_error();
+    }
+    let mut response = Response::new(B::default());
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
 }
 
 pin_project! {
@@ -530,29 +349,26 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<S: Service<Request<ReqBody>>, St, ReqBody> {
-        // The storage reads the session; then the inner service is called.
+        // The storage reads the session; the request and the ready service wait.
         Reading {
-            pending: Option<Pending<S, St, ReqBody>>,
+            storage: Option<StorageCalls>,
+            waiting: Option<(Request<ReqBody>, S, SessionLayer<St>, Received)>,
         },
-        // The inner service runs, in place. `work` is the storage work, if a read made one.
+        // The inner service answers.
         Calling {
             #[pin]
             future: S::Future,
-            finish: Option<Finish<St>>,
-            work: Option<BoxWork>,
+            context: Option<RequestContext<St>>,
         },
-        // Answered without calling the inner service (the read failed).
-        Answered {
-            response: Option<S::Response>,
-        },
-        // The storage saves the session; the response waits for its `Set-Cookie`.
+        // The storage saves the session; the response waits for its header.
         Saving {
-            work: BoxWork,
-            finish: Option<Finish<St>>,
+            context: Option<RequestContext<St>>,
             response: Option<S::Response>,
         },
     }
 }
+
+const POLLED_AFTER_READY: &str = "ResponseFuture polled after it was ready";
 
 impl<S, St, ReqBody, B> Future for ResponseFuture<S, St, ReqBody>
 where
@@ -565,53 +381,53 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            match this.state.as_mut().project() {
-                StateProj::Reading { pending } => {
-                    let reading = pending.as_mut().expect("polled after completion");
-                    let (read, value) = ready!(reading.work.as_mut().poll_read(cx));
-                    let Pending {
-                        work,
-                        request,
-                        mut inner,
-                        carry,
-                    } = pending.take().expect("polled after completion");
-                    this.state
-                        .set(after_read(read, value, work, request, &mut inner, carry));
+            let next = match this.state.as_mut().project() {
+                StateProj::Reading { storage, waiting } => {
+                    let calls = storage.as_mut().expect(POLLED_AFTER_READY);
+                    let read = ready!(calls.as_mut().poll_read(cx));
+                    let (request, mut inner, layer, incoming) =
+                        waiting.take().expect(POLLED_AFTER_READY);
+                    let (session, unreadable) = match loaded(read) {
+                        Ok(loaded) => loaded,
+                        Err(error) => {
+                            let grpc = grpc::is_call(&request);
+                            return Poll::Ready(Ok(failed(
+                                &error,
+                                "session storage read failed",
+                                grpc,
+                            )));
+                        }
+                    };
+                    let storage = storage.take();
+                    let mut context =
+                        RequestContext::new(layer, session, storage, Some(incoming), &request);
+                    context.unreadable = unreadable;
+                    context.call(&mut inner, request)
                 }
-                StateProj::Answered { response } => {
-                    return Poll::Ready(Ok(response.take().expect("polled after completion")));
-                }
-                StateProj::Calling {
-                    future,
-                    finish,
-                    work,
-                } => {
+                StateProj::Calling { future, context } => {
                     let response = ready!(future.poll(cx))?;
-                    let finish = finish.take().expect("polled after completion");
-                    if !finish.needs_save(&response) {
+                    let context = context.take().expect(POLLED_AFTER_READY);
+                    if !context.must_save(&response) {
                         return Poll::Ready(Ok(response));
                     }
-                    let mut work = work
-                        .take()
-                        .unwrap_or_else(|| storage_work(&finish.shared, None));
-                    work.as_mut().start_save(finish.session.clone());
-                    this.state.set(State::Saving {
-                        work,
-                        finish: Some(finish),
+                    if context.rolls() {
+                        // Cannot fail: `rolls` checked that the session is not destroyed.
+                        let _ = context.session.touch();
+                    }
+                    State::Saving {
+                        context: Some(context),
                         response: Some(response),
-                    });
+                    }
                 }
-                StateProj::Saving {
-                    work,
-                    finish,
-                    response,
-                } => {
-                    let saved = ready!(work.as_mut().poll_save(cx));
-                    let finish = finish.take().expect("polled after completion");
-                    let response = response.take().expect("polled after completion");
-                    return Poll::Ready(Ok(finish.finish(saved, response)));
+                StateProj::Saving { context, response } => {
+                    let saving = context.as_mut().expect(POLLED_AFTER_READY);
+                    let saved = ready!(saving.poll_save(cx));
+                    let context = context.take().expect(POLLED_AFTER_READY);
+                    let response = response.take().expect(POLLED_AFTER_READY);
+                    return Poll::Ready(Ok(context.finish(saved, response)));
                 }
-            }
+            };
+            this.state.set(next);
         }
     }
 }

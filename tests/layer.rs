@@ -913,3 +913,36 @@ mod axum_router {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 }
+
+/// The accessors tower-http services have: the inner service is reachable and can be
+/// taken back out.
+#[test]
+fn the_service_gives_access_to_its_inner_service() {
+    #[derive(Clone, Debug, PartialEq)]
+    struct Inner(u32);
+    let mut service = layer().layer(Inner(1));
+    assert_eq!(service.get_ref(), &Inner(1));
+    service.get_mut().0 = 2;
+    assert_eq!(service.clone().into_inner(), Inner(2));
+}
+
+/// `rolling` on one clone of a layer leaves the others as they were.
+#[tokio::test]
+async fn options_set_on_a_clone_do_not_change_the_original() {
+    let original = layer();
+    let rolling = original.clone().rolling(true);
+    let untouched = |session: &Session| {
+        let _ = session.get::<u64>("n");
+        (StatusCode::OK, String::new())
+    };
+    let count = |session: &Session| {
+        session.set("n", 1).unwrap();
+        (StatusCode::OK, String::new())
+    };
+    let first = plain(original.clone(), count).oneshot(req(None)).await.unwrap();
+    let sent = pair(&session_set_cookie(&first).unwrap());
+    let plain_again = plain(original, untouched).oneshot(req(Some(&sent))).await;
+    assert!(session_set_cookie(&plain_again.unwrap()).is_none());
+    let rolled = plain(rolling, untouched).oneshot(req(Some(&sent))).await;
+    assert!(session_set_cookie(&rolled.unwrap()).is_some());
+}

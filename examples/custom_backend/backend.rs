@@ -78,8 +78,8 @@ impl RedbBackend {
             .map_err(Error::backend)?
     }
 
-    /// Applies `write` to the stored version under `id` in one write transaction, which
-    /// redb runs one at a time: nothing can change the row between the check and the write.
+    /// Runs `write` if what is stored under `id` is what `expected` says, in one write
+    /// transaction: redb runs them one at a time, so nothing changes between check and write.
     async fn write_if(
         &self,
         id: &str,

@@ -1,5 +1,5 @@
 //! Sessions in a store session-layer does not ship (redb, an embedded key-value file),
-//! through a custom `SessionBackend` of about 100 lines (see `backend.rs`).
+//! through a custom `SessionBackend` (see `backend.rs`).
 //!
 //! ```sh
 //! cargo run --example custom_backend     # SESSIONS_FILE, default ./sessions.redb

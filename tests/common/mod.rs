@@ -6,3 +6,5 @@ pub mod app;
 pub mod logs;
 pub mod scenarios;
 pub mod servers;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+pub mod sql;

@@ -12,6 +12,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use crate::backend;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+use crate::common::sql;
 use crate::harness::*;
 use crate::scenarios::*;
 use http::StatusCode;
@@ -67,7 +69,8 @@ pub(crate) async fn memcached() -> Fixture<session_layer::MemcacheStorage> {
     Fixture::server(storage, server)
 }
 
-pub(crate) async fn postgres() -> Fixture<backend::PgStorage> {
+/// The custom backend example, on PostgreSQL.
+pub(crate) async fn example_backend() -> Fixture<backend::PgStorage> {
     let config = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".to_owned());
     // A table private to this connection: no test sees another's rows.
@@ -77,6 +80,50 @@ pub(crate) async fn postgres() -> Fixture<backend::PgStorage> {
             panic!("PostgreSQL is needed for this test ({config:?}; set DATABASE_URL): {e}")
         });
     Fixture::server(backend::PgStorage::with_backend(db).ttl(TTL), ())
+}
+
+/// Connections per pool of a SQL storage under test: far fewer than the requests at once,
+/// as in production.
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+const POOL: u32 = 8;
+
+/// A SQL storage in a migrated table of its own, which `cleanup` removes after the scenario.
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+macro_rules! sql_fixture {
+    ($storage:ty, $pool:expr, $table:expr, $cleanup:expr) => {{
+        let storage = <$storage>::new($pool)
+            .table($table)
+            .expect("table name")
+            .ttl(TTL);
+        storage.migrate().await.expect("migrate");
+        Fixture::server(storage, $cleanup)
+    }};
+}
+
+#[cfg(feature = "postgres")]
+pub(crate) async fn postgres() -> Fixture<session_layer::PostgresStorage> {
+    let (table, cleanup) = sql::Cleanup::table(sql::Server::Postgres).await;
+    let pool = sql::postgres_pool(POOL).await;
+    sql_fixture!(session_layer::PostgresStorage, pool, &table, cleanup)
+}
+
+#[cfg(feature = "mysql")]
+pub(crate) async fn mysql() -> Fixture<session_layer::MySqlStorage> {
+    let (table, cleanup) = sql::Cleanup::table(sql::Server::MySql).await;
+    let pool = sql::mysql_pool(POOL).await;
+    sql_fixture!(session_layer::MySqlStorage, pool, &table, cleanup)
+}
+
+#[cfg(feature = "sqlite")]
+pub(crate) async fn sqlite_file() -> Fixture<session_layer::SqliteStorage> {
+    let (pool, cleanup) = sql::sqlite_file_pool(POOL).await;
+    sql_fixture!(session_layer::SqliteStorage, pool, "sessions", cleanup)
+}
+
+#[cfg(feature = "sqlite")]
+pub(crate) async fn sqlite_memory() -> Fixture<session_layer::SqliteStorage> {
+    let pool = sql::sqlite_memory_pool().await;
+    sql_fixture!(session_layer::SqliteStorage, pool, "sessions", ())
 }
 
 /// Calls `$m!` with `$args` followed by the name of every scenario, so that the list is
@@ -136,7 +183,15 @@ concurrency_suite! {
     redis: redis();
     #[cfg(feature = "memcache")]
     memcached: memcached();
+    example_backend: example_backend();
+    #[cfg(feature = "postgres")]
     postgres: postgres();
+    #[cfg(feature = "mysql")]
+    mysql: mysql();
+    #[cfg(feature = "sqlite")]
+    sqlite_file: sqlite_file();
+    #[cfg(feature = "sqlite")]
+    sqlite_memory: sqlite_memory();
 }
 
 /// The model-based test on every server-side storage.
@@ -158,7 +213,15 @@ mod model {
         redis: super::redis();
         #[cfg(feature = "memcache")]
         memcached: super::memcached();
+        example_backend: super::example_backend();
+        #[cfg(feature = "postgres")]
         postgres: super::postgres();
+        #[cfg(feature = "mysql")]
+        mysql: super::mysql();
+        #[cfg(feature = "sqlite")]
+        sqlite_file: super::sqlite_file();
+        #[cfg(feature = "sqlite")]
+        sqlite_memory: super::sqlite_memory();
     }
 }
 

@@ -63,6 +63,30 @@ macro_rules! sql_tests {
             assert_eq!(session.get::<String>("blob").map(|b| b.len()), Some(500));
         }
 
+        /// A new id that is taken writes nothing and is no error: the lifecycle draws
+        /// another.
+        #[tokio::test]
+        async fn a_taken_id_is_refused_without_error() {
+            use session_layer::storage::{Expected, Record, SessionBackend};
+            let storage = storage().await;
+            let record = |n: u64| {
+                let session = session_layer::Session::new();
+                session.set("n", n).unwrap();
+                Record {
+                    data: session.data(),
+                    created_at: 0,
+                    expires_at_ms: None,
+                }
+            };
+            let (backend, first, second) = (storage.backend(), record(1), record(2));
+            let stored = backend.store("some id", &first, None, Expected::Absent);
+            assert!(stored.await.expect("first insert"));
+            let again = backend.store("some id", &second, None, Expected::Absent);
+            assert!(!again.await.expect("a taken id is no error"));
+            let kept = backend.load("some id").await.expect("load").expect("a row");
+            assert_eq!(kept.record, first, "the first record is kept");
+        }
+
         #[tokio::test]
         async fn migrate_twice_is_fine() {
             let storage = storage().await;
@@ -158,6 +182,34 @@ mod mysql {
     }
 
     sql_tests!(MySqlStorage, pool());
+
+    /// An insert fails on anything but a taken id: here a record too long for a `data`
+    /// column that a DBA made a BLOB (64 KiB) is an error, not a truncated row.
+    #[tokio::test]
+    async fn an_insert_error_other_than_a_taken_id_is_not_hidden() {
+        let (pool, table, _cleanup) = pool().await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE {table} (id VARCHAR(64) NOT NULL PRIMARY KEY, data BLOB NOT NULL, \
+             version BIGINT NOT NULL, expires_at BIGINT NULL)"
+        )))
+        .execute(&pool)
+        .await
+        .expect("a table made by hand");
+        let storage = MySqlStorage::new(pool.clone()).table(&table).unwrap();
+        let session = session_layer::Session::new();
+        session.set("blob", "x".repeat(70_000)).unwrap();
+        let saved = storage.save(&session).await;
+        assert!(
+            matches!(saved, Err(session_layer::Error::Backend(_))),
+            "{saved:?}"
+        );
+        let rows: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(rows, 0, "no truncated row");
+    }
 }
 
 #[cfg(feature = "sqlite")]

@@ -76,7 +76,8 @@ pub(crate) struct Statements {
     pub migrate: Vec<String>,
     /// (limit, id) -> (version, length, data if length <= limit).
     pub load: String,
-    /// (id, data, version, expires_at), writing nothing when the id exists.
+    /// (id, data, version, expires_at), writing nothing when the id exists: either no row
+    /// affected or a unique violation, and nothing else tolerated.
     pub insert: String,
     /// (data, version, expires_at, id, old version).
     pub update: String,
@@ -88,6 +89,8 @@ pub(crate) struct Statements {
     pub delete_any: String,
     /// (id) -> (version).
     pub version: String,
+    /// (id) -> (version), the row locked against writes to the end of the transaction.
+    pub version_locked: String,
     /// (now ms).
     pub remove_expired: String,
 }
@@ -197,15 +200,20 @@ macro_rules! sql_backend {
             where
                 E: sqlx::Executor<'c, Database = $db>,
             {
-                let done = sqlx::query(sqlx::AssertSqlSafe(self.sql.insert.as_str()))
+                let inserted = sqlx::query(sqlx::AssertSqlSafe(self.sql.insert.as_str()))
                     .bind(key)
                     .bind(data)
                     .bind($crate::storage::sql::new_version())
                     .bind(expires_at)
                     .execute(executor)
-                    .await
-                    .map_err($crate::storage::sql::map_error)?;
-                Ok(done.rows_affected() == 1)
+                    .await;
+                match inserted {
+                    Ok(done) => Ok(done.rows_affected() == 1),
+                    // The id is taken; MySQL has no insert that skips only that, so it says
+                    // so with an error.
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+                    Err(e) => Err($crate::storage::sql::map_error(e)),
+                }
             }
         }
 
@@ -349,7 +357,9 @@ macro_rules! sql_backend {
                     done.rows_affected() == 1
                 } else {
                     use sqlx::Row as _;
-                    let row = sqlx::query(sqlx::AssertSqlSafe(self.sql.version.as_str()))
+                    // Locked: a write to the old row between this check and the commit
+                    // would be missing from the new one.
+                    let row = sqlx::query(sqlx::AssertSqlSafe(self.sql.version_locked.as_str()))
                         .bind(&from_key)
                         .fetch_optional(&mut *tx)
                         .await

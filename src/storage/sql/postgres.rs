@@ -33,6 +33,7 @@ fn statements(table: &str) -> Statements {
         delete_version: format!("DELETE FROM {table} WHERE id = $1 AND version = $2"),
         delete_any: format!("DELETE FROM {table} WHERE id = $1"),
         version: format!("SELECT version FROM {table} WHERE id = $1"),
+        version_locked: format!("SELECT version FROM {table} WHERE id = $1 FOR UPDATE"),
         remove_expired: format!("DELETE FROM {table} WHERE expires_at <= $1"),
     }
 }

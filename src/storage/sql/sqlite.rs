@@ -19,7 +19,8 @@ fn statements(table: &str) -> Statements {
             "SELECT version, length(data), \
              CASE WHEN length(data) <= ?1 THEN data END FROM {table} WHERE id = ?2"
         ),
-        insert: format!("INSERT OR IGNORE {columns}"),
+        // Not INSERT OR IGNORE, which also skips NOT NULL and CHECK failures.
+        insert: format!("INSERT {columns} ON CONFLICT (id) DO NOTHING"),
         update: format!(
             "UPDATE {table} SET data = ?1, version = ?2, expires_at = ?3 \
              WHERE id = ?4 AND version = ?5"
@@ -31,6 +32,8 @@ fn statements(table: &str) -> Statements {
         delete_version: format!("DELETE FROM {table} WHERE id = ?1 AND version = ?2"),
         delete_any: format!("DELETE FROM {table} WHERE id = ?1"),
         version: format!("SELECT version FROM {table} WHERE id = ?1"),
+        // The transaction's first statement took the database's write lock.
+        version_locked: format!("SELECT version FROM {table} WHERE id = ?1"),
         remove_expired: format!("DELETE FROM {table} WHERE expires_at <= ?1"),
     }
 }

@@ -387,3 +387,26 @@ macro_rules! sql_backend {
 
 // Each database's file writes its backend with it.
 pub(crate) use sql_backend;
+
+#[cfg(test)]
+mod tests {
+    /// docs/sql.md gives DBAs the exact DDL that `migrate` runs, for the default table.
+    #[test]
+    fn the_documented_ddl_is_what_migrate_runs() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/sql.md");
+        let docs = std::fs::read_to_string(path).expect("docs/sql.md");
+        let mut migrations: Vec<Vec<String>> = Vec::new();
+        #[cfg(feature = "postgres")]
+        migrations.push(super::postgres::statements(super::DEFAULT_TABLE).migrate);
+        #[cfg(feature = "mysql")]
+        migrations.push(super::mysql::statements(super::DEFAULT_TABLE).migrate);
+        #[cfg(feature = "sqlite")]
+        migrations.push(super::sqlite::statements(super::DEFAULT_TABLE).migrate);
+        for sql in migrations.into_iter().flatten() {
+            assert!(
+                docs.lines().any(|line| line == format!("{sql};")),
+                "docs/sql.md does not show: {sql};"
+            );
+        }
+    }
+}

@@ -5,7 +5,7 @@ use sqlx::mysql::{MySql, MySqlPool};
 use super::Statements;
 
 /// MySQL's SQL for `table` (already checked to be a plain identifier).
-fn statements(table: &str) -> Statements {
+pub(super) fn statements(table: &str) -> Statements {
     let columns = format!("INTO {table} (id, data, version, expires_at) VALUES (?, ?, ?, ?)");
     Statements {
         migrate: vec![format!(

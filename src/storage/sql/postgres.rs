@@ -5,7 +5,7 @@ use sqlx::postgres::{PgPool, Postgres};
 use super::Statements;
 
 /// PostgreSQL's SQL for `table` (already checked to be a plain identifier).
-fn statements(table: &str) -> Statements {
+pub(super) fn statements(table: &str) -> Statements {
     let columns =
         format!("INSERT INTO {table} (id, data, version, expires_at) VALUES ($1, $2, $3, $4)");
     Statements {

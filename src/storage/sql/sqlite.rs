@@ -5,7 +5,7 @@ use sqlx::sqlite::{Sqlite, SqlitePool};
 use super::Statements;
 
 /// SQLite's SQL for `table` (already checked to be a plain identifier).
-fn statements(table: &str) -> Statements {
+pub(super) fn statements(table: &str) -> Statements {
     let columns = format!("INTO {table} (id, data, version, expires_at) VALUES (?1, ?2, ?3, ?4)");
     Statements {
         migrate: vec![

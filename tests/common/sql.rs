@@ -279,7 +279,8 @@ pub async fn sqlite_file_pool(max: u32) -> (sqlx::SqlitePool, Cleanup) {
 }
 
 /// An in-memory database: one connection that is never closed, since each connection has a
-/// database of its own that ends with it.
+/// database of its own that ends with it. Not pinged before use either: sqlx closes a
+/// connection whose ping a cancelled request interrupts.
 #[cfg(feature = "sqlite")]
 pub async fn sqlite_memory_pool() -> sqlx::SqlitePool {
     sqlx::sqlite::SqlitePoolOptions::new()
@@ -287,6 +288,7 @@ pub async fn sqlite_memory_pool() -> sqlx::SqlitePool {
         .min_connections(1)
         .idle_timeout(None)
         .max_lifetime(None)
+        .test_before_acquire(false)
         .connect("sqlite::memory:")
         .await
         .expect("SQLite in memory")

@@ -42,8 +42,11 @@ super::sql_backend! {
     /// The [`SessionBackend`](crate::storage::SessionBackend) behind [`SqliteStorage`]: a
     /// sqlx pool and a table. Clones share the pool.
     backend: SqliteBackend,
-    /// Sessions in SQLite, over your sqlx [`SqlitePool`] (feature `sqlite`). For an
-    /// in-memory database give the pool one connection: each connection has its own.
+    /// Sessions in SQLite, over your sqlx [`SqlitePool`] (feature `sqlite`). Use WAL mode
+    /// for a file. An in-memory database ends with its connection: give the pool one that
+    /// is never closed and not pinged before use (`max_connections(1)`,
+    /// `min_connections(1)`, `idle_timeout(None)`, `max_lifetime(None)`,
+    /// `test_before_acquire(false)`).
     storage: SqliteStorage,
     db: Sqlite,
     pool: SqlitePool,

@@ -79,6 +79,10 @@ impl Server {
         }
     }
 
+    #[cfg_attr(
+        not(any(feature = "postgres", feature = "mysql")),
+        allow(unused_variables)
+    )]
     async fn execute(self, statements: &[String]) -> Result<(), sqlx::Error> {
         use sqlx::Connection as _;
         match self {

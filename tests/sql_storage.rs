@@ -2,48 +2,42 @@
 //! what is particular to SQL (the size limit in the load query, migrate, table names,
 //! remove_expired).
 //!
-//! PostgreSQL at 127.0.0.1:5432 (user postgres, database `test`, or `DATABASE_URL`),
-//! MariaDB/MySQL at 127.0.0.1:3306 (root, database `test`, or `MYSQL_URL`). Every test uses
-//! a table of its own, so tests run in parallel.
+//! The servers are those of `tests/common/sql.rs`. Every test uses a table of its own, so
+//! tests run in parallel, and drops it when it ends.
 #![cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 mod common;
 
 use std::time::Duration;
 
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
+use common::sql::{Cleanup, Guarded};
 use session_layer::SessionStorage;
 
-/// A table name no other test (or run) uses.
-fn unique_table() -> String {
-    format!("sltest_{:016x}", rand::random::<u64>())
-}
-
 /// The tests every SQL storage runs: `$storage` is its type, `$pool` an async expression
-/// giving a fresh pool.
+/// giving a fresh pool and a table name with its cleanup.
 macro_rules! sql_tests {
     ($storage:ty, $pool:expr) => {
-        use super::*;
-
         /// A migrated storage over a fresh pool and a table of its own.
-        async fn storage() -> $storage {
-            let storage = <$storage>::new($pool.await)
-                .table(&unique_table())
-                .expect("table name");
+        async fn storage() -> Guarded<$storage> {
+            let (pool, table, cleanup) = $pool.await;
+            let storage = <$storage>::new(pool).table(&table).expect("table name");
             storage.migrate().await.expect("migrate");
-            storage
+            Guarded { storage, cleanup }
         }
 
         storage_scenarios! {
             plain: storage(),
-            ttl: |ttl: Duration| async move { storage().await.ttl(ttl) },
+            ttl: |ttl: Duration| async move { storage().await.map(|s| s.ttl(ttl)) },
             max_lifetime: |limit: Duration| async move {
-                storage().await.ttl(Duration::from_secs(60)).max_lifetime(limit)
+                storage()
+                    .await
+                    .map(|s| s.ttl(Duration::from_secs(60)).max_lifetime(limit))
             },
         }
 
         server_storage_scenarios! {
             plain: storage(),
-            unknown_ids: async { storage().await.use_unknown_ids(true) },
+            unknown_ids: async { storage().await.map(|s| s.use_unknown_ids(true)) },
         }
 
         #[tokio::test]
@@ -69,6 +63,30 @@ macro_rules! sql_tests {
             assert_eq!(session.get::<String>("blob").map(|b| b.len()), Some(500));
         }
 
+        /// A new id that is taken writes nothing and is no error: the lifecycle draws
+        /// another.
+        #[tokio::test]
+        async fn a_taken_id_is_refused_without_error() {
+            use session_layer::storage::{Expected, Record, SessionBackend};
+            let storage = storage().await;
+            let record = |n: u64| {
+                let session = session_layer::Session::new();
+                session.set("n", n).unwrap();
+                Record {
+                    data: session.data(),
+                    created_at: 0,
+                    expires_at_ms: None,
+                }
+            };
+            let (backend, first, second) = (storage.backend(), record(1), record(2));
+            let stored = backend.store("some id", &first, None, Expected::Absent);
+            assert!(stored.await.expect("first insert"));
+            let again = backend.store("some id", &second, None, Expected::Absent);
+            assert!(!again.await.expect("a taken id is no error"));
+            let kept = backend.load("some id").await.expect("load").expect("a row");
+            assert_eq!(kept.record, first, "the first record is kept");
+        }
+
         #[tokio::test]
         async fn migrate_twice_is_fine() {
             let storage = storage().await;
@@ -78,7 +96,7 @@ macro_rules! sql_tests {
 
         #[tokio::test]
         async fn bad_table_name_is_a_config_error() {
-            let pool = $pool.await;
+            let (pool, _, _cleanup) = $pool.await;
             let long = "t".repeat(64);
             for name in [
                 "",
@@ -135,23 +153,18 @@ macro_rules! sql_tests {
     };
 }
 
+/// Connections per pool: many tests run at once, and the servers' connections are limited.
+const POOL: u32 = 4;
+
 #[cfg(feature = "postgres")]
 mod postgres {
+    use super::*;
+    use common::sql::Server;
     use session_layer::PostgresStorage;
-    use sqlx::postgres::{PgPool, PgPoolOptions};
 
-    /// A small pool on the test server: many tests run at once, and the server's
-    /// connections are limited.
-    async fn pool() -> PgPool {
-        let url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        PgPoolOptions::new()
-            .max_connections(4)
-            .connect(&url)
-            .await
-            .unwrap_or_else(|e| {
-                panic!("PostgreSQL at {url} (set DATABASE_URL, create database test): {e}")
-            })
+    async fn pool() -> (sqlx::PgPool, String, Cleanup) {
+        let (table, cleanup) = Cleanup::table(Server::Postgres).await;
+        (common::sql::postgres_pool(POOL).await, table, cleanup)
     }
 
     sql_tests!(PostgresStorage, pool());
@@ -159,42 +172,55 @@ mod postgres {
 
 #[cfg(feature = "mysql")]
 mod mysql {
+    use super::*;
+    use common::sql::Server;
     use session_layer::MySqlStorage;
-    use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
 
-    /// A small pool on the test server, as for PostgreSQL.
-    async fn pool() -> MySqlPool {
-        let url = std::env::var("MYSQL_URL")
-            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_owned());
-        MySqlPoolOptions::new()
-            .max_connections(4)
-            .connect(&url)
-            .await
-            .unwrap_or_else(|e| {
-                panic!("MySQL/MariaDB at {url} (set MYSQL_URL, create database test): {e}")
-            })
+    async fn pool() -> (sqlx::MySqlPool, String, Cleanup) {
+        let (table, cleanup) = Cleanup::table(Server::MySql).await;
+        (common::sql::mysql_pool(POOL).await, table, cleanup)
     }
 
     sql_tests!(MySqlStorage, pool());
+
+    /// An insert fails on anything but a taken id: here a record too long for a `data`
+    /// column that a DBA made a BLOB (64 KiB) is an error, not a truncated row.
+    #[tokio::test]
+    async fn an_insert_error_other_than_a_taken_id_is_not_hidden() {
+        let (pool, table, _cleanup) = pool().await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE {table} (id VARCHAR(64) NOT NULL PRIMARY KEY, data BLOB NOT NULL, \
+             version BIGINT NOT NULL, expires_at BIGINT NULL)"
+        )))
+        .execute(&pool)
+        .await
+        .expect("a table made by hand");
+        let storage = MySqlStorage::new(pool.clone()).table(&table).unwrap();
+        let session = session_layer::Session::new();
+        session.set("blob", "x".repeat(70_000)).unwrap();
+        let saved = storage.save(&session).await;
+        assert!(
+            matches!(saved, Err(session_layer::Error::Backend(_))),
+            "{saved:?}"
+        );
+        let rows: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(rows, 0, "no truncated row");
+    }
 }
 
 #[cfg(feature = "sqlite")]
 mod sqlite_file {
+    use super::*;
     use session_layer::SqliteStorage;
-    use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
-    /// A database file in a temporary directory, kept to the end of the run: SQLite
-    /// creates its journal next to it.
-    async fn pool() -> SqlitePool {
-        let dir = tempfile::tempdir().expect("temp dir").keep();
-        let options = SqliteConnectOptions::new()
-            .filename(dir.join("sessions.db"))
-            .create_if_missing(true);
-        SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .expect("SQLite file")
+    /// A database file in a temporary directory, removed when the test ends.
+    async fn pool() -> (sqlx::SqlitePool, String, Cleanup) {
+        let (pool, cleanup) = common::sql::sqlite_file_pool(POOL).await;
+        (pool, common::sql::unique_table(), cleanup)
     }
 
     sql_tests!(SqliteStorage, pool());
@@ -202,20 +228,12 @@ mod sqlite_file {
 
 #[cfg(feature = "sqlite")]
 mod sqlite_memory {
+    use super::*;
     use session_layer::SqliteStorage;
-    use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 
-    /// An in-memory database: one connection that is never closed, since each connection
-    /// has a database of its own that ends with it.
-    async fn pool() -> SqlitePool {
-        SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect("sqlite::memory:")
-            .await
-            .expect("SQLite in memory")
+    async fn pool() -> (sqlx::SqlitePool, String, Cleanup) {
+        let pool = common::sql::sqlite_memory_pool().await;
+        (pool, common::sql::unique_table(), Cleanup::Nothing)
     }
 
     sql_tests!(SqliteStorage, pool());

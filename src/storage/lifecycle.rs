@@ -98,18 +98,53 @@ const MAX_ID_DRAWS: usize = 4;
 /// requests keep changing: enough for hundreds of requests saving one session at once.
 const MAX_SAVE_ATTEMPTS: u32 = 128;
 
-/// The longest pause between two attempts: retries back off exponentially up to this,
-/// with full jitter, so that colliding requests spread out instead of colliding again.
-const MAX_BACKOFF: Duration = Duration::from_millis(10);
+/// The shortest unit of back-off, for stores that answer faster than a timer can wait.
+const MIN_BACKOFF_UNIT: Duration = Duration::from_micros(100);
 
-/// Waits before retry `attempt`: a random time up to 100 µs × 2^attempt, capped at
-/// [`MAX_BACKOFF`].
-async fn back_off(attempt: u32) {
-    let ceiling = Duration::from_micros(100)
-        .saturating_mul(1 << attempt.min(16))
-        .min(MAX_BACKOFF);
-    let pause = ceiling.mul_f64(rand::random::<f64>());
-    tokio::time::sleep(pause).await;
+/// The back-off doubles at most this many times: its window then holds about 1,000
+/// attempts, room for that many requests saving one session at once.
+const MAX_BACKOFF_DOUBLINGS: u32 = 10;
+
+/// The longest pause between two attempts, however slow the store.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Pauses between the attempts of one save: exponential back-off with full jitter, in units
+/// of how long the last attempt took.
+///
+/// An attempt succeeds only if no other request writes the session between its load and its
+/// write, so the requests saving one session get through one attempt-time apart: N of them
+/// need their retries spread over N attempt-times. A fixed window cannot fit every store: an
+/// attempt takes microseconds in memory but milliseconds over a SQL pool, where waiting for a
+/// connection is part of it. Measuring the attempt scales the window to the store, and to
+/// the queueing that contention itself causes.
+struct Backoff {
+    attempt: u32,
+    started: std::time::Instant,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff {
+            attempt: 0,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Starts timing the next attempt.
+    fn start(&mut self) {
+        self.started = std::time::Instant::now();
+    }
+
+    /// The attempt just timed failed: waits a random time up to its duration times
+    /// 2^(attempts so far), within the bounds above.
+    async fn wait(&mut self) {
+        self.attempt += 1;
+        let unit = self.started.elapsed().max(MIN_BACKOFF_UNIT);
+        let ceiling = unit
+            .saturating_mul(1 << self.attempt.min(MAX_BACKOFF_DOUBLINGS))
+            .min(MAX_BACKOFF);
+        tokio::time::sleep(ceiling.mul_f64(rand::random::<f64>())).await;
+    }
 }
 
 /// The session lifecycle over a [`SessionBackend`]: every server-side storage of this crate
@@ -314,14 +349,16 @@ impl<B: SessionBackend> ServerStorage<B> {
     /// and writes at that version, backing off between attempts.
     async fn merge_until_stored(&self, session: &Session, id: String) -> Result<Saved, Error> {
         let changes = session.change_set();
-        for attempt in 0..MAX_SAVE_ATTEMPTS {
+        let mut backoff = Backoff::new();
+        for _ in 0..MAX_SAVE_ATTEMPTS {
+            backoff.start();
             let Some((data, created_at, expected)) = self.merge(&id, &changes).await? else {
                 return Ok(Saved::Gone);
             };
             if self.store(&id, data, created_at, expected).await? {
                 return Ok(Saved::Written(id));
             }
-            back_off(attempt + 1).await;
+            backoff.wait().await;
         }
         Err(conflict())
     }
@@ -341,14 +378,13 @@ impl<B: SessionBackend> ServerStorage<B> {
         };
         let mut changes = None;
         let mut draws = 1;
-        for attempt in 0..MAX_SAVE_ATTEMPTS {
+        let mut backoff = Backoff::new();
+        for _ in 0..MAX_SAVE_ATTEMPTS {
+            backoff.start();
             let (record, ttl, version) = match base.take() {
                 Some(base) => base,
                 // Nothing known about the old record, or it changed: merge into it as it is.
                 None => {
-                    if attempt > 0 {
-                        back_off(attempt).await;
-                    }
                     let changes = changes.get_or_insert_with(|| session.change_set());
                     match self.merge(&old, changes).await? {
                         Some((merged, _, Expected::Version(version))) => {
@@ -377,7 +413,7 @@ impl<B: SessionBackend> ServerStorage<B> {
                     base = Some((record, ttl, version));
                 }
                 Moved::IdTaken => return Err(ids_taken()),
-                Moved::SourceChanged => {}
+                Moved::SourceChanged => backoff.wait().await,
             }
         }
         Err(conflict())

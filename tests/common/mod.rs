@@ -4,5 +4,8 @@
 #[cfg(feature = "axum")]
 pub mod app;
 pub mod logs;
+pub mod proxy;
 pub mod scenarios;
 pub mod servers;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+pub mod sql;

@@ -473,8 +473,13 @@ pub(crate) fn own_key(i: u64) -> String {
     format!("k{i}")
 }
 
-/// Runs a scenario under [`LIMIT`], so that a deadlock fails rather than hangs.
+/// Runs a scenario under [`LIMIT`], so that a deadlock fails rather than hangs. What the
+/// crate logs as an error goes to the test's output, so that a failed request says why.
 pub(crate) async fn within(name: &str, scenario: impl Future<Output = ()>) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("session_layer=error")
+        .with_test_writer()
+        .try_init();
     let started = Instant::now();
     tokio::time::timeout(LIMIT, scenario)
         .await

@@ -6,8 +6,9 @@
 //! * `harness`: the app and how the tests drive it (gates between load and save).
 //! * `scenarios`: each scenario, written once.
 //! * `storages`: every scenario on every storage (memory, filesystem, cookie signed and
-//!   encrypted, Redis and Memcached on private servers, the custom backend example over redb,
-//!   a private Redis Cluster), the checks' self-test, and storage-specific runs.
+//!   encrypted, Redis and Memcached on private servers, PostgreSQL, MariaDB, an SQLite file
+//!   and SQLite in memory, the custom backend example over redb, a private Redis Cluster),
+//!   the checks' self-test, and storage-specific runs.
 //! * `model`: random interleavings of requests checked against a model of the contract.
 //!
 //! How torn data would show: a write request `i` sets `a`, `b`, `c` and `pad` from its own

@@ -12,6 +12,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use crate::backend;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+use crate::common::sql;
 use crate::harness::*;
 use crate::scenarios::*;
 use http::StatusCode;
@@ -74,6 +76,50 @@ pub(crate) async fn custom_backend() -> Fixture<backend::RedbStorage> {
     Fixture::server(backend::RedbStorage::with_backend(db).ttl(TTL), dir)
 }
 
+/// Connections per pool of a SQL storage under test: far fewer than the requests at once,
+/// as in production.
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+const POOL: u32 = 8;
+
+/// A SQL storage in a migrated table of its own, which `cleanup` removes after the scenario.
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+macro_rules! sql_fixture {
+    ($storage:ty, $pool:expr, $table:expr, $cleanup:expr) => {{
+        let storage = <$storage>::new($pool)
+            .table($table)
+            .expect("table name")
+            .ttl(TTL);
+        storage.migrate().await.expect("migrate");
+        Fixture::server(storage, $cleanup)
+    }};
+}
+
+#[cfg(feature = "postgres")]
+pub(crate) async fn postgres() -> Fixture<session_layer::PostgresStorage> {
+    let (table, cleanup) = sql::Cleanup::table(sql::Server::Postgres).await;
+    let pool = sql::postgres_pool(POOL).await;
+    sql_fixture!(session_layer::PostgresStorage, pool, &table, cleanup)
+}
+
+#[cfg(feature = "mysql")]
+pub(crate) async fn mysql() -> Fixture<session_layer::MySqlStorage> {
+    let (table, cleanup) = sql::Cleanup::table(sql::Server::MySql).await;
+    let pool = sql::mysql_pool(POOL).await;
+    sql_fixture!(session_layer::MySqlStorage, pool, &table, cleanup)
+}
+
+#[cfg(feature = "sqlite")]
+pub(crate) async fn sqlite_file() -> Fixture<session_layer::SqliteStorage> {
+    let (pool, cleanup) = sql::sqlite_file_pool(POOL).await;
+    sql_fixture!(session_layer::SqliteStorage, pool, "sessions", cleanup)
+}
+
+#[cfg(feature = "sqlite")]
+pub(crate) async fn sqlite_memory() -> Fixture<session_layer::SqliteStorage> {
+    let pool = sql::sqlite_memory_pool().await;
+    sql_fixture!(session_layer::SqliteStorage, pool, "sessions", ())
+}
+
 /// Calls `$m!` with `$args` followed by the name of every scenario, so that the list is
 /// written once.
 macro_rules! with_every_scenario {
@@ -132,6 +178,14 @@ concurrency_suite! {
     #[cfg(feature = "memcache")]
     memcached: memcached();
     custom_backend: custom_backend();
+    #[cfg(feature = "postgres")]
+    postgres: postgres();
+    #[cfg(feature = "mysql")]
+    mysql: mysql();
+    #[cfg(feature = "sqlite")]
+    sqlite_file: sqlite_file();
+    #[cfg(feature = "sqlite")]
+    sqlite_memory: sqlite_memory();
 }
 
 /// The model-based test on every server-side storage.
@@ -154,6 +208,14 @@ mod model {
         #[cfg(feature = "memcache")]
         memcached: super::memcached();
         custom_backend: super::custom_backend();
+        #[cfg(feature = "postgres")]
+        postgres: super::postgres();
+        #[cfg(feature = "mysql")]
+        mysql: super::mysql();
+        #[cfg(feature = "sqlite")]
+        sqlite_file: super::sqlite_file();
+        #[cfg(feature = "sqlite")]
+        sqlite_memory: super::sqlite_memory();
     }
 }
 

@@ -76,7 +76,8 @@ pub(crate) struct Statements {
     pub migrate: Vec<String>,
     /// (limit, id) -> (version, length, data if length <= limit).
     pub load: String,
-    /// (id, data, version, expires_at), writing nothing when the id exists.
+    /// (id, data, version, expires_at), writing nothing when the id exists: either no row
+    /// affected or a unique violation, and nothing else tolerated.
     pub insert: String,
     /// (data, version, expires_at, id, old version).
     pub update: String,
@@ -88,6 +89,8 @@ pub(crate) struct Statements {
     pub delete_any: String,
     /// (id) -> (version).
     pub version: String,
+    /// (id) -> (version), the row locked against writes to the end of the transaction.
+    pub version_locked: String,
     /// (now ms).
     pub remove_expired: String,
 }
@@ -197,15 +200,20 @@ macro_rules! sql_backend {
             where
                 E: sqlx::Executor<'c, Database = $db>,
             {
-                let done = sqlx::query(sqlx::AssertSqlSafe(self.sql.insert.as_str()))
+                let inserted = sqlx::query(sqlx::AssertSqlSafe(self.sql.insert.as_str()))
                     .bind(key)
                     .bind(data)
                     .bind($crate::storage::sql::new_version())
                     .bind(expires_at)
                     .execute(executor)
-                    .await
-                    .map_err($crate::storage::sql::map_error)?;
-                Ok(done.rows_affected() == 1)
+                    .await;
+                match inserted {
+                    Ok(done) => Ok(done.rows_affected() == 1),
+                    // The id is taken; MySQL has no insert that skips only that, so it says
+                    // so with an error.
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+                    Err(e) => Err($crate::storage::sql::map_error(e)),
+                }
             }
         }
 
@@ -349,7 +357,9 @@ macro_rules! sql_backend {
                     done.rows_affected() == 1
                 } else {
                     use sqlx::Row as _;
-                    let row = sqlx::query(sqlx::AssertSqlSafe(self.sql.version.as_str()))
+                    // Locked: a write to the old row between this check and the commit
+                    // would be missing from the new one.
+                    let row = sqlx::query(sqlx::AssertSqlSafe(self.sql.version_locked.as_str()))
                         .bind(&from_key)
                         .fetch_optional(&mut *tx)
                         .await
@@ -377,3 +387,26 @@ macro_rules! sql_backend {
 
 // Each database's file writes its backend with it.
 pub(crate) use sql_backend;
+
+#[cfg(test)]
+mod tests {
+    /// docs/sql.md gives DBAs the exact DDL that `migrate` runs, for the default table.
+    #[test]
+    fn the_documented_ddl_is_what_migrate_runs() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/sql.md");
+        let docs = std::fs::read_to_string(path).expect("docs/sql.md");
+        let mut migrations: Vec<Vec<String>> = Vec::new();
+        #[cfg(feature = "postgres")]
+        migrations.push(super::postgres::statements(super::DEFAULT_TABLE).migrate);
+        #[cfg(feature = "mysql")]
+        migrations.push(super::mysql::statements(super::DEFAULT_TABLE).migrate);
+        #[cfg(feature = "sqlite")]
+        migrations.push(super::sqlite::statements(super::DEFAULT_TABLE).migrate);
+        for sql in migrations.into_iter().flatten() {
+            assert!(
+                docs.lines().any(|line| line == format!("{sql};")),
+                "docs/sql.md does not show: {sql};"
+            );
+        }
+    }
+}

@@ -5,7 +5,7 @@ use sqlx::mysql::{MySql, MySqlPool};
 use super::Statements;
 
 /// MySQL's SQL for `table` (already checked to be a plain identifier).
-fn statements(table: &str) -> Statements {
+pub(super) fn statements(table: &str) -> Statements {
     let columns = format!("INTO {table} (id, data, version, expires_at) VALUES (?, ?, ?, ?)");
     Statements {
         migrate: vec![format!(
@@ -17,7 +17,9 @@ fn statements(table: &str) -> Statements {
             "SELECT version, CAST(LENGTH(data) AS SIGNED), \
              CASE WHEN LENGTH(data) <= ? THEN data END FROM {table} WHERE id = ?"
         ),
-        insert: format!("INSERT IGNORE {columns}"),
+        // Not INSERT IGNORE, which also turns errors such as a truncation into warnings:
+        // a duplicate id is the unique violation the backend catches.
+        insert: format!("INSERT {columns}"),
         update: format!(
             "UPDATE {table} SET data = ?, version = ?, expires_at = ? WHERE id = ? AND version = ?"
         ),
@@ -28,6 +30,7 @@ fn statements(table: &str) -> Statements {
         delete_version: format!("DELETE FROM {table} WHERE id = ? AND version = ?"),
         delete_any: format!("DELETE FROM {table} WHERE id = ?"),
         version: format!("SELECT version FROM {table} WHERE id = ?"),
+        version_locked: format!("SELECT version FROM {table} WHERE id = ? FOR UPDATE"),
         remove_expired: format!("DELETE FROM {table} WHERE expires_at <= ?"),
     }
 }

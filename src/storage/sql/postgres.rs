@@ -5,7 +5,7 @@ use sqlx::postgres::{PgPool, Postgres};
 use super::Statements;
 
 /// PostgreSQL's SQL for `table` (already checked to be a plain identifier).
-fn statements(table: &str) -> Statements {
+pub(super) fn statements(table: &str) -> Statements {
     let columns =
         format!("INSERT INTO {table} (id, data, version, expires_at) VALUES ($1, $2, $3, $4)");
     Statements {
@@ -33,6 +33,7 @@ fn statements(table: &str) -> Statements {
         delete_version: format!("DELETE FROM {table} WHERE id = $1 AND version = $2"),
         delete_any: format!("DELETE FROM {table} WHERE id = $1"),
         version: format!("SELECT version FROM {table} WHERE id = $1"),
+        version_locked: format!("SELECT version FROM {table} WHERE id = $1 FOR UPDATE"),
         remove_expired: format!("DELETE FROM {table} WHERE expires_at <= $1"),
     }
 }

@@ -5,7 +5,7 @@ use sqlx::sqlite::{Sqlite, SqlitePool};
 use super::Statements;
 
 /// SQLite's SQL for `table` (already checked to be a plain identifier).
-fn statements(table: &str) -> Statements {
+pub(super) fn statements(table: &str) -> Statements {
     let columns = format!("INTO {table} (id, data, version, expires_at) VALUES (?1, ?2, ?3, ?4)");
     Statements {
         migrate: vec![
@@ -19,7 +19,8 @@ fn statements(table: &str) -> Statements {
             "SELECT version, length(data), \
              CASE WHEN length(data) <= ?1 THEN data END FROM {table} WHERE id = ?2"
         ),
-        insert: format!("INSERT OR IGNORE {columns}"),
+        // Not INSERT OR IGNORE, which also skips NOT NULL and CHECK failures.
+        insert: format!("INSERT {columns} ON CONFLICT (id) DO NOTHING"),
         update: format!(
             "UPDATE {table} SET data = ?1, version = ?2, expires_at = ?3 \
              WHERE id = ?4 AND version = ?5"
@@ -31,6 +32,8 @@ fn statements(table: &str) -> Statements {
         delete_version: format!("DELETE FROM {table} WHERE id = ?1 AND version = ?2"),
         delete_any: format!("DELETE FROM {table} WHERE id = ?1"),
         version: format!("SELECT version FROM {table} WHERE id = ?1"),
+        // The transaction's first statement took the database's write lock.
+        version_locked: format!("SELECT version FROM {table} WHERE id = ?1"),
         remove_expired: format!("DELETE FROM {table} WHERE expires_at <= ?1"),
     }
 }
@@ -39,8 +42,11 @@ super::sql_backend! {
     /// The [`SessionBackend`](crate::storage::SessionBackend) behind [`SqliteStorage`]: a
     /// sqlx pool and a table. Clones share the pool.
     backend: SqliteBackend,
-    /// Sessions in SQLite, over your sqlx [`SqlitePool`] (feature `sqlite`). For an
-    /// in-memory database give the pool one connection: each connection has its own.
+    /// Sessions in SQLite, over your sqlx [`SqlitePool`] (feature `sqlite`). Use WAL mode
+    /// for a file. An in-memory database ends with its connection: give the pool one that
+    /// is never closed and not pinged before use (`max_connections(1)`,
+    /// `min_connections(1)`, `idle_timeout(None)`, `max_lifetime(None)`,
+    /// `test_before_acquire(false)`).
     storage: SqliteStorage,
     db: Sqlite,
     pool: SqlitePool,

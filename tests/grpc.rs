@@ -2,28 +2,18 @@
 //! application/grpc`, errors as HTTP 200 with a `grpc-status` header. Plain Tower services
 //! stand in for a tonic server, so no protobuf compiler is needed.
 
+mod common;
+
 use std::convert::Infallible;
 
+use common::broken::Broken;
 use http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use http::{HeaderValue, Request, Response, StatusCode};
-use session_layer::{Error, MemoryStorage, Session, SessionCookie, SessionLayer, SessionStorage};
+use session_layer::{MemoryStorage, Session, SessionCookie, SessionLayer, SessionStorage};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 fn cookie() -> SessionCookie {
     SessionCookie::new("sid").secrets(["a gRPC test secret, 32 bytes long"])
-}
-
-/// A storage whose every call fails with an error that must not reach the client.
-struct Broken;
-
-impl SessionStorage for Broken {
-    async fn read(&self, _value: Option<&str>) -> Result<Session, Error> {
-        Err(Error::backend("db password is hunter2"))
-    }
-
-    async fn save(&self, _session: &Session) -> Result<Option<String>, Error> {
-        Err(Error::backend("db password is hunter2"))
-    }
 }
 
 /// A service that counts calls in the session and answers with `grpc_status` in its

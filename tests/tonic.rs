@@ -10,10 +10,10 @@ mod service;
 
 use std::fmt::Debug;
 
+use common::broken::Broken;
 use common::logs::Captured;
 use session_layer::{
-    CookieStorage, Error, FsStorage, MemoryStorage, Session, SessionCookie, SessionLayer,
-    SessionStorage,
+    CookieStorage, Error, FsStorage, MemoryStorage, SessionCookie, SessionLayer, SessionStorage,
 };
 use tokio::net::TcpListener;
 use tonic::metadata::MetadataMap;
@@ -28,19 +28,6 @@ const SECRET: &str = "a tonic test secret, 32 bytes long";
 
 fn cookie() -> SessionCookie {
     SessionCookie::new("sid").secrets([SECRET])
-}
-
-/// A storage whose every call fails with an error that must not reach the client.
-struct Broken;
-
-impl SessionStorage for Broken {
-    async fn read(&self, _value: Option<&str>) -> Result<Session, Error> {
-        Err(Error::backend("db password is hunter2"))
-    }
-
-    async fn save(&self, _session: &Session) -> Result<Option<String>, Error> {
-        Err(Error::backend("db password is hunter2"))
-    }
 }
 
 /// A client that echoes the session cookie back, and remembers what the last answer set.

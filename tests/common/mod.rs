@@ -3,6 +3,7 @@
 
 #[cfg(feature = "axum")]
 pub mod app;
+pub mod broken;
 pub mod logs;
 pub mod proxy;
 pub mod scenarios;

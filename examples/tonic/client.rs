@@ -59,13 +59,17 @@ impl CookieJar {
     }
 }
 
-/// Prints one call: its reply or status, and what became of the session cookie.
-fn show<T: Debug>(call: &str, cookie: &str, result: Result<T, Status>) {
-    let outcome = match result {
-        Ok(reply) => format!("{reply:?}"),
-        Err(status) => format!("{:?}: {}", status.code(), status.message()),
-    };
-    println!("{call:<18} -> {outcome:<50} cookie {cookie}");
+impl CookieJar {
+    /// Keeps the reply's cookie and prints the call: its reply or status, and what became
+    /// of the session cookie.
+    fn show<T: Debug>(&mut self, call: &str, reply: Result<Response<T>, Status>) {
+        let cookie = self.keep(&reply);
+        let outcome = match reply {
+            Ok(reply) => format!("{:?}", reply.into_inner()),
+            Err(status) => format!("{:?}: {}", status.code(), status.message()),
+        };
+        println!("{call:<18} -> {outcome:<50} cookie {cookie}");
+    }
 }
 
 #[tokio::main]
@@ -76,57 +80,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|error| format!("cannot reach {address} (is tonic_server running?): {error}"))?;
     let mut jar = CookieJar::default();
+    let increment = |by| IncrementRequest { by };
 
-    let reply = client
-        .increment(jar.request(IncrementRequest { by: 1 }))
-        .await;
-    show(
-        "increment 1",
-        jar.keep(&reply),
-        reply.map(|r| r.into_inner()),
-    );
-
-    let reply = client
-        .login(jar.request(LoginRequest { user: "ada".into() }))
-        .await;
-    show("login ada", jar.keep(&reply), reply.map(|r| r.into_inner()));
-
+    let reply = client.increment(jar.request(increment(1))).await;
+    jar.show("increment 1", reply);
+    let login = LoginRequest { user: "ada".into() };
+    let reply = client.login(jar.request(login)).await;
+    jar.show("login ada", reply);
     for by in [1, 2, 3] {
-        let reply = client.increment(jar.request(IncrementRequest { by })).await;
-        show(
-            &format!("increment {by}"),
-            jar.keep(&reply),
-            reply.map(|r| r.into_inner()),
-        );
+        let reply = client.increment(jar.request(increment(by))).await;
+        jar.show(&format!("increment {by}"), reply);
     }
-
     // Refused after the handler wrote 16: the session keeps 6.
-    let reply = client
-        .increment(jar.request(IncrementRequest { by: 10 }))
-        .await;
-    show(
-        "increment 10",
-        jar.keep(&reply),
-        reply.map(|r| r.into_inner()),
-    );
-    let reply = client
-        .increment(jar.request(IncrementRequest { by: 0 }))
-        .await;
-    show(
-        "increment 0",
-        jar.keep(&reply),
-        reply.map(|r| r.into_inner()),
-    );
-
+    let reply = client.increment(jar.request(increment(10))).await;
+    jar.show("increment 10", reply);
+    let reply = client.increment(jar.request(increment(0))).await;
+    jar.show("increment 0", reply);
     let reply = client.logout(jar.request(())).await;
-    show("logout", jar.keep(&reply), reply.map(|r| r.into_inner()));
-    let reply = client
-        .increment(jar.request(IncrementRequest { by: 1 }))
-        .await;
-    show(
-        "increment 1",
-        jar.keep(&reply),
-        reply.map(|r| r.into_inner()),
-    );
+    jar.show("logout", reply);
+    let reply = client.increment(jar.request(increment(1))).await;
+    jar.show("increment 1", reply);
     Ok(())
 }

@@ -236,6 +236,7 @@ struct RequestContext<St> {
 }
 
 impl<St: SessionStorage> RequestContext<St> {
+    /// The context of `request`, whose session was just made or read.
     fn new<ReqBody>(
         layer: SessionLayer<St>,
         session: Session,

@@ -22,7 +22,7 @@ pub use self::postgres::{PostgresBackend, PostgresStorage};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteBackend, SqliteStorage};
 
-/// The table every SQL storage uses unless [`table`](ServerStorage::table) says otherwise.
+/// The table every SQL storage uses unless its `.table(name)` option says otherwise.
 pub const DEFAULT_TABLE: &str = "sessions";
 
 /// Refuses a table name that is not a plain identifier of at most 63 characters: it is

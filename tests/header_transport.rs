@@ -56,7 +56,11 @@ async fn the_session_travels_in_the_header_and_never_in_a_cookie() {
     assert_eq!(first.body(), "1");
     assert!(first.headers().get(SET_COOKIE).is_none());
     assert_eq!(first.headers()[CACHE_CONTROL], "no-store");
-    let value = first.headers().get(HEADER).expect("the session header").clone();
+    let value = first
+        .headers()
+        .get(HEADER)
+        .expect("the session header")
+        .clone();
     assert!(!value.is_empty());
 
     let second = send(&app, "/count", Some(&value)).await;
@@ -83,7 +87,10 @@ async fn a_destroyed_session_sends_an_empty_header() {
     let app = app(layer(cookie(), MemoryStorage::new()));
     let value = send(&app, "/count", None).await.headers()[HEADER].clone();
     let logout = send(&app, "/logout", Some(&value)).await;
-    assert_eq!(logout.headers().get(HEADER).map(HeaderValue::as_bytes), Some(&b""[..]));
+    assert_eq!(
+        logout.headers().get(HEADER).map(HeaderValue::as_bytes),
+        Some(&b""[..])
+    );
     assert!(logout.headers().get(SET_COOKIE).is_none());
     // The old value names nothing any more.
     assert_eq!(send(&app, "/count", Some(&value)).await.body(), "1");
@@ -115,18 +122,22 @@ async fn tampered_foreign_and_planted_values_give_a_fresh_session() {
 async fn an_encrypted_value_is_sealed_as_the_cookie_would_be() {
     let app = app(layer(cookie().encrypted(true), MemoryStorage::new()));
     let value = send(&app, "/count", None).await.headers()[HEADER].clone();
-    assert!(!value.to_str().unwrap().contains('.'), "encrypted, not signed");
+    assert!(
+        !value.to_str().unwrap().contains('.'),
+        "encrypted, not signed"
+    );
     assert_eq!(send(&app, "/count", Some(&value)).await.body(), "2");
 }
 
 #[tokio::test]
 async fn an_oversize_value_is_a_bare_500() {
     let cookie_storage = session_layer::CookieStorage::new();
-    let big = layer(cookie(), cookie_storage).layer(service_fn(|request: Request<String>| async move {
-        let session = request.extensions().get::<Session>().cloned().unwrap();
-        session.set("blob", "x".repeat(5000)).unwrap();
-        Ok::<_, Infallible>(Response::new("secret detail".to_owned()))
-    }));
+    let big =
+        layer(cookie(), cookie_storage).layer(service_fn(|request: Request<String>| async move {
+            let session = request.extensions().get::<Session>().cloned().unwrap();
+            session.set("blob", "x".repeat(5000)).unwrap();
+            Ok::<_, Infallible>(Response::new("secret detail".to_owned()))
+        }));
     let response = big.oneshot(request("/", None)).await.unwrap();
     assert_eq!(response.status(), 500);
     assert!(response.body().is_empty());

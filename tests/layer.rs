@@ -939,7 +939,10 @@ async fn options_set_on_a_clone_do_not_change_the_original() {
         session.set("n", 1).unwrap();
         (StatusCode::OK, String::new())
     };
-    let first = plain(original.clone(), count).oneshot(req(None)).await.unwrap();
+    let first = plain(original.clone(), count)
+        .oneshot(req(None))
+        .await
+        .unwrap();
     let sent = pair(&session_set_cookie(&first).unwrap());
     let plain_again = plain(original, untouched).oneshot(req(Some(&sent))).await;
     assert!(session_set_cookie(&plain_again.unwrap()).is_none());

@@ -155,7 +155,7 @@ async fn postgres() {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let storage = async {
         let pool = sqlx::PgPool::connect(&url).await?;
-        let storage = session_layer::PostgresStorage::new(pool).table("bench_contention")?;
+        let storage = session_layer::PostgresStorage::new(pool).table("bench_contention");
         storage.migrate().await?;
         Ok::<_, Box<dyn std::error::Error>>(storage.ttl(TTL))
     };

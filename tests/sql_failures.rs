@@ -91,7 +91,7 @@ macro_rules! failure_tests {
                 .connect(&$url())
                 .await
                 .expect("the test server");
-            let storage = <$storage>::new(pool).table(&table).unwrap();
+            let storage = <$storage>::new(pool).table(&table);
             storage.migrate().await.expect("migrate");
             (table, cleanup)
         }
@@ -114,7 +114,7 @@ macro_rules! failure_tests {
                 .max_connections(max)
                 .acquire_timeout(ACQUIRE)
                 .connect_lazy_with(options.host("127.0.0.1").port(port));
-            <$storage>::new(pool).table(table).unwrap()
+            <$storage>::new(pool).table(table)
         }
 
         /// Nothing listens where the pool points: every request is a bare 500 once the
@@ -209,7 +209,7 @@ macro_rules! failure_tests {
                 .connect_with(options)
                 .await
                 .expect("the test server");
-            let app = app(<$storage>::new(pool.clone()).table(&table).unwrap());
+            let app = app(<$storage>::new(pool.clone()).table(&table));
             let held = pool.acquire().await.expect("the one connection");
             let (status, pair, body, took) = send_within(&app, None).await;
             assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);

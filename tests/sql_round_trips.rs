@@ -88,7 +88,7 @@ macro_rules! round_trips {
         async fn statements_per_operation() {
             let _serial = Statements::serial().lock().await;
             let (pool, table, _cleanup) = $pool.await;
-            let storage = <$storage>::new(pool.clone()).table(&table).unwrap();
+            let storage = <$storage>::new(pool.clone()).table(&table);
             storage.migrate().await.expect("migrate");
             let fence = || {
                 let pool = pool.clone();

@@ -20,7 +20,7 @@ macro_rules! sql_tests {
         /// A migrated storage over a fresh pool and a table of its own.
         async fn storage() -> Guarded<$storage> {
             let (pool, table, cleanup) = $pool.await;
-            let storage = <$storage>::new(pool).table(&table).expect("table name");
+            let storage = <$storage>::new(pool).table(&table);
             storage.migrate().await.expect("migrate");
             Guarded { storage, cleanup }
         }
@@ -46,7 +46,6 @@ macro_rules! sql_tests {
             let table = big.backend().table().to_owned();
             let small = <$storage>::new(big.backend().pool().clone())
                 .table(&table)
-                .unwrap()
                 .max_record_size(100);
             let (_, cookie) =
                 request(&big, None, |s| s.set("blob", "x".repeat(500)).unwrap()).await;
@@ -109,13 +108,30 @@ macro_rules! sql_tests {
                 long.as_str(),
             ] {
                 let refused = <$storage>::new(pool.clone()).table(name);
+                let migrated = refused.migrate().await;
                 assert!(
-                    matches!(refused, Err(session_layer::Error::Config(_))),
-                    "{name:?} must be refused"
+                    matches!(migrated, Err(session_layer::Error::Config(_))),
+                    "{name:?} must be refused, got {migrated:?}"
+                );
+                // Every later call says so too, and no SQL is sent.
+                let read = refused.read(Some("an-id")).await;
+                assert!(
+                    matches!(read, Err(session_layer::Error::Config(_))),
+                    "{read:?}"
+                );
+                let removed = refused.remove_expired().await;
+                assert!(matches!(removed, Err(session_layer::Error::Config(_))));
+            }
+            // Accepted names reach the database (whose answer, for a table that does not
+            // exist, is another error).
+            for name in ["t".repeat(63), "_Sessions_2".to_owned()] {
+                let accepted = <$storage>::new(pool.clone()).table(&name);
+                let removed = accepted.remove_expired().await;
+                assert!(
+                    !matches!(removed, Err(session_layer::Error::Config(_))),
+                    "{name:?}"
                 );
             }
-            assert!(<$storage>::new(pool.clone()).table(&"t".repeat(63)).is_ok());
-            assert!(<$storage>::new(pool).table("_Sessions_2").is_ok());
         }
 
         #[tokio::test]
@@ -124,11 +140,9 @@ macro_rules! sql_tests {
             let table = lasting.backend().table().to_owned();
             let short = <$storage>::new(lasting.backend().pool().clone())
                 .table(&table)
-                .unwrap()
                 .ttl(Duration::from_millis(300));
             let long = <$storage>::new(lasting.backend().pool().clone())
                 .table(&table)
-                .unwrap()
                 .ttl(Duration::from_secs(3600));
             let set = |s: &session_layer::Session| s.set("k", 1).unwrap();
             let (_, a) = request(&short, None, set).await;
@@ -195,7 +209,7 @@ mod mysql {
         .execute(&pool)
         .await
         .expect("a table made by hand");
-        let storage = MySqlStorage::new(pool.clone()).table(&table).unwrap();
+        let storage = MySqlStorage::new(pool.clone()).table(&table);
         let session = session_layer::Session::new();
         session.set("blob", "x".repeat(70_000)).unwrap();
         let saved = storage.save(&session).await;

@@ -263,7 +263,7 @@ fn postgres(c: &mut Criterion, rt: &Runtime) {
             .max_connections(POOL_SIZE)
             .connect(&url)
             .await?;
-        let storage = PostgresStorage::new(ours).table("bench_session_layer")?;
+        let storage = PostgresStorage::new(ours).table("bench_session_layer");
         storage.migrate().await?;
         let peer = sqlx08::postgres::PgPoolOptions::new()
             .max_connections(POOL_SIZE)

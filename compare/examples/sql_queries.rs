@@ -75,7 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let stats = PgPool::connect(&url).await?;
-    let storage = PostgresStorage::new(PgPool::connect(&url).await?).table("queries_ours")?;
+    let storage = PostgresStorage::new(PgPool::connect(&url).await?).table("queries_ours");
     storage.migrate().await?;
     let store = PostgresStore::new(tower_sessions_sqlx_store::sqlx::PgPool::connect(&url).await?);
     store.migrate().await?;

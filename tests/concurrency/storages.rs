@@ -85,10 +85,7 @@ const POOL: u32 = 8;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 macro_rules! sql_fixture {
     ($storage:ty, $pool:expr, $table:expr, $cleanup:expr) => {{
-        let storage = <$storage>::new($pool)
-            .table($table)
-            .expect("table name")
-            .ttl(TTL);
+        let storage = <$storage>::new($pool).table($table).ttl(TTL);
         storage.migrate().await.expect("migrate");
         Fixture::server(storage, $cleanup)
     }};

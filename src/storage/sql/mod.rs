@@ -27,7 +27,7 @@ pub const DEFAULT_TABLE: &str = "sessions";
 
 /// Refuses a table name that is not a plain identifier of at most 63 characters: it is
 /// put into SQL as is, so only `[A-Za-z_][A-Za-z0-9_]*` is safe in all three databases.
-pub(crate) fn check_table(name: &str) -> Result<(), Error> {
+pub(crate) fn check_table(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let first_ok = chars
         .next()
@@ -35,9 +35,9 @@ pub(crate) fn check_table(name: &str) -> Result<(), Error> {
     if first_ok && name.len() <= 63 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
         Ok(())
     } else {
-        Err(Error::Config(format!(
+        Err(format!(
             "{name:?} is not a table name (letters, digits and _, at most 63, not starting with a digit)"
-        )))
+        ))
     }
 }
 
@@ -111,7 +111,8 @@ macro_rules! sql_backend {
         pub struct $backend {
             pool: $pool,
             table: String,
-            sql: std::sync::Arc<$crate::storage::sql::Statements>,
+            /// The SQL for `table`, or why `table` was refused, which every call then says.
+            sql: std::sync::Arc<Result<$crate::storage::sql::Statements, String>>,
             limit: i64,
         }
 
@@ -134,25 +135,27 @@ macro_rules! sql_backend {
                 let table = $crate::storage::sql::DEFAULT_TABLE.to_owned();
                 Self::with_backend($backend {
                     pool,
-                    sql: std::sync::Arc::new($statements(&table)),
+                    sql: std::sync::Arc::new(Ok($statements(&table))),
                     table,
                     limit: i64::MAX,
                 })
             }
 
-            /// Keeps sessions in `table` instead of `sessions`. A name that is not
-            /// `[A-Za-z_][A-Za-z0-9_]*` of at most 63 characters is an [`Error::Config`](crate::Error::Config).
-            pub fn table(mut self, table: &str) -> Result<Self, $crate::Error> {
-                $crate::storage::sql::check_table(table)?;
+            /// Keeps sessions in `table` instead of `sessions`. The name goes into SQL as it
+            /// is, so one that is not `[A-Za-z_][A-Za-z0-9_]*` of at most 63 characters is
+            /// refused: [`migrate`](Self::migrate) and every later call then fail with an
+            /// [`Error::Config`](crate::Error::Config) that says why.
+            pub fn table(mut self, table: &str) -> Self {
                 let backend = self.backend_mut();
                 backend.table = table.to_owned();
-                backend.sql = std::sync::Arc::new($statements(table));
-                Ok(self)
+                let checked = $crate::storage::sql::check_table(table).map(|()| $statements(table));
+                backend.sql = std::sync::Arc::new(checked);
+                self
             }
 
             /// Creates the table and its expiry index if they do not exist yet.
             pub async fn migrate(&self) -> Result<(), $crate::Error> {
-                for sql in &self.backend().sql.migrate {
+                for sql in &self.backend().sql()?.migrate {
                     sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                         .execute(&self.backend().pool)
                         .await
@@ -165,7 +168,7 @@ macro_rules! sql_backend {
             /// lifecycle ignores expired rows meanwhile).
             pub async fn remove_expired(&self) -> Result<u64, $crate::Error> {
                 let backend = self.backend();
-                let done = sqlx::query(sqlx::AssertSqlSafe(backend.sql.remove_expired.as_str()))
+                let done = sqlx::query(sqlx::AssertSqlSafe(backend.sql()?.remove_expired.as_str()))
                     .bind($crate::storage::sql::now_ms())
                     .execute(&backend.pool)
                     .await
@@ -185,6 +188,14 @@ macro_rules! sql_backend {
                 &self.table
             }
 
+            /// The statements for the table, unless its name was refused.
+            fn sql(&self) -> Result<&$crate::storage::sql::Statements, $crate::Error> {
+                self.sql
+                    .as_ref()
+                    .as_ref()
+                    .map_err(|why| $crate::Error::Config(why.clone()))
+            }
+
             /// What errors call a row: the table, never the id.
             fn name(&self) -> String {
                 format!("a row of {}", self.table)
@@ -200,7 +211,7 @@ macro_rules! sql_backend {
             where
                 E: sqlx::Executor<'c, Database = $db>,
             {
-                let inserted = sqlx::query(sqlx::AssertSqlSafe(self.sql.insert.as_str()))
+                let inserted = sqlx::query(sqlx::AssertSqlSafe(self.sql()?.insert.as_str()))
                     .bind(key)
                     .bind(data)
                     .bind($crate::storage::sql::new_version())
@@ -225,7 +236,7 @@ macro_rules! sql_backend {
                 use sqlx::Row as _;
                 // One query: the length always, the data only when it fits the limit, so an
                 // oversize row is refused without being transferred.
-                let row = sqlx::query(sqlx::AssertSqlSafe(self.sql.load.as_str()))
+                let row = sqlx::query(sqlx::AssertSqlSafe(self.sql()?.load.as_str()))
                     .bind(self.limit)
                     .bind($crate::storage::id_digest(id))
                     .fetch_optional(&self.pool)
@@ -262,7 +273,7 @@ macro_rules! sql_backend {
                 match expected {
                     Expected::Absent => self.insert(&self.pool, &key, &data, expires_at).await,
                     Expected::Version(old) => {
-                        let done = sqlx::query(sqlx::AssertSqlSafe(self.sql.update.as_str()))
+                        let done = sqlx::query(sqlx::AssertSqlSafe(self.sql()?.update.as_str()))
                             .bind(&data)
                             .bind(new_version())
                             .bind(expires_at)
@@ -276,7 +287,7 @@ macro_rules! sql_backend {
                     }
                     Expected::Any => {
                         // MySQL counts an upsert that updated as 2 rows: any success wrote.
-                        sqlx::query(sqlx::AssertSqlSafe(self.sql.upsert.as_str()))
+                        sqlx::query(sqlx::AssertSqlSafe(self.sql()?.upsert.as_str()))
                             .bind(&key)
                             .bind(&data)
                             .bind(new_version())
@@ -299,7 +310,7 @@ macro_rules! sql_backend {
                 let key = $crate::storage::id_digest(id);
                 match expected {
                     Expected::Version(version) => {
-                        let done = sqlx::query(sqlx::AssertSqlSafe(self.sql.delete_version.as_str()))
+                        let done = sqlx::query(sqlx::AssertSqlSafe(self.sql()?.delete_version.as_str()))
                             .bind(&key)
                             .bind(version as i64)
                             .execute(&self.pool)
@@ -308,7 +319,7 @@ macro_rules! sql_backend {
                         Ok(done.rows_affected() == 1)
                     }
                     Expected::Any => {
-                        sqlx::query(sqlx::AssertSqlSafe(self.sql.delete_any.as_str()))
+                        sqlx::query(sqlx::AssertSqlSafe(self.sql()?.delete_any.as_str()))
                             .bind(&key)
                             .execute(&self.pool)
                             .await
@@ -316,7 +327,7 @@ macro_rules! sql_backend {
                         Ok(true)
                     }
                     Expected::Absent => {
-                        let row = sqlx::query(sqlx::AssertSqlSafe(self.sql.version.as_str()))
+                        let row = sqlx::query(sqlx::AssertSqlSafe(self.sql()?.version.as_str()))
                             .bind(&key)
                             .fetch_optional(&self.pool)
                             .await
@@ -348,7 +359,7 @@ macro_rules! sql_backend {
                     return Ok(Moved::IdTaken);
                 }
                 let unchanged = if delete_from {
-                    let done = sqlx::query(sqlx::AssertSqlSafe(self.sql.delete_version.as_str()))
+                    let done = sqlx::query(sqlx::AssertSqlSafe(self.sql()?.delete_version.as_str()))
                         .bind(&from_key)
                         .bind(expected as i64)
                         .execute(&mut *tx)
@@ -359,7 +370,7 @@ macro_rules! sql_backend {
                     use sqlx::Row as _;
                     // Locked: a write to the old row between this check and the commit
                     // would be missing from the new one.
-                    let row = sqlx::query(sqlx::AssertSqlSafe(self.sql.version_locked.as_str()))
+                    let row = sqlx::query(sqlx::AssertSqlSafe(self.sql()?.version_locked.as_str()))
                         .bind(&from_key)
                         .fetch_optional(&mut *tx)
                         .await

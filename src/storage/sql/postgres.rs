@@ -49,7 +49,7 @@ super::sql_backend! {
     ///
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// let pool = sqlx::PgPool::connect("postgres://postgres@127.0.0.1/app").await?;
-    /// let storage = PostgresStorage::new(pool).table("sessions")?;
+    /// let storage = PostgresStorage::new(pool).table("sessions");
     /// storage.migrate().await?; // CREATE TABLE IF NOT EXISTS, once at startup
     /// # Ok(())
     /// # }

@@ -39,6 +39,8 @@
 mod app;
 #[path = "demo/page.rs"]
 mod page;
+#[path = "shared/secret.rs"]
+mod secret;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -66,19 +68,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
 
-    let secret = match std::env::var("SESSION_SECRET") {
-        Ok(secret) if secret.len() >= 32 => secret,
-        Ok(secret) if !secret.is_empty() => {
-            return Err("SESSION_SECRET must be at least 32 bytes (openssl rand -hex 32)".into());
-        }
-        _ => {
-            tracing::warn!(
-                "SESSION_SECRET is not set: using a random secret, so sessions do not \
-                 survive a restart"
-            );
-            random_secret()
-        }
-    };
+    let secret = secret::session_secret()?;
     let storage = std::env::var("SESSION_STORAGE").unwrap_or_else(|_| "memory".to_owned());
 
     let cookie = app::cookie(secret);
@@ -301,11 +291,4 @@ where
             }
         }
     });
-}
-
-/// 32 random bytes as hex: fine for a demo, but a restart makes every cookie invalid.
-fn random_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -7,6 +7,9 @@
 //! The layer puts the [`Session`] into the request extensions; any Tower service (hyper,
 //! tonic, a hand-written one) takes it from there.
 
+#[path = "shared/secret.rs"]
+mod secret;
+
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -40,18 +43,7 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // From SESSION_SECRET (32 bytes or more), else random: sessions then end with the process.
-    let secret = match std::env::var("SESSION_SECRET") {
-        Ok(secret) => secret,
-        Err(_) => {
-            eprintln!(
-                "SESSION_SECRET is not set: using a random secret, so sessions end on restart"
-            );
-            let mut bytes = [0u8; 32];
-            rand::fill(&mut bytes);
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
-        }
-    };
+    let secret = secret::session_secret()?;
     // `.secure(false)` only because this example serves plain http://127.0.0.1.
     let cookie = SessionCookie::new("__session")
         .secrets([secret])

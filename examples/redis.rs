@@ -16,6 +16,9 @@
 //! started at the latest, by the keys' own expiry in Redis (a Redis storage has no
 //! capacity limit of its own: the TTL is what keeps it bounded).
 
+#[path = "shared/secret.rs"]
+mod secret;
+
 use std::time::Duration;
 
 use axum::Router;
@@ -58,20 +61,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
 
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    // Never a fixed fallback: anyone who read it could sign cookies for any session id.
-    let secret = match std::env::var("SESSION_SECRET") {
-        Ok(secret) if secret.len() >= 32 => secret,
-        Ok(secret) if !secret.is_empty() => {
-            return Err("SESSION_SECRET must be at least 32 bytes (openssl rand -hex 32)".into());
-        }
-        _ => {
-            tracing::warn!(
-                "SESSION_SECRET is not set: using a random secret, so sessions do not \
-                 survive a restart and other copies of this app cannot read them"
-            );
-            random_secret()
-        }
-    };
+    let secret = secret::session_secret()?;
 
     let storage = RedisStorage::connect_with(
         &url,
@@ -101,11 +91,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await?;
     Ok(())
-}
-
-/// 32 random bytes as 64 hex characters.
-fn random_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -7,6 +7,8 @@
 //! ```
 
 mod backend;
+#[path = "../shared/secret.rs"]
+mod secret;
 
 use std::time::Duration;
 
@@ -34,12 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let backend = RedbBackend::open(&file)?;
     let storage = RedbStorage::with_backend(backend).ttl(Duration::from_secs(24 * 3600));
 
-    let secret = std::env::var("SESSION_SECRET").unwrap_or_else(|_| {
-        tracing::warn!("SESSION_SECRET is not set: a random secret ends every session on restart");
-        let mut bytes = [0u8; 32];
-        rand::fill(&mut bytes);
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    });
+    let secret = secret::session_secret()?;
     // `.secure(false)` only because this example serves plain http://127.0.0.1.
     let cookie = SessionCookie::new("__session")
         .secrets([secret])

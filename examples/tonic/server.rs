@@ -12,6 +12,8 @@
 // The server uses the service half of the hand-written gRPC code, the client the other half.
 #[allow(dead_code)]
 mod counter;
+#[path = "../shared/secret.rs"]
+mod secret;
 mod service;
 
 use std::time::Duration;
@@ -30,18 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
 
-    // From SESSION_SECRET (32 bytes or more), else random: sessions then end with the process.
-    let secret = match std::env::var("SESSION_SECRET") {
-        Ok(secret) => secret,
-        Err(_) => {
-            tracing::warn!(
-                "SESSION_SECRET is not set: using a random secret, so sessions end on restart"
-            );
-            let mut bytes = [0u8; 32];
-            rand::fill(&mut bytes);
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
-        }
-    };
+    let secret = secret::session_secret()?;
     // A gRPC client echoes the cookie whatever its attributes; they matter only to browsers.
     let cookie = SessionCookie::new("__Host-session").secrets([secret]);
     // A day's idle timeout, and at most 100,000 sessions held (least recently used go first).

@@ -616,9 +616,9 @@ async fn a_read_and_a_save_are_one_command_each() {
     assert_eq!(read, counts(&[("evalsha", 1)]), "one command per read");
     assert_eq!(save, counts(&[("evalsha", 1)]), "one command per save");
     assert_eq!(create, counts(&[("evalsha", 1)]));
-    // EVALSHA answered NOSCRIPT, SCRIPT LOAD, EVALSHA again.
-    assert_eq!(first_save, counts(&[("evalsha", 2), ("script", 1)]));
-    assert_eq!(first_read, counts(&[("evalsha", 2), ("script", 1)]));
+    // EVALSHA answered NOSCRIPT, then EVAL sent the script in full.
+    assert_eq!(first_save, counts(&[("evalsha", 1), ("eval", 1)]));
+    assert_eq!(first_read, counts(&[("evalsha", 1), ("eval", 1)]));
     // A read, then one script creates the new id and deletes the old one if still as
     // loaded.
     assert_eq!(regenerate, counts(&[("evalsha", 2)]));

@@ -109,6 +109,33 @@ impl ServerProcess {
         }
     }
 
+    /// Whether the process is running (it has not been killed, nor exited by itself).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// Stops the process in place (SIGSTOP): it keeps its sockets but answers nothing, as a
+    /// stalled or lagging server does, until [`resume`](Self::resume).
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a [paused](Self::pause) process run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let child = self.child.as_ref().expect("the process is running");
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
     /// Starts the process again on the same port.
     pub fn restart(&mut self) {
         self.kill();
@@ -128,7 +155,7 @@ pub fn start_redis() -> ServerProcess {
 }
 
 /// A private `redis-server` that saves nothing to disk, with `extra` arguments.
-fn start_redis_with(extra: &[&str]) -> ServerProcess {
+pub fn start_redis_with(extra: &[&str]) -> ServerProcess {
     let mut args = vec![
         "--port",
         "{port}",

@@ -1,21 +1,27 @@
-//! Sessions in Redis, a single server or a Redis Cluster.
+//! Sessions in Redis: a single server, a Redis Cluster, or a master watched by Sentinel.
 //!
 //! One hash per session under `prefix + hex SHA-256 of the id`, so that nothing in the
 //! Redis is a usable session id; one Lua script per read (which sends a record only within
 //! the size limit) and per write (a compare-and-set on the record's version).
 
+mod connection;
+mod options;
+mod scripts;
+
 use std::future::Future;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
-use redis::{
-    AsyncConnectionConfig, Client, Cmd, FromRedisValue, RedisError, RedisResult, Script,
-    ToRedisArgs, Value,
-};
+use redis::sentinel::Sentinel;
+use redis::{AsyncConnectionConfig, Client, FromRedisValue, Pipeline, ToRedisArgs, Value};
+use tokio::sync::OnceCell;
 
+use self::connection::{Conn, Connect, Link, Mode, redis_error, single};
+pub use self::options::RedisOptions;
+use self::scripts::{DELETE, LOAD, Lua, MOVE, STORE, expectation};
 use super::{
     DEFAULT_MAX_RECORD_SIZE, Error, Expected, Moved, Record, ServerStorage, SessionBackend,
     Versioned, id_digest, store_moved_in_steps,
@@ -50,8 +56,12 @@ use super::{
 ///
 /// One connection is shared by all requests (commands are pipelined on it); when it
 /// breaks, it is re-established in the background, and requests fail with an error (never
-/// hang) until the server is back. Every command is bounded by the
-/// [response timeout](RedisOptions::response_timeout).
+/// hang) until the server is back. Every operation is bounded by the
+/// [response timeout](RedisOptions::response_timeout). A Cluster or Sentinel connection
+/// follows failovers and resharding by itself, and is rebuilt when it stops answering
+/// (docs/deployment.md gives the measured behaviour). Every write can be sent again
+/// without effect once it has taken effect, so a rebuilt connection repeats what the old
+/// one left unanswered.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -67,8 +77,10 @@ use super::{
 /// # }
 /// ```
 ///
-/// With a Redis Cluster, use [`connect_cluster`](RedisStorage::connect_cluster); timeouts
-/// are set with [`connect_with`](RedisStorage::connect_with) and [`RedisOptions`].
+/// With a Redis Cluster, use [`connect_cluster`](RedisStorage::connect_cluster), with
+/// Sentinel [`connect_sentinel`](RedisStorage::connect_sentinel); timeouts are set with
+/// [`connect_with`](RedisStorage::connect_with) and [`RedisOptions`], and
+/// [`wait_for_replicas`](RedisStorage::wait_for_replicas) makes saves survive a failover.
 pub type RedisStorage = ServerStorage<RedisBackend>;
 
 /// The default key prefix.
@@ -87,64 +99,10 @@ const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(50);
 const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(250);
 const RECONNECT_RETRIES: usize = 3;
 
-/// Connection settings for [`RedisStorage::connect_with`] and
-/// [`RedisStorage::connect_cluster_with`].
-///
-/// ```
-/// use std::time::Duration;
-/// use session_layer::storage::RedisOptions;
-///
-/// let options = RedisOptions::new()
-///     .connect_timeout(Duration::from_secs(2))
-///     .response_timeout(Duration::from_millis(500));
-/// assert_eq!(options.get_response_timeout(), Duration::from_millis(500));
-/// ```
-#[derive(Clone, Debug)]
-pub struct RedisOptions {
-    connect_timeout: Duration,
-    response_timeout: Duration,
-}
-
-impl Default for RedisOptions {
-    fn default() -> Self {
-        RedisOptions {
-            connect_timeout: Duration::from_secs(5),
-            response_timeout: Duration::from_secs(2),
-        }
-    }
-}
-
-impl RedisOptions {
-    /// The defaults: a 5 second connect timeout and a 2 second response timeout.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// How long connecting may take, at start-up and on each reconnection attempt.
-    /// Default: 5 seconds.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// How long one storage operation (one round trip) may take before it fails with
-    /// [`Error::Timeout`]. This also bounds how long a request waits for a reconnection
-    /// while the server is down. Default: 2 seconds.
-    pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout;
-        self
-    }
-
-    /// The connect timeout.
-    pub fn get_connect_timeout(&self) -> Duration {
-        self.connect_timeout
-    }
-
-    /// The response timeout.
-    pub fn get_response_timeout(&self) -> Duration {
-        self.response_timeout
-    }
-}
+/// Connections reserved for saves that wait for replicas: `WAIT` holds up every later
+/// command on its connection, so these saves never share one with reads, and several let
+/// them wait side by side.
+const WAITING_CONNECTIONS: usize = 4;
 
 impl RedisStorage {
     /// Connects to the Redis server at `url` with the default [`RedisOptions`].
@@ -184,16 +142,9 @@ impl RedisStorage {
     pub async fn connect_with(url: &str, options: RedisOptions) -> Result<Self, Error> {
         let client =
             Client::open(url).map_err(|e| Error::Config(format!("invalid Redis URL: {e}")))?;
-
         let probe_config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
             .set_response_timeout(Some(options.response_timeout));
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(options.connect_timeout))
-            .set_response_timeout(Some(options.response_timeout))
-            .set_min_delay(RECONNECT_MIN_DELAY)
-            .set_max_delay(RECONNECT_MAX_DELAY)
-            .set_number_of_retries(RECONNECT_RETRIES);
         let connecting = async {
             // One plain attempt first, so that a server that is down or refuses us is
             // reported as such right away, not after the manager's reconnection backoff.
@@ -201,17 +152,13 @@ impl RedisStorage {
                 .get_multiplexed_async_connection_with_config(&probe_config)
                 .await?;
             redis::cmd("PING").query_async::<()>(&mut probe).await?;
-            drop(probe);
-            ConnectionManager::new_with_config(client.clone(), config).await
+            Ok(())
         };
-        // Both steps together within one connect timeout.
-        let manager = within(options.connect_timeout, connecting)
+        within(options.connect_timeout, connecting)
             .await
             .map_err(|error| naming_server(error, client.get_connection_info().addr()))?;
-        Ok(ServerStorage::with_backend(RedisBackend::new(
-            Connection::Single(manager),
-            options,
-        )))
+        let connect = manager_connect(move || std::future::ready(Ok(client.clone())), &options);
+        Self::with_link(Mode::Single, connect, options).await
     }
 
     /// Connects to a Redis Cluster through any of its nodes, with the default
@@ -249,13 +196,74 @@ impl RedisStorage {
         let client = ClusterClient::builder(urls.iter().copied())
             .connection_timeout(options.connect_timeout)
             .response_timeout(options.response_timeout)
+            // Retries of a refused command (a master down, a slot moving) soon after each
+            // other, so that they fit in one response timeout.
+            .min_retry_wait(10)
+            .max_retry_wait(250)
             .build()
             .map_err(|e| Error::Config(format!("invalid Redis Cluster URL: {e}")))?;
-        let conn = within(options.connect_timeout, client.get_async_connection()).await?;
-        Ok(ServerStorage::with_backend(RedisBackend::new(
-            Connection::Cluster(conn),
-            options,
-        )))
+        let connect: Connect = Arc::new(move || {
+            let client = client.clone();
+            Box::pin(async move { Ok(Conn::Cluster(client.get_async_connection().await?)) })
+        });
+        Self::with_link(Mode::Cluster, connect, options).await
+    }
+
+    /// Connects to the master that the Sentinels at `sentinels` know as `master`, with the
+    /// default [`RedisOptions`], and follows it when Sentinel promotes a replica.
+    ///
+    /// ```no_run
+    /// use session_layer::RedisStorage;
+    ///
+    /// # async fn run() -> Result<(), session_layer::Error> {
+    /// let storage = RedisStorage::connect_sentinel(
+    ///     &["redis://10.0.0.1:26379", "redis://10.0.0.2:26379", "redis://10.0.0.3:26379"],
+    ///     "sessions",
+    /// )
+    /// .await?;
+    /// # let _ = storage;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect_sentinel(sentinels: &[&str], master: &str) -> Result<Self, Error> {
+        Self::connect_sentinel_with(sentinels, master, RedisOptions::default()).await
+    }
+
+    /// Connects through Sentinel with the given timeouts.
+    pub async fn connect_sentinel_with(
+        sentinels: &[&str],
+        master: &str,
+        options: RedisOptions,
+    ) -> Result<Self, Error> {
+        if sentinels.is_empty() || master.is_empty() {
+            return Err(Error::Config(
+                "Sentinel needs at least one Sentinel URL and the master's name".into(),
+            ));
+        }
+        let sentinel = Sentinel::build(sentinels.to_vec())
+            .map_err(|e| Error::Config(format!("invalid Sentinel URL: {e}")))?;
+        let sentinel = Arc::new(tokio::sync::Mutex::new(sentinel));
+        let master = Arc::<str>::from(master);
+        let connect = manager_connect(
+            move || {
+                let (sentinel, master) = (sentinel.clone(), master.clone());
+                async move { sentinel.lock().await.async_master_for(&master, None).await }
+            },
+            &options,
+        );
+        Self::with_link(Mode::Sentinel, connect, options).await
+    }
+
+    async fn with_link(mode: Mode, connect: Connect, options: RedisOptions) -> Result<Self, Error> {
+        let conn = within(options.connect_timeout, connect()).await?;
+        let link = Link::new(mode, conn, connect, options.stall());
+        Ok(ServerStorage::with_backend(RedisBackend {
+            link: Arc::new(link),
+            replicas: None,
+            prefix: Arc::from(DEFAULT_PREFIX),
+            response_timeout: options.response_timeout,
+            max_record_size: DEFAULT_MAX_RECORD_SIZE,
+        }))
     }
 
     /// Puts every key under `prefix` (default `"session:"`): the key of a session is
@@ -263,6 +271,24 @@ impl RedisStorage {
     /// when they share a Redis.
     pub fn key_prefix(mut self, prefix: &str) -> Self {
         self.backend_mut().prefix = Arc::from(prefix);
+        self
+    }
+
+    /// Makes a save (a write, a regenerate or a destroy) succeed only once `replicas`
+    /// replicas of the key's master hold it, so that a failover cannot lose it: `WAIT` is
+    /// sent with the write, in the same round trip, on connections of their own (a waiting
+    /// command holds up its connection). When fewer replicas acknowledge within `timeout`,
+    /// the save fails, although the master holds it (see docs/deployment.md). `0` turns
+    /// the wait off.
+    pub fn wait_for_replicas(mut self, replicas: usize, timeout: Duration) -> Self {
+        self.backend_mut().replicas = (replicas > 0).then(|| {
+            Arc::new(Replicas {
+                count: replicas,
+                timeout: timeout.max(Duration::from_millis(1)),
+                links: OnceCell::new(),
+                next: AtomicUsize::new(0),
+            })
+        });
         self
     }
 
@@ -285,138 +311,76 @@ impl RedisStorage {
     }
 }
 
-/// The [`SessionBackend`] behind [`RedisStorage`]: one Redis connection (a single server
-/// or a cluster), a key prefix and the largest record a read accepts. Clones share the
-/// connection.
+/// Connects a `ConnectionManager` to the server that `client` names, each time it is called.
+fn manager_connect<F>(
+    client: impl Fn() -> F + Send + Sync + 'static,
+    options: &RedisOptions,
+) -> Connect
+where
+    F: Future<Output = redis::RedisResult<Client>> + Send + 'static,
+{
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(options.connect_timeout))
+        .set_response_timeout(Some(options.response_timeout))
+        .set_min_delay(RECONNECT_MIN_DELAY)
+        .set_max_delay(RECONNECT_MAX_DELAY)
+        .set_number_of_retries(RECONNECT_RETRIES);
+    let client = Arc::new(client);
+    Arc::new(move || {
+        let (client, config) = (client.clone(), config.clone());
+        Box::pin(async move {
+            let client = client().await?;
+            Ok(Conn::Single(
+                ConnectionManager::new_with_config(client, config).await?,
+            ))
+        })
+    })
+}
+
+/// The [`SessionBackend`] behind [`RedisStorage`]: one Redis connection (a single server,
+/// a cluster or a Sentinel-watched master), a key prefix and the largest record a read
+/// accepts. Clones share the connection.
 #[derive(Clone)]
 pub struct RedisBackend {
-    conn: Connection,
+    link: Arc<Link>,
+    replicas: Option<Arc<Replicas>>,
     prefix: Arc<str>,
     response_timeout: Duration,
     max_record_size: usize,
 }
 
-/// Either kind of connection; both reconnect by themselves and are cheap to clone.
-#[derive(Clone)]
-enum Connection {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
+/// [`RedisStorage::wait_for_replicas`]: how many, how long, and the connections the waiting
+/// saves use, opened on the first such save.
+struct Replicas {
+    count: usize,
+    timeout: Duration,
+    links: OnceCell<Vec<Link>>,
+    next: AtomicUsize,
 }
 
 impl std::fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // No URL here: it may hold a password.
-        let kind = match self.conn {
-            Connection::Single(_) => "single",
-            Connection::Cluster(_) => "cluster",
-        };
         f.debug_struct("RedisBackend")
-            .field("mode", &kind)
+            .field("mode", &self.link.mode())
             .field("prefix", &self.prefix)
             .field("response_timeout", &self.response_timeout)
             .field("max_record_size", &self.max_record_size)
+            .field(
+                "wait_for_replicas",
+                &self.replicas.as_ref().map(|r| r.count),
+            )
             .finish()
     }
 }
 
-/// Reads a session in one round trip, refusing a record too big to send: KEYS[1] is its
-/// key, ARGV[1] the largest field `d` to send, in bytes. Answers nil when there is no key,
-/// -1 when it is not a hash, -2 when its field `v` is too long to be a version, the size
-/// of `d` when that is over ARGV[1] (`HSTRLEN`: the record itself never leaves the server),
-/// else `{v, d}` (either false when missing).
-static LOAD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"local size = redis.pcall('HSTRLEN', KEYS[1], 'd')
-if type(size) ~= 'number' then return -1 end
-if size > tonumber(ARGV[1]) then return size end
-if redis.call('HSTRLEN', KEYS[1], 'v') > 20 then return -2 end
-local stored = redis.call('HMGET', KEYS[1], 'v', 'd')
-if not stored[1] and not stored[2] and redis.call('EXISTS', KEYS[1]) == 0 then
-  return nil
-end
-return stored
-"#,
-    )
-});
-
-/// The check the scripts that write or delete start with, so that they agree with
-/// [`LOAD`] on what is stored: `KEYS[1]` is a session's key, `ARGV[1]` what it must hold.
-/// A key of another type is neither absent nor at any version, so a conditional write
-/// answers "not met" rather than failing with `WRONGTYPE` (the lifecycle then loads it,
-/// finds it corrupt, and the layer starts a fresh session under a new id).
-macro_rules! expectation_check {
-    () => {
-        r#"-- ARGV[1]: 'absent' (no key at all), 'any', or the version in field v.
-if ARGV[1] == 'absent' then
-  if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-elseif ARGV[1] ~= 'any' then
-  -- On a key that is not a hash, pcall gives an error (a table), never a version.
-  if redis.pcall('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
-end
-"#
-    };
-}
-
-/// Writes a record if the key holds what is expected; ARGV[2] is the new version, ARGV[3]
-/// the record, ARGV[4] its TTL in milliseconds (0: none). The `DEL` first replaces a key
-/// of any type and clears its expiry, so no `PERSIST` is needed.
-static STORE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        expectation_check!(),
-        r#"redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
-if ARGV[4] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
-return 1
-"#
-    ))
-});
-
-/// Deletes the key if it holds what is expected.
-static DELETE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        expectation_check!(),
-        r#"redis.call('DEL', KEYS[1])
-return 1
-"#
-    ))
-});
-
-/// Moves a session to a new key (`regenerate_id` on a single server, where a script may
-/// touch two keys): KEYS[1] the old key, KEYS[2] the new one; ARGV[1] the version the old
-/// key must hold, ARGV[2] `1` to delete it, ARGV[3..5] the new version, the record and its
-/// TTL as [`STORE`]'s ARGV[2..4]. Answers 1 moved, 0 the new key is taken (by anything),
-/// -1 the old key changed (or is not a hash).
-static MOVE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"if redis.pcall('HGET', KEYS[1], 'v') ~= ARGV[1] then return -1 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('HSET', KEYS[2], 'v', ARGV[3], 'd', ARGV[4])
-if ARGV[5] ~= '0' then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
-if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
-return 1
-"#,
-    )
-});
-
-/// `ARGV[1]` of the scripts.
-fn expectation(expected: Expected) -> String {
-    match expected {
-        Expected::Absent => "absent".to_owned(),
-        Expected::Any => "any".to_owned(),
-        Expected::Version(version) => version.to_string(),
-    }
+/// What a write answered, and how many replicas hold it when it waited for them.
+struct Written<T> {
+    answer: T,
+    replicas: Option<usize>,
 }
 
 impl RedisBackend {
-    fn new(conn: Connection, options: RedisOptions) -> Self {
-        RedisBackend {
-            conn,
-            prefix: Arc::from(DEFAULT_PREFIX),
-            response_timeout: options.response_timeout,
-            max_record_size: DEFAULT_MAX_RECORD_SIZE,
-        }
-    }
-
     /// The key prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix
@@ -433,62 +397,86 @@ impl RedisBackend {
 
     /// Whether this backend talks to a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
-        matches!(self.conn, Connection::Cluster(_))
+        self.link.mode() == Mode::Cluster
     }
 
-    /// Sends `cmd` and waits for its answer within the response timeout. The inner result
-    /// is what Redis answered, so that callers can act on particular server errors.
-    async fn send<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<RedisResult<T>, Error> {
-        let answer = match &self.conn {
-            Connection::Single(manager) => {
-                let mut conn = manager.clone();
-                tokio::time::timeout(self.response_timeout, cmd.query_async(&mut conn)).await
-            }
-            Connection::Cluster(cluster) => {
-                let mut conn = cluster.clone();
-                tokio::time::timeout(self.response_timeout, cmd.query_async(&mut conn)).await
-            }
-        };
-        answer.map_err(|_elapsed| Error::Timeout)
-    }
-
-    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, Error> {
-        self.send(cmd).await?.map_err(redis_error)
-    }
-
-    /// Runs `script` on `keys` (`EVALSHA`; loaded first if the server does not have it
-    /// cached, after a restart or a `SCRIPT FLUSH`).
+    /// Runs `script` on `keys`: by its hash, and in full where the node lacks it.
     async fn eval<T: FromRedisValue>(
         &self,
-        script: &Script,
+        script: &Lua,
         keys: &[&str],
         args: impl ToRedisArgs,
     ) -> Result<T, Error> {
-        let mut invocation = script.prepare_invoke();
-        for key in keys {
-            invocation.key(*key);
-        }
-        invocation.arg(args);
-        match &self.conn {
-            Connection::Single(manager) => {
-                let mut conn = manager.clone();
-                within(self.response_timeout, invocation.invoke_async(&mut conn)).await
+        let call = |in_full| script_call(script, in_full, keys, &args);
+        single(self.link.send(call, true, self.response_timeout).await?)
+    }
+
+    /// A write: sends what `call` builds (see [`Link::send`]), and with
+    /// [`RedisStorage::wait_for_replicas`] waits for the replicas in the same round trip, on
+    /// a connection of the waiting ones. A `repeatable` write has no effect when sent again
+    /// after it took effect.
+    async fn write<T: FromRedisValue>(
+        &self,
+        call: impl Fn(bool) -> Pipeline,
+        repeatable: bool,
+    ) -> Result<Written<T>, Error> {
+        let Some(replicas) = &self.replicas else {
+            let replies = self.link.send(call, repeatable, self.response_timeout);
+            return Ok(Written {
+                answer: single(replies.await?)?,
+                replicas: None,
+            });
+        };
+        let links = replicas
+            .links
+            .get_or_try_init(|| async {
+                let mut links = Vec::with_capacity(WAITING_CONNECTIONS);
+                for _ in 0..WAITING_CONNECTIONS {
+                    links.push(self.link.sibling(self.response_timeout).await?);
+                }
+                Ok::<_, Error>(links)
+            })
+            .await?;
+        let link = &links[replicas.next.fetch_add(1, Ordering::Relaxed) % links.len()];
+        let wait_ms = replicas.timeout.as_millis().min(u64::MAX as u128) as u64;
+        let call_and_wait = |in_full| {
+            let mut commands = call(in_full);
+            commands.cmd("WAIT").arg(replicas.count).arg(wait_ms);
+            commands
+        };
+        let timeout = self.response_timeout + replicas.timeout;
+        let mut replies = link.send(call_and_wait, repeatable, timeout).await?;
+        let acknowledged: usize = single(replies.split_off(1))?;
+        Ok(Written {
+            answer: single(replies)?,
+            replicas: Some(acknowledged),
+        })
+    }
+
+    /// Fails a write that fewer replicas than asked acknowledged.
+    fn replicated<T>(&self, written: Written<T>, wrote: bool) -> Result<T, Error> {
+        match (written.replicas, &self.replicas) {
+            (Some(acknowledged), Some(wanted)) if wrote && acknowledged < wanted.count => {
+                Err(Error::backend(format!(
+                    "the save reached {acknowledged} of {} replicas within {:?}",
+                    wanted.count, wanted.timeout
+                )))
             }
-            Connection::Cluster(cluster) => {
-                let mut conn = cluster.clone();
-                within(self.response_timeout, invocation.invoke_async(&mut conn)).await
-            }
+            _ => Ok(written.answer),
         }
     }
 }
 
-/// Maps an error of the Redis client.
-fn redis_error(e: RedisError) -> Error {
-    if e.is_timeout() {
-        Error::Timeout
+/// `EVALSHA` of `script` on `keys` with `args`, or `EVAL` with the script `in_full`.
+fn script_call(script: &Lua, in_full: bool, keys: &[&str], args: &impl ToRedisArgs) -> Pipeline {
+    let mut commands = redis::pipe();
+    let call = if in_full {
+        commands.cmd("EVAL").arg(script.source)
     } else {
-        Error::backend(e)
-    }
+        commands.cmd("EVALSHA").arg(&script.hash)
+    };
+    call.arg(keys.len()).arg(keys).arg(args);
+    commands
 }
 
 /// A failed connect, saying which server it tried: its address, never the URL, which may
@@ -505,7 +493,7 @@ fn naming_server(error: Error, server: &impl std::fmt::Display) -> Error {
 /// Runs a Redis operation within `limit`, mapping its errors.
 async fn within<T>(
     limit: Duration,
-    operation: impl Future<Output = RedisResult<T>>,
+    operation: impl Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, Error> {
     match tokio::time::timeout(limit, operation).await {
         Ok(answer) => answer.map_err(redis_error),
@@ -571,16 +559,39 @@ impl SessionBackend for RedisBackend {
         expected: Expected,
     ) -> Result<bool, Error> {
         let args = (expectation(expected), write_args(record, ttl));
-        self.eval(&STORE, &[&self.key(id)], args).await
+        let key = self.key(id);
+        let written = self
+            .write(|in_full| script_call(&STORE, in_full, &[&key], &args), true)
+            .await?;
+        let stored = written.answer;
+        self.replicated(written, stored)
     }
 
     async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
         let key = self.key(id);
-        if expected == Expected::Any {
-            self.query::<()>(redis::cmd("DEL").arg(key)).await?;
-            return Ok(true);
-        }
-        self.eval(&DELETE, &[&key], expectation(expected)).await
+        let written = if expected == Expected::Any {
+            let delete = |_| {
+                let mut commands = redis::pipe();
+                commands.cmd("DEL").arg(&key);
+                commands
+            };
+            let written = self.write::<()>(delete, true).await?;
+            Written {
+                answer: true,
+                replicas: written.replicas,
+            }
+        } else {
+            // A delete writes no version (`ARGV[2]` empty), so an answer lost to a failover
+            // cannot be told from "not met": it is not sent again.
+            let args = (expectation(expected), "");
+            self.write(
+                |in_full| script_call(&DELETE, in_full, &[&key], &args),
+                false,
+            )
+            .await?
+        };
+        let deleted = written.answer;
+        self.replicated(written, deleted)
     }
 
     async fn store_moved(
@@ -599,7 +610,12 @@ impl SessionBackend for RedisBackend {
         let delete_from = if delete_from { "1" } else { "0" };
         let args = (expected, delete_from, write_args(record, ttl));
         let keys = [self.key(from), self.key(to)];
-        let moved: i64 = self.eval(&MOVE, &[&keys[0], &keys[1]], args).await?;
+        let keys = [keys[0].as_str(), keys[1].as_str()];
+        let written = self
+            .write(|in_full| script_call(&MOVE, in_full, &keys, &args), true)
+            .await?;
+        let moved: i64 = written.answer;
+        self.replicated(written, moved == 1)?;
         Ok(match moved {
             1 => Moved::Stored,
             0 => Moved::IdTaken,

@@ -161,7 +161,8 @@ impl<S: SessionStorage> Traffic<S> {
     }
 
     async fn read(&self, session: usize) {
-        let id = self.ids[session].read().await.clone();
+        // Held through the read, so that a login cannot move the session meanwhile.
+        let id = self.ids[session].read().await;
         match tokio::time::timeout(HUNG, self.storage.read(Some(&id))).await {
             Ok(Ok(loaded)) if loaded.has("created") => self.log.lock().unwrap().reads += 1,
             Ok(Ok(_)) => self.fail(session, false, "the session was gone".into()),

@@ -332,3 +332,56 @@ async fn sentinel_failover_under_traffic() {
     assert_eq!(figures.verdict.unreadable, 0, "sessions lost");
     assert_eq!(figures.verdict.phantom, 0);
 }
+
+/// The interleaving that erased sessions during resharding, forced: the session's slot is
+/// migrating while its key is still on the old master, so the old master refuses any
+/// command on the key once a script has made it absent. A save must still land, in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_during_a_slot_migration_keeps_the_session() {
+    use session_layer::SessionStorage;
+    use session_layer::storage::{Expected, SessionBackend};
+    let _alone = ALONE.lock().await;
+    let cluster = blocking(|| HaCluster::start(3, 0)).await;
+    let storage = cluster_storage(&cluster, &unique_prefix()).await;
+    let session = session_layer::Session::new();
+    session.set("user", "mj").unwrap();
+    let id = storage.save(&session).await.unwrap().unwrap();
+    let key = storage.key_for(&id);
+    let port = cluster.nodes[0].port;
+    let slot = cli(port, &["cluster", "keyslot", &key]).trim().to_owned();
+    let nodes = cluster.topology();
+    let source = cluster.master_of_slot(slot.parse().unwrap());
+    let source = nodes.iter().find(|n| n.port == source).unwrap();
+    let target = nodes
+        .iter()
+        .find(|n| n.is_master && n.port != source.port)
+        .unwrap();
+    cli(
+        target.port,
+        &["cluster", "setslot", &slot, "importing", &source.id],
+    );
+    cli(
+        source.port,
+        &["cluster", "setslot", &slot, "migrating", &target.id],
+    );
+
+    let backend = storage.backend();
+    let stored = backend.load(&id).await.unwrap().expect("the session");
+    let mut record = stored.record.clone();
+    record.data.values.insert("user".into(), "changed".into());
+    let saved = backend
+        .store(&id, &record, None, Expected::Version(stored.version))
+        .await;
+    let exists = cli(source.port, &["exists", &key]);
+    for node in [source, target] {
+        cli(node.port, &["cluster", "setslot", &slot, "stable"]);
+    }
+    assert_eq!(
+        saved.ok(),
+        Some(true),
+        "the save failed during the migration"
+    );
+    assert_eq!(exists.trim(), "1", "the session's key is gone");
+    let loaded = storage.read(Some(&id)).await.unwrap();
+    assert_eq!(loaded.get::<String>("user").as_deref(), Some("changed"));
+}

@@ -54,9 +54,13 @@ impl HaCluster {
     pub fn start(masters: usize, replicas: usize) -> HaCluster {
         let dir = tempfile::tempdir().expect("temporary directory");
         let config = format!("{}/nodes-{{port}}.conf", dir.path().display());
+        let data = dir.path().display().to_string();
         let nodes: Vec<ServerProcess> = (0..masters * (1 + replicas))
             .map(|_| {
+                // A replica keeps the snapshot of its first sync in `--dir`.
                 start_redis_with(&[
+                    "--dir",
+                    &data,
                     "--cluster-enabled",
                     "yes",
                     "--cluster-config-file",
@@ -206,9 +210,10 @@ impl SentinelSetup {
     pub fn start() -> SentinelSetup {
         let dir = tempfile::tempdir().expect("temporary directory");
         let name = "sessions";
-        let master = start_redis_with(&[]);
+        let data = dir.path().display().to_string();
+        let master = start_redis_with(&["--dir", &data]);
         let replica_of = master.port.to_string();
-        let replica = start_redis_with(&["--replicaof", "127.0.0.1", &replica_of]);
+        let replica = start_redis_with(&["--dir", &data, "--replicaof", "127.0.0.1", &replica_of]);
         wait_until("replica in sync", Duration::from_secs(10), || {
             cli(replica.port, &["info", "replication"]).contains("master_link_status:up")
         });

@@ -55,10 +55,19 @@ const HUNG: Duration = Duration::from_secs(10);
 impl<S: SessionStorage> Traffic<S> {
     /// Creates `sessions` sessions (each with an empty list per worker).
     pub async fn create(storage: S, sessions: usize) -> Self {
+        Self::create_padded(storage, sessions, 0).await
+    }
+
+    /// Creates `sessions` sessions that each carry `padding` bytes more, which every save
+    /// writes again: a replication stream that outgrows the sockets' buffers.
+    pub async fn create_padded(storage: S, sessions: usize, padding: usize) -> Self {
         let mut ids = Vec::with_capacity(sessions);
         for _ in 0..sessions {
             let session = Session::new();
             session.set("created", true).unwrap();
+            if padding > 0 {
+                session.set("padding", "x".repeat(padding)).unwrap();
+            }
             let id = storage.save(&session).await.expect("create a session");
             ids.push(RwLock::new(id.expect("a new session's id")));
         }

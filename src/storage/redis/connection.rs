@@ -1,12 +1,10 @@
 //! The connection behind [`RedisBackend`](super::RedisBackend), and how it recovers.
 //!
 //! A single server is one redis-rs `ConnectionManager`, which reconnects to its address by
-//! itself. A Cluster or a Sentinel-watched master also needs the connection to be replaced:
-//! redis-rs's cluster connection can stop answering for good after a failover or a
-//! resharding (docs/redis-cluster-bug.md), and a `ConnectionManager` keeps reconnecting to a
-//! master that Sentinel has replaced. So those links are rebuilt, from the cluster's nodes or
-//! from Sentinel, when a request has waited a stall period with no answer, or when the
-//! server answers that it is not (or no longer) the master.
+//! itself; a Cluster is our [`Cluster`], which follows failovers and resharding. A master
+//! watched by Sentinel is a `ConnectionManager` too, but one that would keep reconnecting to
+//! a master Sentinel has replaced: it is rebuilt from Sentinel when the server refuses the
+//! connection or answers that it is not (or no longer) the master.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,24 +13,37 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::cluster_async::ClusterConnection;
 use redis::{ErrorKind, FromRedisValue, Pipeline, RedisError, RedisResult, ServerErrorKind, Value};
 use tokio::time::Instant;
 
 use super::super::Error;
+use super::cluster::Cluster;
 
 /// A connection of either kind; both are cheap to clone and share one socket (per node).
 #[derive(Clone)]
 pub(super) enum Conn {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(Arc<Cluster>),
 }
 
 impl Conn {
-    async fn query(&self, commands: &Pipeline) -> RedisResult<Vec<Value>> {
+    /// Sends `commands`, which touch only `key`, within `deadline`: the outer error is the
+    /// deadline, the inner one what Redis answered.
+    async fn query(
+        &self,
+        key: &str,
+        commands: &Pipeline,
+        repeatable: bool,
+        deadline: Instant,
+    ) -> Result<RedisResult<Vec<Value>>, Error> {
         match self {
-            Conn::Single(conn) => commands.query_async(&mut conn.clone()).await,
-            Conn::Cluster(conn) => commands.query_async(&mut conn.clone()).await,
+            Conn::Single(conn) => {
+                let mut conn = conn.clone();
+                tokio::time::timeout_at(deadline, commands.query_async(&mut conn))
+                    .await
+                    .map_err(|_elapsed| Error::Timeout)
+            }
+            Conn::Cluster(cluster) => cluster.send(key, commands, repeatable, deadline).await,
         }
     }
 }
@@ -49,31 +60,23 @@ pub(super) enum Mode {
     Sentinel,
 }
 
-/// The connection in use, numbered so that the requests that find it stuck together
+/// The connection in use, numbered so that the requests that find its master gone together
 /// rebuild it once.
 struct Current {
     conn: Conn,
     generation: u64,
 }
 
-/// One connection shared by every request, rebuilt when it stops working (see the module
-/// docs); a `Single` link is never rebuilt, its `ConnectionManager` reconnects.
+/// One connection shared by every request; a Sentinel one is rebuilt when its master is gone
+/// (see the module docs).
 pub(super) struct Link {
     mode: Mode,
     current: RwLock<Arc<Current>>,
     connect: Connect,
     rebuilding: tokio::sync::Mutex<()>,
-    /// How long a request may wait with no answer before the connection is rebuilt.
-    stall: Duration,
     epoch: Instant,
     /// When the last rebuild began, in milliseconds since `epoch`.
     last_rebuild: AtomicU64,
-}
-
-/// What became of one attempt.
-enum Attempt {
-    Answered(RedisResult<Vec<Value>>),
-    Stuck,
 }
 
 /// The pause before a request is sent again to a master Sentinel was asked for anew, and the
@@ -83,7 +86,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(20);
 const NO_SCRIPT: ErrorKind = ErrorKind::Server(ServerErrorKind::NoScript);
 
 impl Link {
-    pub fn new(mode: Mode, conn: Conn, connect: Connect, stall: Duration) -> Link {
+    pub fn new(mode: Mode, conn: Conn, connect: Connect) -> Link {
         Link {
             mode,
             current: RwLock::new(Arc::new(Current {
@@ -92,7 +95,6 @@ impl Link {
             })),
             connect,
             rebuilding: tokio::sync::Mutex::new(()),
-            stall,
             epoch: Instant::now(),
             last_rebuild: AtomicU64::new(0),
         }
@@ -108,7 +110,7 @@ impl Link {
             Ok(conn) => conn.map_err(redis_error)?,
             Err(_elapsed) => return Err(Error::Timeout),
         };
-        Ok(Link::new(self.mode, conn, self.connect.clone(), self.stall))
+        Ok(Link::new(self.mode, conn, self.connect.clone()))
     }
 
     fn current(&self) -> Arc<Current> {
@@ -120,10 +122,12 @@ impl Link {
 
     /// Sends the commands that `build(false)` makes, or `build(true)` (a script sent in
     /// full) once a node answers `NOSCRIPT`, and answers their replies, within `timeout` in
-    /// all. A `repeatable` request, one that has no effect when sent again after it took
-    /// effect, is sent again on a rebuilt connection when the first did not answer.
+    /// all. The commands touch only `key`. A `repeatable` request, one that has no effect
+    /// when sent again after it took effect, is sent again when a failing server may have
+    /// received it.
     pub async fn send(
         &self,
+        key: &str,
         build: impl Fn(bool) -> Pipeline,
         repeatable: bool,
         timeout: Duration,
@@ -132,21 +136,19 @@ impl Link {
         let mut in_full = false;
         loop {
             let current = self.current();
-            let error = match self.attempt(&current, &build(in_full), deadline).await? {
-                Attempt::Answered(Ok(replies)) => return Ok(replies),
-                Attempt::Answered(Err(e)) if !in_full && e.kind() == NO_SCRIPT => {
+            let commands = build(in_full);
+            let error = match current
+                .conn
+                .query(key, &commands, repeatable, deadline)
+                .await?
+            {
+                Ok(replies) => return Ok(replies),
+                Err(e) if !in_full && e.kind() == NO_SCRIPT => {
                     in_full = true;
                     continue;
                 }
-                Attempt::Answered(Err(e)) if self.must_find_master(&e, repeatable) => e,
-                Attempt::Answered(Err(e)) => return Err(redis_error(e)),
-                Attempt::Stuck => {
-                    self.rebuild(current.generation, deadline).await;
-                    if repeatable {
-                        continue;
-                    }
-                    return Err(Error::Timeout);
-                }
+                Err(e) if self.must_find_master(&e, repeatable) => e,
+                Err(e) => return Err(redis_error(e)),
             };
             self.rebuild(current.generation, deadline).await;
             let pause = Instant::now() + RETRY_PAUSE;
@@ -157,34 +159,10 @@ impl Link {
         }
     }
 
-    /// One attempt on `current`: its answer, or on a link that can be rebuilt, `Stuck` once
-    /// it has waited a stall period.
-    async fn attempt(
-        &self,
-        current: &Current,
-        commands: &Pipeline,
-        deadline: Instant,
-    ) -> Result<Attempt, Error> {
-        let attempt = current.conn.query(commands);
-        tokio::pin!(attempt);
-        if self.mode != Mode::Single {
-            let check = (Instant::now() + self.stall).min(deadline);
-            match tokio::time::timeout_at(check, &mut attempt).await {
-                Ok(answer) => return Ok(Attempt::Answered(answer)),
-                Err(_) if Instant::now() < deadline => return Ok(Attempt::Stuck),
-                Err(_) => return Err(Error::Timeout),
-            }
-        }
-        match tokio::time::timeout_at(deadline, attempt).await {
-            Ok(answer) => Ok(Attempt::Answered(answer)),
-            Err(_elapsed) => Err(Error::Timeout),
-        }
-    }
-
     /// Whether `error` says that the Sentinel-given master is gone or was demoted, so that
     /// Sentinel must be asked again and the request sent again: always when the request
-    /// cannot have taken effect, else only when it is repeatable. A cluster connection
-    /// follows its masters itself.
+    /// cannot have taken effect, else only when it is repeatable. A [`Cluster`] follows its
+    /// masters itself.
     fn must_find_master(&self, error: &RedisError, repeatable: bool) -> bool {
         let not_sent = error.is_connection_refusal()
             || matches!(

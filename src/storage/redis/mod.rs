@@ -4,6 +4,7 @@
 //! Redis is a usable session id; one Lua script per read (which sends a record only within
 //! the size limit) and per write (a compare-and-set on the record's version).
 
+mod cluster;
 mod connection;
 mod options;
 mod scripts;
@@ -14,11 +15,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClient;
 use redis::sentinel::Sentinel;
-use redis::{AsyncConnectionConfig, Client, FromRedisValue, Pipeline, ToRedisArgs, Value};
+use redis::{
+    AsyncConnectionConfig, Client, FromRedisValue, IntoConnectionInfo, Pipeline, ToRedisArgs, Value,
+};
 use tokio::sync::OnceCell;
 
+use self::cluster::Cluster;
 use self::connection::{Conn, Connect, Link, Mode, redis_error, single};
 pub use self::options::RedisOptions;
 use self::scripts::{DELETE, LOAD, Lua, MOVE, STORE, expectation};
@@ -193,18 +196,19 @@ impl RedisStorage {
                 "a Redis Cluster needs at least one node URL".into(),
             ));
         }
-        let client = ClusterClient::builder(urls.iter().copied())
-            .connection_timeout(options.connect_timeout)
-            .response_timeout(options.response_timeout)
-            // Retries of a refused command (a master down, a slot moving) soon after each
-            // other, so that they fit in one response timeout.
-            .min_retry_wait(10)
-            .max_retry_wait(250)
-            .build()
+        let seeds = urls
+            .iter()
+            .map(|url| url.into_connection_info())
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Error::Config(format!("invalid Redis Cluster URL: {e}")))?;
+        let (connect_timeout, response_timeout) =
+            (options.connect_timeout, options.response_timeout);
         let connect: Connect = Arc::new(move || {
-            let client = client.clone();
-            Box::pin(async move { Ok(Conn::Cluster(client.get_async_connection().await?)) })
+            let seeds = seeds.clone();
+            Box::pin(async move {
+                let cluster = Cluster::connect(seeds, connect_timeout, response_timeout).await?;
+                Ok(Conn::Cluster(Arc::new(cluster)))
+            })
         });
         Self::with_link(Mode::Cluster, connect, options).await
     }
@@ -256,7 +260,7 @@ impl RedisStorage {
 
     async fn with_link(mode: Mode, connect: Connect, options: RedisOptions) -> Result<Self, Error> {
         let conn = within(options.connect_timeout, connect()).await?;
-        let link = Link::new(mode, conn, connect, options.stall());
+        let link = Link::new(mode, conn, connect);
         Ok(ServerStorage::with_backend(RedisBackend {
             link: Arc::new(link),
             replicas: None,
@@ -408,20 +412,25 @@ impl RedisBackend {
         args: impl ToRedisArgs,
     ) -> Result<T, Error> {
         let call = |in_full| script_call(script, in_full, keys, &args);
-        single(self.link.send(call, true, self.response_timeout).await?)
+        single(
+            self.link
+                .send(keys[0], call, true, self.response_timeout)
+                .await?,
+        )
     }
 
-    /// A write: sends what `call` builds (see [`Link::send`]), and with
+    /// A write on `key`: sends what `call` builds (see [`Link::send`]), and with
     /// [`RedisStorage::wait_for_replicas`] waits for the replicas in the same round trip, on
     /// a connection of the waiting ones. A `repeatable` write has no effect when sent again
     /// after it took effect.
     async fn write<T: FromRedisValue>(
         &self,
+        key: &str,
         call: impl Fn(bool) -> Pipeline,
         repeatable: bool,
     ) -> Result<Written<T>, Error> {
         let Some(replicas) = &self.replicas else {
-            let replies = self.link.send(call, repeatable, self.response_timeout);
+            let replies = self.link.send(key, call, repeatable, self.response_timeout);
             return Ok(Written {
                 answer: single(replies.await?)?,
                 replicas: None,
@@ -445,7 +454,7 @@ impl RedisBackend {
             commands
         };
         let timeout = self.response_timeout + replicas.timeout;
-        let mut replies = link.send(call_and_wait, repeatable, timeout).await?;
+        let mut replies = link.send(key, call_and_wait, repeatable, timeout).await?;
         let acknowledged: usize = single(replies.split_off(1))?;
         Ok(Written {
             answer: single(replies)?,
@@ -561,7 +570,11 @@ impl SessionBackend for RedisBackend {
         let args = (expectation(expected), write_args(record, ttl));
         let key = self.key(id);
         let written = self
-            .write(|in_full| script_call(&STORE, in_full, &[&key], &args), true)
+            .write(
+                &key,
+                |in_full| script_call(&STORE, in_full, &[&key], &args),
+                true,
+            )
             .await?;
         let stored = written.answer;
         self.replicated(written, stored)
@@ -575,7 +588,7 @@ impl SessionBackend for RedisBackend {
                 commands.cmd("DEL").arg(&key);
                 commands
             };
-            let written = self.write::<()>(delete, true).await?;
+            let written = self.write::<()>(&key, delete, true).await?;
             Written {
                 answer: true,
                 replicas: written.replicas,
@@ -585,6 +598,7 @@ impl SessionBackend for RedisBackend {
             // cannot be told from "not met": it is not sent again.
             let args = (expectation(expected), "");
             self.write(
+                &key,
                 |in_full| script_call(&DELETE, in_full, &[&key], &args),
                 false,
             )
@@ -612,7 +626,11 @@ impl SessionBackend for RedisBackend {
         let keys = [self.key(from), self.key(to)];
         let keys = [keys[0].as_str(), keys[1].as_str()];
         let written = self
-            .write(|in_full| script_call(&MOVE, in_full, &keys, &args), true)
+            .write(
+                keys[0],
+                |in_full| script_call(&MOVE, in_full, &keys, &args),
+                true,
+            )
             .await?;
         let moved: i64 = written.answer;
         self.replicated(written, moved == 1)?;

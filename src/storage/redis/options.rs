@@ -44,8 +44,7 @@ impl RedisOptions {
     }
 
     /// How long one storage operation may take before it fails with
-    /// [`Error::Timeout`](crate::Error::Timeout), retries and reconnections included. A
-    /// Cluster or Sentinel connection that answers nothing for a quarter of it is rebuilt.
+    /// [`Error::Timeout`](crate::Error::Timeout), retries and redirections included.
     /// Default: 2 seconds.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
@@ -60,11 +59,5 @@ impl RedisOptions {
     /// The response timeout.
     pub fn get_response_timeout(&self) -> Duration {
         self.response_timeout
-    }
-
-    /// How long requests may wait with no answer on a Cluster or Sentinel connection before
-    /// it is rebuilt.
-    pub(super) fn stall(&self) -> Duration {
-        self.response_timeout / 4
     }
 }

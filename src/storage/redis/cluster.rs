@@ -1,0 +1,427 @@
+//! A Redis Cluster client for single-key requests: the slot map, one connection per master,
+//! and the redirections and refusals of a cluster that fails over or reshards.
+//!
+//! redis-rs's own cluster connection runs every node's traffic through one task that stops
+//! all of it while it refreshes the slot map, and can stop answering for good after a
+//! failover (docs/redis-cluster-bug.md). Here each master has a connection of its own, so a
+//! dead master fails only the requests for its own slots, and the map is refreshed beside
+//! the requests, never in their way.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ErrorKind, Pipeline, RedisError,
+    RedisResult, ServerErrorKind, Value,
+};
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+use super::super::Error;
+
+/// A cluster's slots: `(last slot, master address)`, ordered by slot.
+type SlotMap = Vec<(u16, Arc<str>)>;
+
+/// One master's connection, made by the first request that needs it.
+type Node = Arc<OnceCell<MultiplexedConnection>>;
+
+/// The pause before a request refused by a cluster in transition (a master down and not yet
+/// replaced, `TRYAGAIN`, `CLUSTERDOWN`) is sent again, and the least time between two
+/// refreshes of the slot map.
+const PAUSE: Duration = Duration::from_millis(25);
+
+pub(super) struct Cluster {
+    /// The node URLs given, for their credentials and for the first slot map.
+    seeds: Vec<ConnectionInfo>,
+    config: AsyncConnectionConfig,
+    /// How long one node may take to answer `CLUSTER SLOTS`.
+    response_timeout: Duration,
+    slots: RwLock<Arc<SlotMap>>,
+    nodes: Mutex<HashMap<Arc<str>, Node>>,
+    /// When the slot map was last refreshed; held while refreshing.
+    refreshed: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl Cluster {
+    /// Reads the slot map from the first seed that answers.
+    pub async fn connect(
+        seeds: Vec<ConnectionInfo>,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> RedisResult<Cluster> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(Some(response_timeout));
+        let cluster = Cluster {
+            seeds,
+            config,
+            response_timeout,
+            slots: RwLock::default(),
+            nodes: Mutex::default(),
+            refreshed: tokio::sync::Mutex::new(None),
+        };
+        cluster.refresh(true).await?;
+        Ok(cluster)
+    }
+
+    /// Sends `commands`, which touch only `key`, to the master of its slot, following the
+    /// cluster until `deadline`. A request that may have reached a node that then failed is
+    /// sent again only when `repeatable`.
+    pub async fn send(
+        self: &Arc<Self>,
+        key: &str,
+        commands: &Pipeline,
+        repeatable: bool,
+        deadline: Instant,
+    ) -> Result<RedisResult<Vec<Value>>, Error> {
+        let slot = slot_of(key.as_bytes());
+        let mut asking = None;
+        loop {
+            let address = asking.take().unwrap_or_else(|| self.master_of(slot));
+            let answer = match tokio::time::timeout_at(
+                deadline,
+                self.query(&address, commands, asking.is_some()),
+            )
+            .await
+            {
+                Ok(answer) => answer,
+                Err(_elapsed) => return Err(Error::Timeout),
+            };
+            let error = match answer {
+                Ok(replies) => return Ok(Ok(replies)),
+                Err(error) => error,
+            };
+            match Refusal::of(&error) {
+                Refusal::Moved(to) => {
+                    self.patch(slot, to);
+                    self.refresh_soon();
+                    continue;
+                }
+                Refusal::Ask(to) => {
+                    asking = Some(to);
+                    continue;
+                }
+                Refusal::NotNow => {}
+                Refusal::NodeDown { sent } => {
+                    self.forget(&address);
+                    self.refresh_soon();
+                    if sent && !repeatable {
+                        return Ok(Err(error));
+                    }
+                }
+                Refusal::Final => return Ok(Err(error)),
+            }
+            let pause = Instant::now() + PAUSE;
+            if pause >= deadline {
+                return Ok(Err(error));
+            }
+            tokio::time::sleep_until(pause).await;
+        }
+    }
+
+    /// Sends `commands` to the master at `address`, after `ASKING` when the slot is moving
+    /// there.
+    async fn query(
+        &self,
+        address: &Arc<str>,
+        commands: &Pipeline,
+        asking: bool,
+    ) -> RedisResult<Vec<Value>> {
+        let mut conn = self.node(address).await?;
+        if !asking {
+            return commands.query_async(&mut conn).await;
+        }
+        let mut asked = redis::pipe();
+        asked.cmd("ASKING");
+        for command in commands.cmd_iter() {
+            asked.add_command(command.clone());
+        }
+        let mut replies: Vec<Value> = asked.query_async(&mut conn).await?;
+        replies.remove(0);
+        Ok(replies)
+    }
+
+    fn master_of(&self, slot: u16) -> Arc<str> {
+        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let index = slots.partition_point(|(last, _)| *last < slot);
+        match slots.get(index) {
+            Some((_, address)) => address.clone(),
+            // A slot no master serves: ask a seed, whose MOVED names the owner if any.
+            None => Arc::from(address_of(self.seeds[0].addr()).as_str()),
+        }
+    }
+
+    /// Records that `slot` is now served at `address` (a `MOVED`), until the next refresh.
+    fn patch(&self, slot: u16, address: Arc<str>) {
+        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = (**slots).clone();
+        let index = map.partition_point(|(last, _)| *last < slot);
+        let first = if index == 0 { 0 } else { map[index - 1].0 + 1 };
+        if index < map.len() {
+            let last = map[index].0;
+            let owner = map[index].1.clone();
+            let mut pieces = Vec::with_capacity(3);
+            if first < slot {
+                pieces.push((slot - 1, owner.clone()));
+            }
+            pieces.push((slot, address));
+            if slot < last {
+                pieces.push((last, owner));
+            }
+            map.splice(index..=index, pieces);
+        } else {
+            map.push((slot, address));
+        }
+        *slots = Arc::new(map);
+    }
+
+    /// The connection to the master at `address`, connecting on first use.
+    async fn node(&self, address: &Arc<str>) -> RedisResult<MultiplexedConnection> {
+        let node = self
+            .nodes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(address.clone())
+            .or_default()
+            .clone();
+        let conn = node
+            .get_or_try_init(|| async {
+                let client = Client::open(self.info_for(address)?)?;
+                client
+                    .get_multiplexed_async_connection_with_config(&self.config)
+                    .await
+            })
+            .await;
+        if conn.is_err() {
+            self.forget(address);
+        }
+        conn.cloned()
+    }
+
+    /// Drops the connection to `address`, so that the next request connects anew.
+    fn forget(&self, address: &Arc<str>) {
+        self.nodes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(address);
+    }
+
+    /// The first seed's settings (credentials, TLS) for the node at `address`.
+    fn info_for(&self, address: &str) -> RedisResult<ConnectionInfo> {
+        let invalid =
+            || RedisError::from((ErrorKind::Client, "a cluster node address without a port"));
+        let (host, port) = address.rsplit_once(':').ok_or_else(invalid)?;
+        let port: u16 = port.parse().map_err(|_| invalid())?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let mut addr = self.seeds[0].addr().clone();
+        match &mut addr {
+            ConnectionAddr::Tcp(h, p)
+            | ConnectionAddr::TcpTls {
+                host: h, port: p, ..
+            } => {
+                *h = host;
+                *p = port;
+            }
+            _ => {
+                return Err(RedisError::from((
+                    ErrorKind::Client,
+                    "a cluster needs TCP node URLs",
+                )));
+            }
+        }
+        Ok(self.seeds[0].clone().set_addr(addr))
+    }
+
+    /// Refreshes the slot map on a task of its own, so that no request waits for it; at
+    /// most one refresh at a time, and one per [`PAUSE`].
+    fn refresh_soon(self: &Arc<Self>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let Ok(mut last) = this.refreshed.try_lock() else {
+                return;
+            };
+            if last.is_some_and(|at| at.elapsed() < PAUSE) {
+                return;
+            }
+            *last = Some(Instant::now());
+            if let Err(e) = this.refresh(false).await {
+                tracing::debug!(error = %e, "session storage: Redis Cluster slot refresh failed");
+            }
+        });
+    }
+
+    /// Asks the known masters, then the seeds, for `CLUSTER SLOTS` until one answers.
+    /// `required`: fail when none does (at connect time).
+    async fn refresh(&self, required: bool) -> RedisResult<()> {
+        let mut candidates: Vec<String> = {
+            let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+            let mut known: Vec<String> = slots.iter().map(|(_, a)| a.to_string()).collect();
+            known.dedup();
+            known
+        };
+        candidates.extend(self.seeds.iter().map(|seed| address_of(seed.addr())));
+        let mut last_error = None;
+        for address in candidates {
+            let address: Arc<str> = Arc::from(address.as_str());
+            let answer = async {
+                let mut conn = self.node(&address).await?;
+                redis::cmd("CLUSTER")
+                    .arg("SLOTS")
+                    .query_async::<Value>(&mut conn)
+                    .await
+            };
+            match tokio::time::timeout(self.response_timeout, answer).await {
+                Ok(Ok(value)) => match parse_slots(value, &address) {
+                    Some(map) => {
+                        *self.slots.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(map);
+                        return Ok(());
+                    }
+                    None => {
+                        last_error = Some(RedisError::from((
+                            ErrorKind::Parse,
+                            "an unreadable CLUSTER SLOTS answer",
+                        )))
+                    }
+                },
+                Ok(Err(e)) => last_error = Some(e),
+                Err(_elapsed) => {}
+            }
+        }
+        match (required, last_error) {
+            (true, Some(e)) => Err(e),
+            (true, None) => Err(RedisError::from((
+                ErrorKind::Io,
+                "no cluster node answered",
+            ))),
+            (false, _) => Ok(()),
+        }
+    }
+}
+
+/// What a node's error asks of the request.
+enum Refusal {
+    /// The slot has moved for good: to this master.
+    Moved(Arc<str>),
+    /// The slot is moving, and this key is already at this master.
+    Ask(Arc<str>),
+    /// The cluster is between states (a slot half-moved, a master not yet replaced).
+    NotNow,
+    /// The node could not be reached or dropped the connection; `sent`: the request may
+    /// have reached it.
+    NodeDown { sent: bool },
+    /// An answer to pass on.
+    Final,
+}
+
+impl Refusal {
+    fn of(error: &RedisError) -> Refusal {
+        let redirect = || {
+            let errors = error.clone().into_server_errors()?;
+            let details = errors.first()?.1.details()?.to_owned();
+            let address = details.split_ascii_whitespace().nth(1)?;
+            Some(Arc::<str>::from(address))
+        };
+        match error.kind() {
+            ErrorKind::Server(ServerErrorKind::Moved) => {
+                redirect().map_or(Refusal::Final, Refusal::Moved)
+            }
+            ErrorKind::Server(ServerErrorKind::Ask) => {
+                redirect().map_or(Refusal::Final, Refusal::Ask)
+            }
+            ErrorKind::Server(
+                ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::BusyLoading,
+            ) => Refusal::NotNow,
+            _ if error.is_connection_refusal() => Refusal::NodeDown { sent: false },
+            _ if error.is_io_error() || error.is_connection_dropped() || error.is_timeout() => {
+                Refusal::NodeDown { sent: true }
+            }
+            _ => Refusal::Final,
+        }
+    }
+}
+
+/// `host:port` of a node URL.
+fn address_of(addr: &ConnectionAddr) -> String {
+    match addr {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+            format!("{host}:{port}")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The slot map in a `CLUSTER SLOTS` answer from the node at `answering`: `[first, last,
+/// [host, port, …], replicas…]` per range.
+fn parse_slots(answer: Value, answering: &str) -> Option<SlotMap> {
+    let Value::Array(ranges) = answer else {
+        return None;
+    };
+    let answering_host = answering
+        .rsplit_once(':')
+        .map_or(answering, |(host, _)| host);
+    let mut map = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        let Value::Array(range) = range else {
+            return None;
+        };
+        let (Some(Value::Int(first)), Some(Value::Int(last)), Some(Value::Array(master))) =
+            (range.first(), range.get(1), range.get(2))
+        else {
+            return None;
+        };
+        let host = match master.first() {
+            Some(Value::BulkString(host)) if !host.is_empty() && host.as_slice() != b"?" => {
+                String::from_utf8_lossy(host).into_owned()
+            }
+            _ => answering_host.to_owned(),
+        };
+        let Some(Value::Int(port)) = master.get(1) else {
+            return None;
+        };
+        let first = u16::try_from(*first).ok()?;
+        let last = u16::try_from(*last).ok()?;
+        map.push((first, last, Arc::<str>::from(format!("{host}:{port}"))));
+    }
+    map.sort_by_key(|&(first, _, _)| first);
+    // Gaps (slots no master serves) become ranges of the next master: a request for one gets
+    // an error from that node (`MOVED` if the slot is served after all).
+    Some(
+        map.into_iter()
+            .map(|(_, last, address)| (last, address))
+            .collect(),
+    )
+}
+
+/// The hash slot of `key`: CRC16/XMODEM of the key, or of its hash tag (the text between the
+/// first `{` and the next `}`, when not empty), modulo 16384.
+fn slot_of(key: &[u8]) -> u16 {
+    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        let close = rest.iter().position(|&b| b == b'}')?;
+        (close > 0).then(|| &rest[..close])
+    });
+    crc16::State::<crc16::XMODEM>::calculate(tagged.unwrap_or(key)) % 16384
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slot_of;
+
+    #[test]
+    fn slots_agree_with_redis() {
+        // `CLUSTER KEYSLOT` of each key, from Redis 7.
+        assert_eq!(slot_of(b"foo"), 12182);
+        assert_eq!(slot_of(b"{user1000}.following"), slot_of(b"user1000"));
+        assert_eq!(slot_of(b"foo{}{bar}"), slot_of(b"foo{}{bar}"));
+        assert_eq!(slot_of(b"foo{{bar}}zap"), slot_of(b"{bar"));
+        assert_eq!(slot_of(b""), 0);
+    }
+}

@@ -34,7 +34,7 @@
 //! | [`CookieStorage`] | in the cookie itself, signed or encrypted |
 //! | [`MemoryStorage`] | process memory (tests, development, one process) |
 //! | [`FsStorage`] | one file per session |
-//! | `RedisStorage` (feature `redis`) | Redis or a Redis Cluster |
+//! | `RedisStorage` (feature `redis`) | Redis, a Redis Cluster or Sentinel |
 //! | `MemcacheStorage` (feature `memcache`) | one or more Memcached servers |
 //! | `PostgresStorage`, `MySqlStorage`, `SqliteStorage` (features `postgres`, `mysql`, `sqlite`) | a table, over your sqlx pool |
 //!

@@ -337,7 +337,8 @@ async fn sentinel_failover_under_traffic() {
 
 /// The interleaving that erased sessions during resharding, forced: the session's slot is
 /// migrating while its key is still on the old master, so the old master refuses any
-/// command on the key once a script has made it absent. A save must still land, in place.
+/// command on the key once a script has made it absent. A save must still land, in place;
+/// and once the key has moved, reads and saves follow the old master's `ASK`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_save_during_a_slot_migration_keeps_the_session() {
     use session_layer::SessionStorage;
@@ -375,8 +376,25 @@ async fn a_save_during_a_slot_migration_keeps_the_session() {
         .store(&id, &record, None, Expected::Version(stored.version))
         .await;
     let exists = cli(source.port, &["exists", &key]);
+    // The key moves on: the source now answers ASK, and the target serves it after ASKING.
+    let target_port = target.port.to_string();
+    cli(
+        source.port,
+        &["migrate", "127.0.0.1", &target_port, &key, "0", "5000"],
+    );
+    let moved = backend.load(&id).await;
+    let saved_again = match &moved {
+        Ok(Some(stored)) => backend
+            .store(&id, &record, None, Expected::Version(stored.version))
+            .await
+            .ok(),
+        _ => None,
+    };
     for node in [source, target] {
-        cli(node.port, &["cluster", "setslot", &slot, "stable"]);
+        cli(
+            node.port,
+            &["cluster", "setslot", &slot, "node", &target.id],
+        );
     }
     assert_eq!(
         saved.ok(),
@@ -384,6 +402,11 @@ async fn a_save_during_a_slot_migration_keeps_the_session() {
         "the save failed during the migration"
     );
     assert_eq!(exists.trim(), "1", "the session's key is gone");
+    assert!(
+        matches!(moved, Ok(Some(_))),
+        "a read of the migrated key: {moved:?}"
+    );
+    assert_eq!(saved_again, Some(true), "a save of the migrated key");
     let loaded = storage.read(Some(&id)).await.unwrap();
     assert_eq!(loaded.get::<String>("user").as_deref(), Some("changed"));
 }

@@ -114,7 +114,7 @@ impl<S: SessionStorage> Traffic<S> {
                         .wrapping_mul(6364136223846793005)
                         .wrapping_add(1442695040888963407);
                     let session = (n >> 33) as usize % this.ids.len();
-                    if login_every > 0 && (n >> 20) % login_every == 0 {
+                    if login_every > 0 && (n >> 20).is_multiple_of(login_every) {
                         this.login(session).await;
                     } else {
                         this.write(worker, session).await;

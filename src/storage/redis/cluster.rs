@@ -20,9 +20,7 @@ use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use super::super::Error;
-
-/// A cluster's slots: `(last slot, master address)`, ordered by slot.
-type SlotMap = Vec<(u16, Arc<str>)>;
+use super::slots::{SlotMap, slot_of};
 
 /// One master's connection, made by the first request that needs it.
 type Node = Arc<OnceCell<MultiplexedConnection>>;
@@ -77,15 +75,12 @@ impl Cluster {
         deadline: Instant,
     ) -> Result<RedisResult<Vec<Value>>, Error> {
         let slot = slot_of(key.as_bytes());
-        let mut asking = None;
+        let mut asked_to = None;
         loop {
-            let address = asking.take().unwrap_or_else(|| self.master_of(slot));
-            let answer = match tokio::time::timeout_at(
-                deadline,
-                self.query(&address, commands, asking.is_some()),
-            )
-            .await
-            {
+            let asking = asked_to.is_some();
+            let address = asked_to.take().unwrap_or_else(|| self.master_of(slot));
+            let answer = self.query(&address, commands, asking);
+            let answer = match tokio::time::timeout_at(deadline, answer).await {
                 Ok(answer) => answer,
                 Err(_elapsed) => return Err(Error::Timeout),
             };
@@ -100,7 +95,7 @@ impl Cluster {
                     continue;
                 }
                 Refusal::Ask(to) => {
-                    asking = Some(to);
+                    asked_to = Some(to);
                     continue;
                 }
                 Refusal::NotNow => {}
@@ -145,9 +140,8 @@ impl Cluster {
 
     fn master_of(&self, slot: u16) -> Arc<str> {
         let slots = self.slots.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let index = slots.partition_point(|(last, _)| *last < slot);
-        match slots.get(index) {
-            Some((_, address)) => address.clone(),
+        match slots.master_of(slot) {
+            Some(address) => address.clone(),
             // A slot no master serves: ask a seed, whose MOVED names the owner if any.
             None => Arc::from(address_of(self.seeds[0].addr()).as_str()),
         }
@@ -156,25 +150,7 @@ impl Cluster {
     /// Records that `slot` is now served at `address` (a `MOVED`), until the next refresh.
     fn patch(&self, slot: u16, address: Arc<str>) {
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-        let mut map = (**slots).clone();
-        let index = map.partition_point(|(last, _)| *last < slot);
-        let first = if index == 0 { 0 } else { map[index - 1].0 + 1 };
-        if index < map.len() {
-            let last = map[index].0;
-            let owner = map[index].1.clone();
-            let mut pieces = Vec::with_capacity(3);
-            if first < slot {
-                pieces.push((slot - 1, owner.clone()));
-            }
-            pieces.push((slot, address));
-            if slot < last {
-                pieces.push((last, owner));
-            }
-            map.splice(index..=index, pieces);
-        } else {
-            map.push((slot, address));
-        }
-        *slots = Arc::new(map);
+        *slots = Arc::new(slots.moved(slot, address));
     }
 
     /// The connection to the master at `address`, connecting on first use.
@@ -260,9 +236,7 @@ impl Cluster {
     async fn refresh(&self, required: bool) -> RedisResult<()> {
         let mut candidates: Vec<String> = {
             let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
-            let mut known: Vec<String> = slots.iter().map(|(_, a)| a.to_string()).collect();
-            known.dedup();
-            known
+            slots.masters()
         };
         candidates.extend(self.seeds.iter().map(|seed| address_of(seed.addr())));
         let mut last_error = None;
@@ -276,7 +250,7 @@ impl Cluster {
                     .await
             };
             match tokio::time::timeout(self.response_timeout, answer).await {
-                Ok(Ok(value)) => match parse_slots(value, &address) {
+                Ok(Ok(value)) => match SlotMap::parse(value, &address) {
                     Some(map) => {
                         *self.slots.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(map);
                         return Ok(());
@@ -355,73 +329,5 @@ fn address_of(addr: &ConnectionAddr) -> String {
             format!("{host}:{port}")
         }
         other => other.to_string(),
-    }
-}
-
-/// The slot map in a `CLUSTER SLOTS` answer from the node at `answering`: `[first, last,
-/// [host, port, …], replicas…]` per range.
-fn parse_slots(answer: Value, answering: &str) -> Option<SlotMap> {
-    let Value::Array(ranges) = answer else {
-        return None;
-    };
-    let answering_host = answering
-        .rsplit_once(':')
-        .map_or(answering, |(host, _)| host);
-    let mut map = Vec::with_capacity(ranges.len());
-    for range in ranges {
-        let Value::Array(range) = range else {
-            return None;
-        };
-        let (Some(Value::Int(first)), Some(Value::Int(last)), Some(Value::Array(master))) =
-            (range.first(), range.get(1), range.get(2))
-        else {
-            return None;
-        };
-        let host = match master.first() {
-            Some(Value::BulkString(host)) if !host.is_empty() && host.as_slice() != b"?" => {
-                String::from_utf8_lossy(host).into_owned()
-            }
-            _ => answering_host.to_owned(),
-        };
-        let Some(Value::Int(port)) = master.get(1) else {
-            return None;
-        };
-        let first = u16::try_from(*first).ok()?;
-        let last = u16::try_from(*last).ok()?;
-        map.push((first, last, Arc::<str>::from(format!("{host}:{port}"))));
-    }
-    map.sort_by_key(|&(first, _, _)| first);
-    // Gaps (slots no master serves) become ranges of the next master: a request for one gets
-    // an error from that node (`MOVED` if the slot is served after all).
-    Some(
-        map.into_iter()
-            .map(|(_, last, address)| (last, address))
-            .collect(),
-    )
-}
-
-/// The hash slot of `key`: CRC16/XMODEM of the key, or of its hash tag (the text between the
-/// first `{` and the next `}`, when not empty), modulo 16384.
-fn slot_of(key: &[u8]) -> u16 {
-    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
-        let rest = &key[open + 1..];
-        let close = rest.iter().position(|&b| b == b'}')?;
-        (close > 0).then(|| &rest[..close])
-    });
-    crc16::State::<crc16::XMODEM>::calculate(tagged.unwrap_or(key)) % 16384
-}
-
-#[cfg(test)]
-mod tests {
-    use super::slot_of;
-
-    #[test]
-    fn slots_agree_with_redis() {
-        // `CLUSTER KEYSLOT` of each key, from Redis 7.
-        assert_eq!(slot_of(b"foo"), 12182);
-        assert_eq!(slot_of(b"{user1000}.following"), slot_of(b"user1000"));
-        assert_eq!(slot_of(b"foo{}{bar}"), slot_of(b"foo{}{bar}"));
-        assert_eq!(slot_of(b"foo{{bar}}zap"), slot_of(b"{bar"));
-        assert_eq!(slot_of(b""), 0);
     }
 }

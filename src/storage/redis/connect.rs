@@ -1,0 +1,233 @@
+//! Connecting a [`RedisStorage`]: to one server, to a Cluster through any of its nodes, or
+//! to the master that Sentinel names.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::sentinel::Sentinel;
+use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo};
+
+use super::backend::RedisBackend;
+use super::cluster::Cluster;
+use super::connection::{Conn, Connect, Link, Mode, redis_error};
+use super::{RedisOptions, RedisStorage};
+use crate::Error;
+use crate::storage::ServerStorage;
+
+/// Reconnection backoff: the first retry after this long, doubling up to
+/// [`RECONNECT_MAX_DELAY`], so that a server that comes back is in use again within about
+/// half a second.
+const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(50);
+const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(250);
+const RECONNECT_RETRIES: usize = 3;
+
+impl RedisStorage {
+    /// Connects to the Redis server at `url` with the default [`RedisOptions`].
+    ///
+    /// `url` is a Redis URL: `redis://[[user]:password@]host[:port][/db]`, `rediss://` for
+    /// TLS (when the `redis` crate is built with a TLS feature) or `redis+unix:///path`.
+    /// Fails when the URL is invalid (with [`Error::Config`]) or the server cannot be
+    /// reached within the connect timeout.
+    ///
+    /// ```no_run
+    /// use session_layer::RedisStorage;
+    ///
+    /// # async fn run() -> Result<(), session_layer::Error> {
+    /// let storage = RedisStorage::connect("redis://127.0.0.1:6379").await?;
+    /// # let _ = storage;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        Self::connect_with(url, RedisOptions::default()).await
+    }
+
+    /// Connects to the Redis server at `url` with the given timeouts.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use session_layer::RedisStorage;
+    /// use session_layer::storage::RedisOptions;
+    ///
+    /// # async fn run() -> Result<(), session_layer::Error> {
+    /// let options = RedisOptions::new().response_timeout(Duration::from_millis(500));
+    /// let storage = RedisStorage::connect_with("redis://127.0.0.1:6379", options).await?;
+    /// # let _ = storage;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect_with(url: &str, options: RedisOptions) -> Result<Self, Error> {
+        let client =
+            Client::open(url).map_err(|e| Error::Config(format!("invalid Redis URL: {e}")))?;
+        let probe_config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(options.connect_timeout))
+            .set_response_timeout(Some(options.response_timeout));
+        let connecting = async {
+            // One plain attempt first, so that a server that is down or refuses us is
+            // reported as such right away, not after the manager's reconnection backoff.
+            let mut probe = client
+                .get_multiplexed_async_connection_with_config(&probe_config)
+                .await?;
+            redis::cmd("PING").query_async::<()>(&mut probe).await?;
+            Ok(())
+        };
+        within(options.connect_timeout, connecting)
+            .await
+            .map_err(|error| naming_server(error, client.get_connection_info().addr()))?;
+        let connect = manager_connect(move || std::future::ready(Ok(client.clone())), &options);
+        Self::with_link(Mode::Single, connect, options).await
+    }
+
+    /// Connects to a Redis Cluster through any of its nodes, with the default
+    /// [`RedisOptions`].
+    ///
+    /// Keys are spread over the cluster by their hash slot as usual: every command and
+    /// script touches a single key, so the prefix needs no hash tag (one, like
+    /// `"{sessions}:"`, would put every session on one node).
+    ///
+    /// ```no_run
+    /// use session_layer::RedisStorage;
+    ///
+    /// # async fn run() -> Result<(), session_layer::Error> {
+    /// let storage = RedisStorage::connect_cluster(&[
+    ///     "redis://10.0.0.1:6379",
+    ///     "redis://10.0.0.2:6379",
+    ///     "redis://10.0.0.3:6379",
+    /// ])
+    /// .await?;
+    /// # let _ = storage;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect_cluster(urls: &[&str]) -> Result<Self, Error> {
+        Self::connect_cluster_with(urls, RedisOptions::default()).await
+    }
+
+    /// Connects to a Redis Cluster with the given timeouts.
+    pub async fn connect_cluster_with(urls: &[&str], options: RedisOptions) -> Result<Self, Error> {
+        if urls.is_empty() {
+            return Err(Error::Config(
+                "a Redis Cluster needs at least one node URL".into(),
+            ));
+        }
+        let seeds = urls
+            .iter()
+            .map(|url| url.into_connection_info())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::Config(format!("invalid Redis Cluster URL: {e}")))?;
+        let (connect_timeout, response_timeout) =
+            (options.connect_timeout, options.response_timeout);
+        let connect: Connect = Arc::new(move || {
+            let seeds = seeds.clone();
+            Box::pin(async move {
+                let cluster = Cluster::connect(seeds, connect_timeout, response_timeout).await?;
+                Ok(Conn::Cluster(Arc::new(cluster)))
+            })
+        });
+        Self::with_link(Mode::Cluster, connect, options).await
+    }
+
+    /// Connects to the master that the Sentinels at `sentinels` know as `master`, with the
+    /// default [`RedisOptions`], and follows it when Sentinel promotes a replica.
+    ///
+    /// ```no_run
+    /// use session_layer::RedisStorage;
+    ///
+    /// # async fn run() -> Result<(), session_layer::Error> {
+    /// let storage = RedisStorage::connect_sentinel(
+    ///     &["redis://10.0.0.1:26379", "redis://10.0.0.2:26379", "redis://10.0.0.3:26379"],
+    ///     "sessions",
+    /// )
+    /// .await?;
+    /// # let _ = storage;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect_sentinel(sentinels: &[&str], master: &str) -> Result<Self, Error> {
+        Self::connect_sentinel_with(sentinels, master, RedisOptions::default()).await
+    }
+
+    /// Connects through Sentinel with the given timeouts.
+    pub async fn connect_sentinel_with(
+        sentinels: &[&str],
+        master: &str,
+        options: RedisOptions,
+    ) -> Result<Self, Error> {
+        if sentinels.is_empty() || master.is_empty() {
+            return Err(Error::Config(
+                "Sentinel needs at least one Sentinel URL and the master's name".into(),
+            ));
+        }
+        let sentinel = Sentinel::build(sentinels.to_vec())
+            .map_err(|e| Error::Config(format!("invalid Sentinel URL: {e}")))?;
+        let sentinel = Arc::new(tokio::sync::Mutex::new(sentinel));
+        let master = Arc::<str>::from(master);
+        let connect = manager_connect(
+            move || {
+                let (sentinel, master) = (sentinel.clone(), master.clone());
+                async move { sentinel.lock().await.async_master_for(&master, None).await }
+            },
+            &options,
+        );
+        Self::with_link(Mode::Sentinel, connect, options).await
+    }
+
+    async fn with_link(mode: Mode, connect: Connect, options: RedisOptions) -> Result<Self, Error> {
+        let conn = within(options.connect_timeout, connect()).await?;
+        let link = Link::new(mode, conn, connect);
+        Ok(ServerStorage::with_backend(RedisBackend::new(
+            link,
+            options.response_timeout,
+        )))
+    }
+}
+
+/// Connects a `ConnectionManager` to the server that `client` names, each time it is called.
+fn manager_connect<F>(
+    client: impl Fn() -> F + Send + Sync + 'static,
+    options: &RedisOptions,
+) -> Connect
+where
+    F: Future<Output = redis::RedisResult<Client>> + Send + 'static,
+{
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(options.connect_timeout))
+        .set_response_timeout(Some(options.response_timeout))
+        .set_min_delay(RECONNECT_MIN_DELAY)
+        .set_max_delay(RECONNECT_MAX_DELAY)
+        .set_number_of_retries(RECONNECT_RETRIES);
+    let client = Arc::new(client);
+    Arc::new(move || {
+        let (client, config) = (client.clone(), config.clone());
+        Box::pin(async move {
+            let client = client().await?;
+            Ok(Conn::Single(
+                ConnectionManager::new_with_config(client, config).await?,
+            ))
+        })
+    })
+}
+
+/// A failed connect, saying which server it tried: its address, never the URL, which may
+/// hold a password.
+fn naming_server(error: Error, server: &impl std::fmt::Display) -> Error {
+    match error {
+        Error::Backend(cause) => {
+            Error::backend(format!("cannot connect to Redis at {server}: {cause}"))
+        }
+        other => other,
+    }
+}
+
+/// Runs a Redis operation within `limit`, mapping its errors.
+async fn within<T>(
+    limit: Duration,
+    operation: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(limit, operation).await {
+        Ok(answer) => answer.map_err(redis_error),
+        Err(_elapsed) => Err(Error::Timeout),
+    }
+}

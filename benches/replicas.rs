@@ -40,9 +40,13 @@ async fn sessions(storage: &RedisStorage, count: usize) -> Vec<String> {
 }
 
 fn bench(c: &mut Criterion) {
-    let master = servers::start_redis();
+    // The replica keeps the snapshot of its first sync in `--dir`.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().display().to_string();
+    let master = servers::start_redis_with(&["--dir", &data]);
+    let master_port = master.port.to_string();
     let replica =
-        servers::start_redis_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
+        servers::start_redis_with(&["--dir", &data, "--replicaof", "127.0.0.1", &master_port]);
     std::thread::sleep(Duration::from_secs(1));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let url = format!("redis://127.0.0.1:{}", master.port);

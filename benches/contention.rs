@@ -12,6 +12,9 @@
 //! `PostgresStorage` on the machine's server (with the `postgres` feature; skipped with a
 //! note when absent).
 
+#[path = "../tests/common/redis_ha.rs"]
+#[allow(dead_code)]
+mod redis_ha;
 #[path = "../tests/common/servers.rs"]
 #[allow(dead_code)]
 mod servers;
@@ -133,7 +136,7 @@ async fn main() {
     let storage = RedisStorage::connect(&url).await.unwrap().ttl(TTL);
     row("Redis", measure(storage).await);
 
-    let cluster = tokio::task::spawn_blocking(|| servers::RedisCluster::start(3))
+    let cluster = tokio::task::spawn_blocking(|| redis_ha::RedisCluster::start(3, 0))
         .await
         .unwrap();
     let urls = cluster.urls();

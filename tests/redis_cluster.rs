@@ -6,8 +6,9 @@ mod common;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use common::redis_ha::RedisCluster;
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
-use common::servers::{RedisCluster, redis_cmd, unique_prefix};
+use common::servers::{redis_cmd, unique_prefix};
 use redis::cluster_async::ClusterConnection;
 use session_layer::storage::{Expected, Record, RedisOptions, SessionBackend, id_digest};
 use session_layer::{Error, RedisStorage, Session, SessionData, SessionStorage};
@@ -31,7 +32,7 @@ fn cluster() -> Cluster {
         _ => {
             let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
             let private = shared.upgrade().unwrap_or_else(|| {
-                let started = Arc::new(RedisCluster::start(3));
+                let started = Arc::new(RedisCluster::start(3, 0));
                 *shared = Arc::downgrade(&started);
                 started
             });
@@ -318,7 +319,7 @@ async fn connecting_to_a_down_cluster_fails_fast() {
 #[tokio::test]
 async fn a_node_down_gives_errors_and_recovery_is_automatic() {
     // Always a private cluster: this test kills one of its nodes.
-    let mut cluster = RedisCluster::start(3);
+    let mut cluster = RedisCluster::start(3, 0);
     let urls = cluster.urls();
     let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
     let response_timeout = Duration::from_millis(500);

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::redis_ha::{HaCluster, SentinelSetup, cli, wait_until};
+use common::redis_ha::{RedisCluster, SentinelSetup, cli, wait_until};
 use common::servers::unique_prefix;
 use common::traffic::{Log, Traffic, Verdict, verdict};
 use session_layer::RedisStorage;
@@ -30,7 +30,7 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 }
 
 /// The port of the master serving each session at the start.
-fn masters_of(cluster: &HaCluster, storage: &RedisStorage, ids: &[String]) -> Vec<u16> {
+fn masters_of(cluster: &RedisCluster, storage: &RedisStorage, ids: &[String]) -> Vec<u16> {
     let port = cluster.nodes[0].port;
     ids.iter()
         .map(|id| {
@@ -50,7 +50,7 @@ fn most_common(ports: &[u16]) -> u16 {
 
 /// A storage on the cluster under `prefix`; the verdict reads through a fresh one, so that
 /// it judges what is stored, not the state of the connection under test.
-async fn cluster_storage(cluster: &HaCluster, prefix: &str) -> RedisStorage {
+async fn cluster_storage(cluster: &RedisCluster, prefix: &str) -> RedisStorage {
     let urls = cluster.urls();
     let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
     RedisStorage::connect_cluster(&urls)
@@ -109,7 +109,7 @@ impl Figures {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_failover_under_traffic_on_every_master() {
     let _alone = ALONE.lock().await;
-    let mut cluster = blocking(|| HaCluster::start(3, 1)).await;
+    let mut cluster = blocking(|| RedisCluster::start(3, 1)).await;
     let prefix = unique_prefix();
     let mut traffic = Traffic::create(cluster_storage(&cluster, &prefix).await, SESSIONS).await;
     let ids = traffic.ids().await;
@@ -145,16 +145,14 @@ async fn cluster_failover_under_traffic_on_every_master() {
         "requests still failed {:?} after cluster_state:ok",
         figures.recovered
     );
-    assert_eq!(figures.verdict.lost, 0, "acknowledged writes lost");
-    assert_eq!(figures.verdict.unreadable, 0, "sessions lost");
-    assert_eq!(figures.verdict.phantom, 0);
+    figures.verdict.assert_nothing_lost();
 }
 
 /// 2,000 slots move from one master to another while requests, logins among them, go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resharding_under_traffic_loses_nothing() {
     let _alone = ALONE.lock().await;
-    let cluster = blocking(|| HaCluster::start(3, 0)).await;
+    let cluster = blocking(|| RedisCluster::start(3, 0)).await;
     let prefix = unique_prefix();
     let mut traffic = Traffic::create(cluster_storage(&cluster, &prefix).await, SESSIONS).await;
     traffic.start(WORKERS, 20);
@@ -211,9 +209,7 @@ async fn resharding_under_traffic_loses_nothing() {
         log.failures.iter().all(|f| !f.message.contains("hung")),
         "a request hung"
     );
-    assert_eq!(figures.verdict.lost, 0, "acknowledged writes lost");
-    assert_eq!(figures.verdict.unreadable, 0, "sessions lost");
-    assert_eq!(figures.verdict.phantom, 0);
+    figures.verdict.assert_nothing_lost();
     assert!(log.logins > 0, "no login ran during the resharding");
     assert_eq!(keys, SESSIONS, "orphan keys left by logins");
 }
@@ -221,7 +217,7 @@ async fn resharding_under_traffic_loses_nothing() {
 /// The replica stops taking the master's writes, the master dies, and the replica is forced
 /// to take over: what the master acknowledged meanwhile is lost, unless saves waited for it.
 async fn lagging_replica(wait: bool) -> (Log, Verdict) {
-    let mut cluster = blocking(|| HaCluster::start(3, 1)).await;
+    let mut cluster = blocking(|| RedisCluster::start(3, 1)).await;
     let prefix = unique_prefix();
     let storage = cluster_storage(&cluster, &prefix).await;
     let storage = if wait {
@@ -280,9 +276,7 @@ async fn a_lagging_replica_loses_acknowledged_writes() {
 async fn waiting_for_replicas_loses_no_acknowledged_write() {
     let _alone = ALONE.lock().await;
     let (log, verdict) = lagging_replica(true).await;
-    assert_eq!(verdict.lost, 0, "acknowledged writes lost");
-    assert_eq!(verdict.unreadable, 0, "sessions lost");
-    assert_eq!(verdict.phantom, 0);
+    verdict.assert_nothing_lost();
     assert!(
         log.failures.iter().any(|f| f.message.contains("replicas")),
         "no save waited in vain for the paused replica"
@@ -330,9 +324,7 @@ async fn sentinel_failover_under_traffic() {
         "requests still failed {:?} after the promotion",
         figures.recovered
     );
-    assert_eq!(figures.verdict.lost, 0, "acknowledged writes lost");
-    assert_eq!(figures.verdict.unreadable, 0, "sessions lost");
-    assert_eq!(figures.verdict.phantom, 0);
+    figures.verdict.assert_nothing_lost();
 }
 
 /// The interleaving that erased sessions during resharding, forced: the session's slot is
@@ -344,7 +336,7 @@ async fn a_save_during_a_slot_migration_keeps_the_session() {
     use session_layer::SessionStorage;
     use session_layer::storage::{Expected, SessionBackend};
     let _alone = ALONE.lock().await;
-    let cluster = blocking(|| HaCluster::start(3, 0)).await;
+    let cluster = blocking(|| RedisCluster::start(3, 0)).await;
     let storage = cluster_storage(&cluster, &unique_prefix()).await;
     let session = session_layer::Session::new();
     session.set("user", "mj").unwrap();

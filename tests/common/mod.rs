@@ -6,7 +6,6 @@ pub mod app;
 pub mod broken;
 pub mod logs;
 pub mod proxy;
-#[cfg(feature = "redis")]
 pub mod redis_ha;
 pub mod scenarios;
 pub mod servers;

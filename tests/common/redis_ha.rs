@@ -41,17 +41,17 @@ pub struct NodeInfo {
     pub slots: Vec<(u16, u16)>,
 }
 
-/// A private Redis Cluster with replicas (`cluster-node-timeout 1000`, as in production
-/// set-ups that fail over quickly).
-pub struct HaCluster {
+/// A private Redis Cluster of masters and their replicas (`cluster-node-timeout 1000`, as in
+/// production set-ups that fail over quickly), with its files in a temporary directory.
+pub struct RedisCluster {
     pub nodes: Vec<ServerProcess>,
     _dir: tempfile::TempDir,
 }
 
-impl HaCluster {
+impl RedisCluster {
     /// Starts `masters` masters with `replicas` replicas each and waits for
     /// `cluster_state:ok` on every node and for every replica to be in sync.
-    pub fn start(masters: usize, replicas: usize) -> HaCluster {
+    pub fn start(masters: usize, replicas: usize) -> RedisCluster {
         let dir = tempfile::tempdir().expect("temporary directory");
         let config = format!("{}/nodes-{{port}}.conf", dir.path().display());
         let data = dir.path().display().to_string();
@@ -87,7 +87,7 @@ impl HaCluster {
             "redis-cli --cluster create failed: {}",
             String::from_utf8_lossy(&output.stdout)
         );
-        let cluster = HaCluster { nodes, _dir: dir };
+        let cluster = RedisCluster { nodes, _dir: dir };
         cluster.wait_ok(Duration::from_secs(20));
         wait_until("replicas in sync", Duration::from_secs(20), || {
             cluster

@@ -1,4 +1,5 @@
-//! Private server processes (redis-server, memcached) on free ports, stopped on drop.
+//! Private server processes (redis-server, memcached) on free ports, stopped on drop; a
+//! Redis Cluster and Sentinel are in `redis_ha`.
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -197,77 +198,6 @@ pub async fn redis_cmd<T: redis::FromRedisValue>(
         .query_async(conn)
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-/// A private Redis Cluster of `nodes` masters (no replicas) on free ports, with its node
-/// config files in a temporary directory; everything is stopped and removed on drop.
-pub struct RedisCluster {
-    pub nodes: Vec<ServerProcess>,
-    _dir: tempfile::TempDir,
-}
-
-impl RedisCluster {
-    /// Starts the nodes, creates the cluster with `redis-cli --cluster create` and waits
-    /// until every node reports `cluster_state:ok`.
-    pub fn start(nodes: usize) -> RedisCluster {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let config = format!("{}/nodes-{{port}}.conf", dir.path().display());
-        let nodes: Vec<ServerProcess> = (0..nodes)
-            .map(|_| {
-                start_redis_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    &config,
-                    "--cluster-node-timeout",
-                    "2000",
-                ])
-            })
-            .collect();
-        let addresses: Vec<String> = nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
-            .collect();
-        let output = Command::new("redis-cli")
-            .arg("--cluster")
-            .arg("create")
-            .args(&addresses)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run redis-cli --cluster create");
-        assert!(
-            output.status.success(),
-            "redis-cli --cluster create failed: {}",
-            String::from_utf8_lossy(&output.stdout)
-        );
-        let start = Instant::now();
-        for node in &nodes {
-            loop {
-                let info = Command::new("redis-cli")
-                    .args(["-p", &node.port.to_string(), "cluster", "info"])
-                    .output()
-                    .expect("run redis-cli cluster info");
-                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
-                    break;
-                }
-                assert!(
-                    start.elapsed() < Duration::from_secs(15),
-                    "cluster did not become ok"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        RedisCluster { nodes, _dir: dir }
-    }
-
-    /// `redis://127.0.0.1:<port>` of every node.
-    pub fn urls(&self) -> Vec<String> {
-        self.nodes
-            .iter()
-            .map(|n| format!("redis://127.0.0.1:{}", n.port))
-            .collect()
-    }
 }
 
 /// A private `memcached` on a free port, 16 MB of memory (`-u root` lets it start when the

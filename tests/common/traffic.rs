@@ -259,6 +259,16 @@ pub struct Verdict {
     pub phantom: usize,
 }
 
+impl Verdict {
+    /// Every acknowledged operation and every session is still there, and nothing appeared
+    /// that nobody wrote.
+    pub fn assert_nothing_lost(&self) {
+        assert_eq!(self.lost, 0, "acknowledged writes lost: {self:?}");
+        assert_eq!(self.unreadable, 0, "sessions lost: {self:?}");
+        assert_eq!(self.phantom, 0, "writes nobody made: {self:?}");
+    }
+}
+
 /// Reads every session and judges every operation of `log`.
 pub async fn verdict<S: SessionStorage>(storage: &S, ids: &[String], log: &Log) -> Verdict {
     let mut stored: HashMap<usize, HashSet<(usize, u64)>> = HashMap::new();

@@ -222,7 +222,7 @@ mod model {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_cluster_all_scenarios() {
     let cluster = Arc::new(
-        tokio::task::spawn_blocking(|| crate::common::servers::RedisCluster::start(3))
+        tokio::task::spawn_blocking(|| crate::common::redis_ha::RedisCluster::start(3, 0))
             .await
             .unwrap(),
     );

@@ -259,7 +259,9 @@ pub enum Moved {
 
 /// [`SessionBackend::store_moved`] in two conditional steps: create `to`, then delete (or
 /// check) `from` at `expected`. The session is under `to` once the second step finds `from`
-/// unchanged; nobody else knows `to` before that, so it is deleted again when it does not.
+/// unchanged; nobody else knows `to` before that, so it is deleted again when it does not,
+/// and when the second step fails while `from` is still as expected (a store going down
+/// between the steps), so that a failed move leaves no orphan behind.
 pub(crate) async fn store_moved_in_steps<B: SessionBackend + ?Sized>(
     backend: &B,
     from: &str,
@@ -273,16 +275,35 @@ pub(crate) async fn store_moved_in_steps<B: SessionBackend + ?Sized>(
         return Ok(Moved::IdTaken);
     }
     let unchanged = if delete_from {
-        backend.delete(from, Expected::Version(expected)).await?
+        backend.delete(from, Expected::Version(expected)).await
     } else {
-        let stored = backend.load(from).await?;
-        stored.is_some_and(|stored| stored.version == expected)
+        holds(backend, from, expected).await
     };
-    if unchanged {
-        return Ok(Moved::Stored);
+    match unchanged {
+        Ok(true) => Ok(Moved::Stored),
+        Ok(false) => {
+            backend.delete(to, Expected::Any).await?;
+            Ok(Moved::SourceChanged)
+        }
+        Err(error) => {
+            // A `from` now gone may have been deleted by this very step, or ended by another
+            // request: `to` then stays until its expiry rather than bring back an ended session.
+            if holds(backend, from, expected).await.unwrap_or(false) {
+                backend.delete(to, Expected::Any).await?;
+            }
+            Err(error)
+        }
     }
-    backend.delete(to, Expected::Any).await?;
-    Ok(Moved::SourceChanged)
+}
+
+/// Whether `id` holds the record at `version`.
+async fn holds<B: SessionBackend + ?Sized>(
+    backend: &B,
+    id: &str,
+    version: u64,
+) -> Result<bool, Error> {
+    let stored = backend.load(id).await?;
+    Ok(stored.is_some_and(|stored| stored.version == version))
 }
 
 /// One stored session: its data plus the times the lifecycle checks.

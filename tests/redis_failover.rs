@@ -85,6 +85,16 @@ impl Figures {
         }
     }
 
+    /// No request failed later than `limit` after the deployment was whole again.
+    fn assert_recovered_within(&self, limit: Duration) {
+        assert!(
+            self.recovered <= limit,
+            "{}: requests still failed {:?} after it healed",
+            self.name,
+            self.recovered
+        );
+    }
+
     fn print(&self, log: &Log) {
         let mut kinds = std::collections::BTreeMap::new();
         for failure in &log.failures {
@@ -140,11 +150,7 @@ async fn cluster_failover_under_traffic_on_every_master() {
         .count();
     figures.verdict = verdict(&cluster_storage(&cluster, &prefix).await, &ids, &log).await;
     figures.print(&log);
-    assert!(
-        figures.recovered <= Duration::from_secs(2),
-        "requests still failed {:?} after cluster_state:ok",
-        figures.recovered
-    );
+    figures.assert_recovered_within(Duration::from_secs(2));
     figures.verdict.assert_nothing_lost();
 }
 
@@ -319,11 +325,7 @@ async fn sentinel_failover_under_traffic() {
     let mut figures = Figures::new("sentinel failover", &log, killed_at, promoted_at);
     figures.verdict = verdict(&connect(setup.sentinel_urls(), prefix).await, &ids, &log).await;
     figures.print(&log);
-    assert!(
-        figures.recovered <= Duration::from_secs(2),
-        "requests still failed {:?} after the promotion",
-        figures.recovered
-    );
+    figures.assert_recovered_within(Duration::from_secs(2));
     figures.verdict.assert_nothing_lost();
 }
 

@@ -1171,3 +1171,33 @@ mod layer_flow {
         let _: () = redis_cmd(&mut conn, "DEL", keys(&redis.url, &prefix).await).await;
     }
 }
+
+/// Timeouts of `Duration::MAX` are "practically never", not a panic, in the options and in
+/// `wait_for_replicas`: a save on a server without replicas waits for one.
+#[tokio::test]
+async fn unbounded_timeouts_work() {
+    let redis = redis();
+    let options = RedisOptions::new()
+        .connect_timeout(Duration::MAX)
+        .response_timeout(Duration::MAX);
+    let storage = RedisStorage::connect_with(&redis.url, options)
+        .await
+        .expect("connect")
+        .key_prefix(&unique_prefix());
+    let (_, cookie) = request(&storage, None, |s| s.set("n", 1).unwrap()).await;
+    let waiting = storage.clone().wait_for_replicas(1, Duration::MAX);
+    let session = waiting.read(cookie.as_deref()).await.unwrap();
+    assert_eq!(session.get::<u64>("n"), Some(1));
+    session.set("n", 2).unwrap();
+    let saved = tokio::time::timeout(Duration::from_millis(500), waiting.save(&session)).await;
+    assert!(
+        saved.is_err(),
+        "the save did not wait for a replica: {saved:?}"
+    );
+    let stored = storage.read(cookie.as_deref()).await.unwrap();
+    assert_eq!(
+        stored.get::<u64>("n"),
+        Some(2),
+        "the master holds the write"
+    );
+}

@@ -163,13 +163,14 @@ impl RedisBackend {
             })
             .await?;
         let link = &links[replicas.next.fetch_add(1, Ordering::Relaxed) % links.len()];
-        let wait_ms = replicas.timeout.as_millis().min(u64::MAX as u128) as u64;
+        // `WAIT` refuses a timeout that overflows its clock: a century is "never" enough.
+        let wait_ms = replicas.timeout.min(MAX_TTL).as_millis() as u64;
         let call_and_wait = |in_full| {
             let mut commands = call(in_full);
             commands.cmd("WAIT").arg(replicas.count).arg(wait_ms);
             commands
         };
-        let timeout = self.response_timeout + replicas.timeout;
+        let timeout = self.response_timeout.saturating_add(replicas.timeout);
         let mut replies = link.send(key, call_and_wait, repeatable, timeout).await?;
         let acknowledged: usize = single(replies.split_off(1))?;
         Ok(Written {

@@ -132,7 +132,7 @@ impl Link {
         repeatable: bool,
         timeout: Duration,
     ) -> Result<Vec<Value>, Error> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let mut in_full = false;
         loop {
             let current = self.current();
@@ -204,6 +204,14 @@ impl Link {
             Err(_elapsed) => {}
         }
     }
+}
+
+/// The instant `timeout` from now; a timeout past what the clock can count (`Duration::MAX`)
+/// means a century.
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 /// Maps an error of the Redis client.

@@ -7,7 +7,7 @@
 //! curl -c jar -b jar http://127.0.0.1:3000/count    # the counter alone, as JSON
 //! SESSION_STORAGE=fs cargo run --example demo       # files under $SESSION_DIR or /tmp/sessions
 //! SESSION_STORAGE=cookie cargo run --example demo   # the whole session in an encrypted cookie
-//! SESSION_STORAGE=sqlite cargo run --example demo --features sqlite   # demo-sessions.db here
+//! SESSION_STORAGE=sqlite cargo run --example demo --features sqlite   # in the temporary directory
 //! SESSION_STORAGE=postgres DATABASE_URL=postgres://postgres@127.0.0.1/test \
 //!     cargo run --example demo --features postgres
 //! SESSION_STORAGE=mysql DATABASE_URL=mysql://root@127.0.0.1/test \
@@ -25,7 +25,7 @@
 //! | `SESSION_TTL` | `86400` | seconds a session lives after its last change |
 //! | `SESSION_MAX_SESSIONS` | `100000` | the `memory` storage's capacity (least recently used go first) |
 //! | `SESSION_DIR` | `$TMPDIR/sessions` | the `fs` storage's directory |
-//! | `SQLITE_FILE` | `demo-sessions.db` | the `sqlite` storage's file, in the current directory unless a path says otherwise |
+//! | `SQLITE_FILE` | `session-layer-demo-sessions.db` in the system's temporary directory | the `sqlite` storage's file |
 //! | `DATABASE_URL` | none | the `postgres` and `mysql` storages' database (required for them); the table `sessions` is created when missing |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | the `redis` storage's server |
 //! | `SESSION_KEY_PREFIX` | `demo:session:` | the `redis` storage's key prefix |
@@ -149,7 +149,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             use session_layer::SqliteStorage;
             use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
-            let file = std::env::var("SQLITE_FILE").unwrap_or_else(|_| "demo-sessions.db".into());
+            // Never the checkout: a demo leaves no file beside the sources.
+            let file = std::env::var_os("SQLITE_FILE").map_or_else(
+                || std::env::temp_dir().join("session-layer-demo-sessions.db"),
+                std::path::PathBuf::from,
+            );
             let pool = SqlitePoolOptions::new()
                 .acquire_timeout(Duration::from_secs(2))
                 .connect_with(
@@ -162,7 +166,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             let storage = SqliteStorage::new(pool).ttl(ttl);
             storage.migrate().await?;
             tracing::info!(
-                file,
+                file = %file.display(),
                 table = storage.backend().table(),
                 "sessions are in SQLite"
             );

@@ -1,10 +1,10 @@
 //! Sessions in Memcached behind an axum app: a visit counter, a flash message and logout.
 //!
 //! ```sh
-//! memcached -p 11211 &                      # or MEMCACHE_ADDR=host:port (comma-separated for a pool)
+//! memcached -u nobody -p 11211 &            # or MEMCACHE_ADDR=host:port (comma-separated for a pool)
 //! SESSION_SECRET=$(openssl rand -hex 32) cargo run --example memcache --features memcache
 //! curl -c jar -b jar localhost:3004/              # run it a few times
-//! curl -c jar -b jar -L -X POST localhost:3004/logout
+//! curl -c jar -b jar -L -d '' localhost:3004/logout   # a POST, then the redirect as a GET
 //! ```
 //!
 //! Without `SESSION_SECRET` a random secret is used (and a warning logged): sessions then

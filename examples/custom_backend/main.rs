@@ -2,7 +2,7 @@
 //! through a custom `SessionBackend` (see `backend.rs`).
 //!
 //! ```sh
-//! cargo run --example custom_backend     # SESSIONS_FILE, default ./sessions.redb
+//! cargo run --example custom_backend     # SESSIONS_FILE, default session-layer-sessions.redb in the temporary directory
 //! curl -c jar -b jar http://127.0.0.1:3002/
 //! ```
 
@@ -32,7 +32,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let file = std::env::var("SESSIONS_FILE").unwrap_or_else(|_| "sessions.redb".to_owned());
+    // Never the checkout: an example leaves no file beside the sources.
+    let file = std::env::var_os("SESSIONS_FILE").map_or_else(
+        || std::env::temp_dir().join("session-layer-sessions.redb"),
+        std::path::PathBuf::from,
+    );
     let backend = RedbBackend::open(&file)?;
     let storage = RedbStorage::with_backend(backend).ttl(Duration::from_secs(24 * 3600));
 

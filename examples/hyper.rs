@@ -43,6 +43,8 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Storage errors are logged with `tracing`, and answered with a bare 500: show the logs.
+    tracing_subscriber::fmt::init();
     let secret = secret::session_secret()?;
     // `.secure(false)` only because this example serves plain http://127.0.0.1.
     let cookie = SessionCookie::new("__session")

@@ -11,7 +11,7 @@ use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo};
 
 use super::backend::RedisBackend;
 use super::cluster::Cluster;
-use super::connection::{Conn, Connect, Link, Mode, redis_error};
+use super::connection::{Conn, Connect, Link, Mode, within};
 use super::{RedisOptions, RedisStorage};
 use crate::Error;
 use crate::storage::ServerStorage;
@@ -218,16 +218,5 @@ fn naming_server(error: Error, server: &impl std::fmt::Display) -> Error {
             Error::backend(format!("cannot connect to Redis at {server}: {cause}"))
         }
         other => other,
-    }
-}
-
-/// Runs a Redis operation within `limit`, mapping its errors.
-async fn within<T>(
-    limit: Duration,
-    operation: impl Future<Output = redis::RedisResult<T>>,
-) -> Result<T, Error> {
-    match tokio::time::timeout(limit, operation).await {
-        Ok(answer) => answer.map_err(redis_error),
-        Err(_elapsed) => Err(Error::Timeout),
     }
 }

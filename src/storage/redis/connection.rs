@@ -106,10 +106,7 @@ impl Link {
 
     /// A new link of the same kind, on a connection of its own.
     pub async fn sibling(&self, timeout: Duration) -> Result<Link, Error> {
-        let conn = match tokio::time::timeout(timeout, (self.connect)()).await {
-            Ok(conn) => conn.map_err(redis_error)?,
-            Err(_elapsed) => return Err(Error::Timeout),
-        };
+        let conn = within(timeout, (self.connect)()).await?;
         Ok(Link::new(self.mode, conn, self.connect.clone()))
     }
 
@@ -212,6 +209,17 @@ fn deadline_after(timeout: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(timeout)
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+/// Runs a Redis operation within `limit`, mapping its errors.
+pub(super) async fn within<T>(
+    limit: Duration,
+    operation: impl Future<Output = RedisResult<T>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(limit, operation).await {
+        Ok(answer) => answer.map_err(redis_error),
+        Err(_elapsed) => Err(Error::Timeout),
+    }
 }
 
 /// Maps an error of the Redis client.

@@ -69,27 +69,23 @@
 //! Without `axum`, handlers find the session in the request extensions:
 //! `request.extensions().get::<Session>()`.
 
+#[cfg(feature = "axum")]
+mod axum;
 mod cookie;
 mod error;
-#[cfg(feature = "axum")]
-mod extract;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
-#[cfg(feature = "tonic")]
-mod grpc;
-mod key;
 mod layer;
 mod session;
 pub mod storage;
+#[cfg(feature = "tonic")]
+mod tonic;
 
 pub use crate::cookie::{MAX_COOKIE_SIZE, SameSite, SessionCookie};
 pub use crate::error::Error;
-#[cfg(feature = "tonic")]
-pub use crate::grpc::TonicRequestExt;
-pub use crate::key::Key;
 pub use crate::layer::{ResponseFuture, SessionLayer, SessionService};
-pub use crate::session::{Session, SessionData};
+pub use crate::session::{Key, Session, SessionData};
 #[cfg(feature = "memcache")]
 pub use crate::storage::MemcacheStorage;
 #[cfg(feature = "mysql")]
@@ -101,6 +97,8 @@ pub use crate::storage::RedisStorage;
 #[cfg(feature = "sqlite")]
 pub use crate::storage::SqliteStorage;
 pub use crate::storage::{CookieStorage, FsStorage, MemoryStorage, SessionStorage};
+#[cfg(feature = "tonic")]
+pub use crate::tonic::TonicRequestExt;
 
 /// The README's Rust blocks, compiled by `cargo test --doc` so that they keep compiling.
 #[cfg(all(doctest, feature = "axum"))]

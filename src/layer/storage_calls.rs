@@ -26,24 +26,24 @@ pub(super) trait PollStorage: Send {
 }
 
 pin_project! {
-    /// The calls to one storage: `R` reads, `F` starts the save `W`.
-    #[project = CallsProj]
-    enum Calls<R, F, W> {
-        Read { #[pin] read: R, save: Option<F> },
-        Save { #[pin] save: W },
+    /// The calls to one storage: a read, then a save that `start_save` begins.
+    #[project = ReadThenSaveProj]
+    enum ReadThenSave<Read, StartSave, Save> {
+        Read { #[pin] read: Read, start_save: Option<StartSave> },
+        Save { #[pin] save: Save },
     }
 }
 
-impl<R, F, W> PollStorage for Calls<R, F, W>
+impl<Read, StartSave, Save> PollStorage for ReadThenSave<Read, StartSave, Save>
 where
-    R: Future<Output = Result<Session, Error>> + Send,
-    F: FnOnce(Session) -> W + Send,
-    W: Future<Output = SaveResult> + Send,
+    Read: Future<Output = Result<Session, Error>> + Send,
+    StartSave: FnOnce(Session) -> Save + Send,
+    Save: Future<Output = SaveResult> + Send,
 {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Session, Error>> {
         match self.project() {
-            CallsProj::Read { read, .. } => read.poll(cx),
-            CallsProj::Save { .. } => unreachable!("the read comes before the save"),
+            ReadThenSaveProj::Read { read, .. } => read.poll(cx),
+            ReadThenSaveProj::Save { .. } => unreachable!("the read comes before the save"),
         }
     }
 
@@ -52,15 +52,15 @@ where
         cx: &mut Context<'_>,
         session: &Session,
     ) -> Poll<SaveResult> {
-        if let CallsProj::Read { save, .. } = self.as_mut().project() {
-            let start = save.take().expect("a save starts once");
-            self.set(Calls::Save {
+        if let ReadThenSaveProj::Read { start_save, .. } = self.as_mut().project() {
+            let start = start_save.take().expect("a save starts once");
+            self.set(ReadThenSave::Save {
                 save: start(session.clone()),
             });
         }
         match self.project() {
-            CallsProj::Save { save } => save.poll(cx),
-            CallsProj::Read { .. } => unreachable!("the save has started"),
+            ReadThenSaveProj::Save { save } => save.poll(cx),
+            ReadThenSaveProj::Read { .. } => unreachable!("the save has started"),
         }
     }
 }
@@ -76,14 +76,14 @@ pub(super) fn storage_calls<St: SessionStorage>(
         Some(value) => {
             let reader = Arc::clone(storage);
             let read = async move { reader.read(Some(&value)).await };
-            Box::pin(Calls::Read {
+            Box::pin(ReadThenSave::Read {
                 read,
-                save: Some(save),
+                start_save: Some(save),
             })
         }
-        None => Box::pin(Calls::<Pending<_>, _, _>::Read {
+        None => Box::pin(ReadThenSave::<Pending<_>, _, _>::Read {
             read: pending(),
-            save: Some(save),
+            start_save: Some(save),
         }),
     }
 }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::{Error, SessionData};
+use super::SessionData;
+use crate::Error;
 
 /// A type-erased [`Session::update`](crate::Session::update) closure: the stored value in,
 /// the new value out.

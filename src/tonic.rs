@@ -5,7 +5,7 @@
 //! `cookie` and `set-cookie` metadata. See `docs/grpc.md` for what a client sees when
 //! something fails.
 
-use tonic::{Request, Status};
+use ::tonic::{Request, Status};
 
 use crate::{Error, Session};
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{Expiry, Record, SessionStorage, json_error_summary};
+use crate::session::{Pending, SaveSnapshot};
 use crate::{Error, Session, SessionData};
 
 /// The whole session in the cookie value: no server-side state at all.
@@ -104,22 +105,26 @@ impl SessionStorage for CookieStorage {
     }
 
     async fn save(&self, session: &Session) -> Result<Option<String>, Error> {
-        let snapshot = session.snapshot();
-        if snapshot.delete_original {
+        let SaveSnapshot {
+            id,
+            regeneration,
+            pending,
+            ..
+        } = session.snapshot();
+        if regeneration.is_some_and(|regeneration| regeneration.delete_original) {
             tracing::warn!(
                 "regenerate_id(true) with CookieStorage: the old session cannot be deleted, \
                  only replaced in this response's cookie"
             );
         }
-        if snapshot.destroyed {
-            return Ok(Some(String::new()));
-        }
-        if !snapshot.dirty {
-            return Ok(None);
-        }
-        let (record, _ttl) = self.expiry.record(snapshot.data, snapshot.created_at);
+        let (data, created_at) = match pending {
+            Pending::Nothing => return Ok(None),
+            Pending::Destroy => return Ok(Some(String::new())),
+            Pending::Write { data, created_at } => (data, created_at),
+        };
+        let (record, _ttl) = self.expiry.record(data, created_at);
         let value = CookieRecord {
-            id: snapshot.id,
+            id,
             data: record.data,
             created_at: record.created_at,
             expires_at_ms: record.expires_at_ms,

@@ -1,188 +1,21 @@
-//! The session handle that handlers read and write.
+//! [`Session`]: the handle that handlers read and write.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::SessionData;
+use super::change_set::{ChangeSet, Updater};
+use super::clock::unix_now_secs;
+use super::id::generate_id;
+use super::snapshot::{Origin, SaveSnapshot};
+use super::state::SessionState;
 use crate::Error;
-use crate::storage::{ChangeSet, KeyChange, Snapshot, Updater};
-
-/// What a storage keeps for one session: its values and the flash for the next request.
-///
-/// ```
-/// use session_layer::{Session, SessionData};
-///
-/// let mut data = SessionData::default();
-/// data.values.insert("user".into(), "mj".into());
-/// data.flash.insert("notice".into(), "Saved!".into());
-///
-/// let session = Session::from_data("some-id", data);
-/// assert_eq!(session.get::<String>("user").as_deref(), Some("mj"));
-/// assert_eq!(session.get::<String>("notice").as_deref(), Some("Saved!"));
-/// ```
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct SessionData {
-    /// Values that persist until they are unset or the session ends.
-    #[serde(default)]
-    pub values: Map<String, Value>,
-    /// Values readable during one request only: the one after they were flashed.
-    #[serde(default)]
-    pub flash: Map<String, Value>,
-}
-
-/// How a session came to be; decides how a storage may write it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Origin {
-    /// A new random id made here: nobody else can hold it.
-    Generated,
-    /// An id given by the caller (or kept by `use_unknown_ids`), with nothing stored yet.
-    Given,
-    /// Loaded from a storage.
-    Loaded,
-}
-
-struct State {
-    id: String,
-    /// The id it was created or loaded with, once `id` has changed; `None` while `id` is
-    /// still that id (most sessions: one allocation less).
-    original_id: Option<String>,
-    origin: Origin,
-    /// Set once `regenerate_id(true)` was called: the original id must go on save.
-    delete_original: bool,
-    regenerated: bool,
-    values: Map<String, Value>,
-    /// Flash that arrived with this request (set by the previous one), as it arrived: a
-    /// save consumes exactly these values. The flash maps are `None` while empty, as they
-    /// almost always are: dropping even an empty map costs.
-    incoming_flash: Option<Map<String, Value>>,
-    /// Flash set during this request, for the next one.
-    outgoing_flash: Option<Map<String, Value>>,
-    /// Keys changed during this request, in first-changed order, so that a storage can
-    /// replay the changes on a record another request changed meanwhile.
-    changes: Vec<(String, Change)>,
-    /// The stored version this session was loaded at, if the storage has versions.
-    version: Option<u64>,
-    destroyed: bool,
-    /// When the session was first created (seconds since the Unix epoch); `None` for a
-    /// fresh session until something needs it, so that a request which never touches its
-    /// session reads no clock.
-    created_at: Option<u64>,
-}
-
-impl State {
-    /// Draws the id of a generated session on first use: a fresh session that no handler
-    /// reads and nothing saves (most requests without a cookie) costs no random draw.
-    fn ensure_id(&mut self) {
-        if self.id.is_empty() && self.origin == Origin::Generated {
-            self.id = generate_id();
-        }
-    }
-
-    /// When the session was first created: a fresh session counts from the first time
-    /// this is asked.
-    fn created_at(&mut self) -> u64 {
-        *self.created_at.get_or_insert_with(unix_now)
-    }
-
-    /// The id it was created or loaded with.
-    fn original_id(&self) -> &str {
-        self.original_id.as_deref().unwrap_or(&self.id)
-    }
-
-    /// Gives the session a new current id, remembering the original one.
-    fn replace_id(&mut self, id: String) {
-        let previous = std::mem::replace(&mut self.id, id);
-        self.original_id.get_or_insert(previous);
-    }
-
-    fn mutable(&mut self) -> Result<&mut Self, Error> {
-        if self.destroyed {
-            Err(Error::Destroyed)
-        } else {
-            Ok(self)
-        }
-    }
-
-    fn change_mut(&mut self, key: &str) -> Option<&mut Change> {
-        self.changes
-            .iter_mut()
-            .find_map(|(k, change)| (k == key).then_some(change))
-    }
-
-    /// Records that `key` was set or unset: its value is now whatever `values` holds.
-    fn record_write(&mut self, key: &str) {
-        match self.change_mut(key) {
-            Some(change) => *change = Change::Written,
-            None => self.changes.push((key.to_owned(), Change::Written)),
-        }
-    }
-
-    /// Records an `update` of `key` made when its value was `before`.
-    fn record_update(&mut self, key: &str, before: Option<Value>, step: Updater) {
-        match self.change_mut(key) {
-            Some(Change::Updated { steps, .. }) => steps.push(step),
-            Some(change) => {
-                *change = Change::Updated {
-                    start: Some(before),
-                    steps: vec![step],
-                }
-            }
-            None => self.changes.push((
-                key.to_owned(),
-                Change::Updated {
-                    start: None,
-                    steps: vec![step],
-                },
-            )),
-        }
-    }
-
-    /// What a save writes: values plus outgoing flash; nothing once destroyed.
-    fn data(&self) -> SessionData {
-        if self.destroyed {
-            return SessionData::default();
-        }
-        SessionData {
-            values: self.values.clone(),
-            flash: self.outgoing_flash.clone().unwrap_or_default(),
-        }
-    }
-
-    /// The value, else the incoming flash, unless this request changed the key.
-    fn lookup(&self, key: &str) -> Option<&Value> {
-        if self.destroyed {
-            return None;
-        }
-        self.values.get(key).or_else(|| {
-            let flash = self.incoming_flash.as_ref()?.get(key)?;
-            (!self.changed(key)).then_some(flash)
-        })
-    }
-
-    /// Whether this request set, unset or updated `key`: its incoming flash is then hidden.
-    fn changed(&self, key: &str) -> bool {
-        self.changes.iter().any(|(k, _)| k == key)
-    }
-}
-
-/// How a request changed one key; resolved into a [`KeyChange`] only if a save must merge.
-enum Change {
-    /// Set or unset: the value is what `values` holds at save time.
-    Written,
-    /// Updated: `start` is the value written earlier in this request (`None`: the stored
-    /// value), and `steps` the closures to run on it.
-    Updated {
-        start: Option<Option<Value>>,
-        steps: Vec<Updater>,
-    },
-}
 
 /// A user's session: a cheap-to-clone handle on shared state.
 ///
@@ -213,7 +46,7 @@ struct Shared {
     /// Whether a save has anything to write. Outside the lock: the layer asks after every
     /// request, and most requests change nothing.
     dirty: AtomicBool,
-    state: Mutex<State>,
+    state: Mutex<SessionState>,
 }
 
 impl Session {
@@ -221,81 +54,58 @@ impl Session {
     /// URL-safe base64).
     #[allow(clippy::new_without_default)] // a random id is not what `Default` promises
     pub fn new() -> Session {
-        // The id is drawn when first needed (`State::ensure_id`).
-        Session::build(
+        // The id is drawn when first needed (`SessionState::ensure_id`).
+        Session::build(SessionState::new(
             String::new(),
             Origin::Generated,
             Map::new(),
             None,
             None,
-            None,
-        )
+        ))
     }
 
     /// A fresh, empty session with the given id.
     pub fn with_id(id: impl Into<String>) -> Session {
-        Session::build(id.into(), Origin::Given, Map::new(), None, None, None)
+        Session::build(SessionState::new(
+            id.into(),
+            Origin::Given,
+            Map::new(),
+            None,
+            None,
+        ))
     }
 
     /// A session as loaded from storage: `data.values` are its values and `data.flash` the
     /// flash set by the previous request, readable now. It starts dirty when that flash is
     /// non-empty, so that the next save drops it.
     pub fn from_data(id: impl Into<String>, data: SessionData) -> Session {
-        Session::build(
-            id.into(),
-            Origin::Loaded,
-            data.values,
-            Some(data.flash),
-            None,
-            None,
-        )
+        Session::loaded(id.into(), data, None, None)
     }
 
-    /// A session loaded from a storage record at `version`, with the creation time stored
-    /// with it.
+    /// A session loaded from a storage record at `version`, created at `created_at_secs`.
     pub(crate) fn loaded(
-        id: &str,
+        id: String,
         data: SessionData,
-        created_at_secs: u64,
+        created_at_secs: Option<u64>,
         version: Option<u64>,
     ) -> Session {
-        Session::build(
-            id.to_owned(),
-            Origin::Loaded,
+        let incoming_flash = Some(data.flash).filter(|flash| !flash.is_empty());
+        Session::build(SessionState::new(
+            id,
+            Origin::Loaded { version },
             data.values,
-            Some(data.flash),
-            Some(created_at_secs),
-            version,
-        )
+            incoming_flash,
+            created_at_secs,
+        ))
     }
 
-    fn build(
-        id: String,
-        origin: Origin,
-        values: Map<String, Value>,
-        flash: Option<Map<String, Value>>,
-        created_at: Option<u64>,
-        version: Option<u64>,
-    ) -> Session {
-        let incoming_flash = flash.filter(|flash| !flash.is_empty());
-        let dirty = incoming_flash.is_some();
+    fn build(state: SessionState) -> Session {
+        // Flash that arrived must be dropped by the next save.
+        let dirty = state.incoming_flash.is_some();
         Session {
             shared: Arc::new(Shared {
                 dirty: AtomicBool::new(dirty),
-                state: Mutex::new(State {
-                    original_id: None,
-                    id,
-                    origin,
-                    delete_original: false,
-                    regenerated: false,
-                    values,
-                    incoming_flash,
-                    outgoing_flash: None,
-                    changes: Vec::new(),
-                    version,
-                    destroyed: false,
-                    created_at,
-                }),
+                state: Mutex::new(state),
             }),
         }
     }
@@ -306,13 +116,13 @@ impl Session {
     }
 
     /// The state, with the id drawn if it was not yet.
-    fn lock_with_id(&self) -> MutexGuard<'_, State> {
+    fn lock_with_id(&self) -> MutexGuard<'_, SessionState> {
         let mut state = self.lock();
         state.ensure_id();
         state
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, SessionState> {
         // A panic in another holder cannot leave the state half-written: every method
         // finishes its change before it can panic, so a poisoned lock is still usable.
         self.shared
@@ -365,7 +175,7 @@ impl Session {
         let value = serde_json::to_value(value)?;
         let mut guard = self.lock();
         let state = guard.mutable()?;
-        state.record_write(&key);
+        state.changes.record_write(&key);
         self.mark_dirty();
         if value.is_null() {
             state.values.remove(&key);
@@ -413,7 +223,7 @@ impl Session {
         let before = state.values.get(&key).cloned();
         let after = step(before.as_ref())?;
         let result = T::deserialize(&after)?;
-        state.record_update(&key, before, step);
+        state.changes.record_update(&key, before, step);
         self.mark_dirty();
         if after.is_null() {
             state.values.remove(&key);
@@ -428,7 +238,7 @@ impl Session {
     pub fn unset(&self, key: &str) -> Result<(), Error> {
         let mut guard = self.lock();
         let state = guard.mutable()?;
-        state.record_write(key);
+        state.changes.record_write(key);
         self.mark_dirty();
         state.values.remove(key);
         if let Some(flash) = &mut state.outgoing_flash {
@@ -493,17 +303,7 @@ impl Session {
 
     /// How many keys can be read: values plus incoming flash (a key in both counts once).
     pub fn len(&self) -> usize {
-        let state = self.lock();
-        if state.destroyed {
-            return 0;
-        }
-        let flash_only = state.incoming_flash.as_ref().map_or(0, |flash| {
-            flash
-                .keys()
-                .filter(|k| !state.values.contains_key(*k) && !state.changed(k))
-                .count()
-        });
-        state.values.len() + flash_only
+        self.lock().readable_len()
     }
 
     /// Whether nothing can be read.
@@ -520,13 +320,13 @@ impl Session {
     /// When the session was first created, as stored with it. A stored time in the future
     /// (only a corrupt or tampered record has one) counts as now.
     pub fn created_at(&self) -> SystemTime {
-        let secs = self.lock().created_at().min(unix_now());
+        let secs = self.lock().created_at().min(unix_now_secs());
         UNIX_EPOCH + std::time::Duration::from_secs(secs)
     }
 
     /// Whether the session was loaded from a storage (as opposed to created fresh).
     pub fn is_loaded(&self) -> bool {
-        self.lock().origin == Origin::Loaded
+        self.lock().origin.is_loaded()
     }
 
     /// Draws another random id for a fresh session whose id collided on create. The
@@ -536,51 +336,15 @@ impl Session {
     }
 
     /// Everything a save needs, taken under one lock.
-    pub(crate) fn snapshot(&self) -> Snapshot {
-        let mut state = self.lock_with_id();
-        Snapshot {
-            created_at: state.created_at(),
-            id: state.id.clone(),
-            original_id: state.original_id.clone(),
-            delete_original: state.delete_original,
-            regenerated: state.regenerated,
-            loaded: state.origin == Origin::Loaded,
-            fresh: state.origin == Origin::Generated,
-            version: state.version,
-            destroyed: state.destroyed,
-            // Every change marks the session dirty under this lock.
-            dirty: self.is_dirty(),
-            data: state.data(),
-        }
+    pub(crate) fn snapshot(&self) -> SaveSnapshot {
+        let mut state = self.lock();
+        // Every change marks the session dirty under this lock.
+        state.snapshot(self.is_dirty())
     }
 
     /// What this request changed, to replay on the record as stored at save time.
     pub(crate) fn change_set(&self) -> ChangeSet {
-        let state = self.lock();
-        let keys = state
-            .changes
-            .iter()
-            .map(|(key, change)| {
-                let change = match change {
-                    Change::Written => match state.values.get(key) {
-                        Some(value) => KeyChange::Set(value.clone()),
-                        None => KeyChange::Unset,
-                    },
-                    Change::Updated { start, steps } => KeyChange::Update {
-                        start: start.clone(),
-                        steps: steps.clone(),
-                    },
-                };
-                (key.clone(), change)
-            })
-            .collect();
-        ChangeSet {
-            loaded: state.origin == Origin::Loaded,
-            destroyed: state.destroyed,
-            keys,
-            flash: state.outgoing_flash.clone().unwrap_or_default(),
-            seen_flash: state.incoming_flash.clone().unwrap_or_default(),
-        }
+        self.lock().change_set()
     }
 }
 
@@ -603,18 +367,4 @@ impl fmt::Debug for Session {
             .field("destroyed", &state.destroyed)
             .finish()
     }
-}
-
-/// 18 random bytes: 144 bits, exactly 24 URL-safe base64 characters without padding.
-pub(crate) fn generate_id() -> String {
-    let mut bytes = [0u8; 18];
-    rand::fill(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

@@ -1,0 +1,105 @@
+//! Sealing a session value with the newest secret, and opening it with any of them.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::AeadInOut;
+use chacha20poly1305::{Tag, XNonce};
+use hmac::Mac;
+
+use super::secrets::HmacSha256;
+use super::{MAX_COOKIE_SIZE, SessionCookie};
+
+/// Bytes of an HMAC-SHA256 tag.
+const TAG_LEN: usize = 32;
+/// Bytes of an XChaCha20-Poly1305 nonce: 192 random bits, so nonces never repeat in practice.
+const NONCE_LEN: usize = 24;
+/// Bytes of a Poly1305 tag.
+const AEAD_TAG_LEN: usize = 16;
+
+impl SessionCookie {
+    /// Verifies and decodes one sealed value; says whether the newest secret sealed it.
+    pub(super) fn open(&self, sealed: &str) -> Option<(String, bool)> {
+        if sealed.len() > MAX_COOKIE_SIZE {
+            return None;
+        }
+        if !self.is_signed() {
+            return decode_text(sealed).map(|value| (value, true));
+        }
+        if self.encrypted {
+            // nonce || ciphertext || tag, opened in place: no buffer besides the decoded one.
+            let mut bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+            if bytes.len() < NONCE_LEN + AEAD_TAG_LEN {
+                return None;
+            }
+            let tag_at = bytes.len() - AEAD_TAG_LEN;
+            let nonce = XNonce::try_from(&bytes[..NONCE_LEN]).ok()?;
+            let tag = Tag::try_from(&bytes[tag_at..]).ok()?;
+            // A wrong key leaves the buffer as it was (the tag is checked before
+            // decrypting), so each secret can be tried on the same bytes.
+            let key = self.keys.ciphers.iter().position(|cipher| {
+                let ciphertext = &mut bytes[NONCE_LEN..tag_at];
+                cipher
+                    .decrypt_inout_detached(&nonce, self.name.as_bytes(), ciphertext.into(), &tag)
+                    .is_ok()
+            })?;
+            bytes.truncate(tag_at);
+            bytes.drain(..NONCE_LEN);
+            String::from_utf8(bytes).ok().map(|value| (value, key == 0))
+        } else {
+            let (payload, tag) = sealed.rsplit_once('.')?;
+            let mut tag_bytes = [0u8; TAG_LEN];
+            if URL_SAFE_NO_PAD.decode_slice(tag, &mut tag_bytes).ok()? != TAG_LEN {
+                return None;
+            }
+            let key = self
+                .keys
+                .macs
+                .iter()
+                .position(|mac| self.mac(mac, payload).verify_slice(&tag_bytes).is_ok())?;
+            decode_text(payload).map(|value| (value, key == 0))
+        }
+    }
+    /// The MAC over `name=payload`, so the signature binds the cookie's name.
+    fn mac(&self, key: &HmacSha256, payload: &str) -> HmacSha256 {
+        let mut mac = key.clone();
+        mac.update(self.name.as_bytes());
+        mac.update(b"=");
+        mac.update(payload.as_bytes());
+        mac
+    }
+    /// Seals `value` with the newest secret (unsealed when there is none).
+    pub(crate) fn seal(&self, value: &str) -> String {
+        if self.encrypted
+            && let Some(cipher) = self.keys.ciphers.first()
+        {
+            let mut nonce_bytes = [0u8; NONCE_LEN];
+            rand::fill(&mut nonce_bytes);
+            let nonce = XNonce::from(nonce_bytes);
+            // nonce || ciphertext || tag, encrypted in place in one buffer.
+            let mut bytes = Vec::with_capacity(NONCE_LEN + value.len() + AEAD_TAG_LEN);
+            bytes.extend_from_slice(&nonce_bytes);
+            bytes.extend_from_slice(value.as_bytes());
+            let tag = cipher
+                .encrypt_inout_detached(
+                    &nonce,
+                    self.name.as_bytes(),
+                    (&mut bytes[NONCE_LEN..]).into(),
+                )
+                .expect("XChaCha20-Poly1305 encrypts any message under 256 GiB");
+            bytes.extend_from_slice(&tag);
+            return URL_SAFE_NO_PAD.encode(bytes);
+        }
+        let mut sealed = URL_SAFE_NO_PAD.encode(value);
+        if let Some(key) = self.keys.macs.first() {
+            let tag = self.mac(key, &sealed).finalize().into_bytes();
+            sealed.push('.');
+            URL_SAFE_NO_PAD.encode_string(tag, &mut sealed);
+        }
+        sealed
+    }
+}
+
+fn decode_text(encoded: &str) -> Option<String> {
+    let bytes = URL_SAFE_NO_PAD.decode(encoded).ok()?;
+    String::from_utf8(bytes).ok()
+}

@@ -1,0 +1,162 @@
+//! [`SessionState`]: what every clone of one session handle shares, behind its lock.
+
+use serde_json::{Map, Value};
+
+use super::change_log::ChangeLog;
+use super::clock::unix_now_secs;
+use super::id::generate_id;
+use super::snapshot::{Origin, Pending, Regeneration, SaveSnapshot};
+use super::{SessionData, change_set::ChangeSet};
+use crate::Error;
+
+pub(super) struct SessionState {
+    pub(super) id: String,
+    /// The id it was created or loaded with, once `id` has changed; `None` while `id` is
+    /// still that id, as for most sessions.
+    pub(super) original_id: Option<String>,
+    pub(super) origin: Origin,
+    /// Set once `regenerate_id(true)` was called: the original id must go on save.
+    pub(super) delete_original: bool,
+    pub(super) regenerated: bool,
+    pub(super) values: Map<String, Value>,
+    /// Flash that arrived with this request, as it arrived: a save consumes exactly these
+    /// values. The flash maps are `None` while empty, as they almost always are, since
+    /// even an empty map costs to drop.
+    pub(super) incoming_flash: Option<Map<String, Value>>,
+    /// Flash set during this request, for the next one.
+    pub(super) outgoing_flash: Option<Map<String, Value>>,
+    pub(super) changes: ChangeLog,
+    pub(super) destroyed: bool,
+    /// When the session was first created (seconds since the Unix epoch); `None` for a
+    /// fresh session until something needs it, so that an untouched session reads no clock.
+    pub(super) created_at: Option<u64>,
+}
+
+impl SessionState {
+    pub(super) fn new(
+        id: String,
+        origin: Origin,
+        values: Map<String, Value>,
+        incoming_flash: Option<Map<String, Value>>,
+        created_at: Option<u64>,
+    ) -> Self {
+        SessionState {
+            id,
+            original_id: None,
+            origin,
+            delete_original: false,
+            regenerated: false,
+            values,
+            incoming_flash,
+            outgoing_flash: None,
+            changes: ChangeLog::default(),
+            destroyed: false,
+            created_at,
+        }
+    }
+
+    /// Draws the id of a generated session on first use: a fresh session that nothing
+    /// reads or saves, as on most requests without a cookie, costs no random draw.
+    pub(super) fn ensure_id(&mut self) {
+        if self.id.is_empty() && self.origin == Origin::Generated {
+            self.id = generate_id();
+        }
+    }
+
+    /// When the session was first created: a fresh one counts from the first time this is
+    /// asked.
+    pub(super) fn created_at(&mut self) -> u64 {
+        *self.created_at.get_or_insert_with(unix_now_secs)
+    }
+
+    /// The id it was created or loaded with.
+    pub(super) fn original_id(&self) -> &str {
+        self.original_id.as_deref().unwrap_or(&self.id)
+    }
+
+    /// Gives the session a new current id, remembering the original one.
+    pub(super) fn replace_id(&mut self, id: String) {
+        let previous = std::mem::replace(&mut self.id, id);
+        self.original_id.get_or_insert(previous);
+    }
+
+    pub(super) fn mutable(&mut self) -> Result<&mut Self, Error> {
+        if self.destroyed {
+            Err(Error::Destroyed)
+        } else {
+            Ok(self)
+        }
+    }
+
+    /// What a save writes: values plus outgoing flash; nothing once destroyed.
+    pub(super) fn data(&self) -> SessionData {
+        if self.destroyed {
+            return SessionData::default();
+        }
+        SessionData {
+            values: self.values.clone(),
+            flash: self.outgoing_flash.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The value, else the incoming flash, unless this request changed the key.
+    pub(super) fn lookup(&self, key: &str) -> Option<&Value> {
+        if self.destroyed {
+            return None;
+        }
+        self.values.get(key).or_else(|| {
+            let flash = self.incoming_flash.as_ref()?.get(key)?;
+            (!self.changes.contains(key)).then_some(flash)
+        })
+    }
+
+    /// How many keys can be read: values plus incoming flash, a key in both counted once.
+    pub(super) fn readable_len(&self) -> usize {
+        if self.destroyed {
+            return 0;
+        }
+        let flash_only = self.incoming_flash.as_ref().map_or(0, |flash| {
+            flash
+                .keys()
+                .filter(|k| !self.values.contains_key(*k) && !self.changes.contains(k))
+                .count()
+        });
+        self.values.len() + flash_only
+    }
+
+    /// Everything a save needs; `dirty` says whether anything changed.
+    pub(super) fn snapshot(&mut self, dirty: bool) -> SaveSnapshot {
+        self.ensure_id();
+        let pending = if self.destroyed {
+            Pending::Destroy
+        } else if dirty {
+            Pending::Write {
+                created_at: self.created_at(),
+                data: self.data(),
+            }
+        } else {
+            Pending::Nothing
+        };
+        let regeneration = self.regenerated.then(|| Regeneration {
+            original_id: self.original_id().to_owned(),
+            delete_original: self.delete_original,
+        });
+        SaveSnapshot {
+            id: self.id.clone(),
+            origin: self.origin,
+            regeneration,
+            pending,
+        }
+    }
+
+    /// What this request changed, to replay on the record as stored at save time.
+    pub(super) fn change_set(&self) -> ChangeSet {
+        ChangeSet {
+            loaded: self.origin.is_loaded(),
+            destroyed: self.destroyed,
+            keys: self.changes.resolve(&self.values),
+            flash: self.outgoing_flash.clone().unwrap_or_default(),
+            seen_flash: self.incoming_flash.clone().unwrap_or_default(),
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! [`SessionBackend`]: what a server-side store implements, and what it is told and answers.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::Record;
+#[cfg(doc)]
+use super::ServerStorage;
+use crate::Error;
+
+/// What [`SessionBackend::store`] and [`SessionBackend::delete`] expect to find under the
+/// id: they act only if it is there, and answer `Ok(false)` otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expected {
+    /// Nothing (`SET NX`, `add`, `INSERT ... ON CONFLICT DO NOTHING`): a new id, so that a
+    /// collision can never overwrite another session.
+    Absent,
+    /// The record at this version, as [`SessionBackend::load`] gave it: a compare-and-swap,
+    /// so that a save never overwrites what another request saved since this one loaded.
+    Version(u64),
+    /// Whatever is there, or nothing.
+    Any,
+}
+
+impl Expected {
+    /// Whether a store holding `stored` (the version of its record, `None` when it holds
+    /// nothing) is what this expects.
+    ///
+    /// ```
+    /// use session_layer::storage::Expected;
+    ///
+    /// assert!(Expected::Absent.is_met_by(None));
+    /// assert!(Expected::Version(7).is_met_by(Some(7)));
+    /// assert!(!Expected::Version(7).is_met_by(Some(8)));
+    /// assert!(Expected::Any.is_met_by(Some(8)));
+    /// ```
+    pub fn is_met_by(self, stored: Option<u64>) -> bool {
+        match self {
+            Expected::Absent => stored.is_none(),
+            Expected::Version(version) => stored == Some(version),
+            Expected::Any => true,
+        }
+    }
+}
+
+/// A record as loaded, with the version a later conditional write expects.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Versioned {
+    /// The record.
+    pub record: Record,
+    /// Changes whenever the record is written (a counter, a random number, Memcached's
+    /// CAS value). A version may repeat for one id only across a delete, and then a
+    /// conditional write could take a re-created record for the deleted one: a counter
+    /// shared by the whole store, or a random number, rules that out.
+    pub version: u64,
+}
+
+/// A server-side store of session records, keyed by session id.
+///
+/// Implement these three methods (as `async fn`) and wrap the backend in
+/// [`ServerStorage::with_backend`]: the lifecycle is done for you, concurrent requests
+/// included. Each write is conditional on what is stored ([`Expected`]); the lifecycle
+/// merges and retries when another request wrote first, so a backend needs nothing more
+/// than a version it can compare atomically (a version column and a conditional `UPDATE`,
+/// a Lua script, Memcached's `cas`).
+///
+/// Expiry is enforced by the lifecycle on read (from [`Record::expires_at_ms`]); a store
+/// with native expiry (Redis, Memcached, a `DELETE ... WHERE expires < now()` job) should
+/// also use `ttl` so that expired records do not pile up.
+pub trait SessionBackend: Send + Sync + 'static {
+    /// The record stored under `id`, if any, with its version.
+    fn load(&self, id: &str) -> impl Future<Output = Result<Option<Versioned>, Error>> + Send;
+
+    /// Stores `record` under `id` for `ttl` (`None`: no expiry), with a new version, if what
+    /// is stored there is what `expected` says; returns whether it wrote.
+    fn store(
+        &self,
+        id: &str,
+        record: &Record,
+        ttl: Option<Duration>,
+        expected: Expected,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Deletes the record under `id` if what is stored there is what `expected` says, and
+    /// returns whether it matched: with [`Expected::Any`] always `true` (a missing record is
+    /// not an error), with [`Expected::Absent`] whether nothing is stored.
+    fn delete(
+        &self,
+        id: &str,
+        expected: Expected,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Moves a session to a new id (`regenerate_id`): stores `record` under `to`, which must
+    /// be free, if `from` still holds version `expected`, and with `delete_from` deletes
+    /// `from` in the same step. Override it where the store can do that in one round trip
+    /// (a Lua script over both keys); the default takes two conditional steps and undoes
+    /// the first when the second finds `from` changed.
+    fn store_moved(
+        &self,
+        from: &str,
+        expected: u64,
+        delete_from: bool,
+        to: &str,
+        record: &Record,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<Moved, Error>> + Send {
+        store_moved_in_steps(self, from, expected, delete_from, to, record, ttl)
+    }
+
+    /// The largest encoded record, in bytes, that `load` accepts: set by
+    /// [`ServerStorage::max_record_size`], and to [`DEFAULT_MAX_RECORD_SIZE`] when the
+    /// storage is built.
+    ///
+    /// A backend that can tell a stored record's size before fetching it (a file's length,
+    /// Redis `HSTRLEN`, Memcached's reply header, SQL `length()`) should refuse a bigger one
+    /// without reading it, with [`Record::check_stored_size`]. The default ignores the limit:
+    /// the lifecycle never saves a bigger record, so only one written by something else can
+    /// be loaded whole.
+    fn limit_record_size(&mut self, bytes: usize) {
+        let _ = bytes;
+    }
+}
+
+/// The default of [`ServerStorage::max_record_size`]: 1 MiB.
+pub const DEFAULT_MAX_RECORD_SIZE: usize = 1 << 20;
+
+/// What [`SessionBackend::store_moved`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Moved {
+    /// The record is under the new id (and the old one deleted, if asked).
+    Stored,
+    /// Something is stored under the new id already: nothing was written.
+    IdTaken,
+    /// The old id no longer holds the expected version (or nothing): nothing was written.
+    SourceChanged,
+}
+
+/// [`SessionBackend::store_moved`] in two conditional steps: create `to`, then delete (or
+/// check) `from` at `expected`. The session is under `to` once the second step finds `from`
+/// unchanged; nobody else knows `to` before that, so it is deleted again when it does not,
+/// and when the second step fails while `from` is still as expected (a store going down
+/// between the steps), so that a failed move leaves no orphan behind.
+pub(crate) async fn store_moved_in_steps<B: SessionBackend + ?Sized>(
+    backend: &B,
+    from: &str,
+    expected: u64,
+    delete_from: bool,
+    to: &str,
+    record: &Record,
+    ttl: Option<Duration>,
+) -> Result<Moved, Error> {
+    if !backend.store(to, record, ttl, Expected::Absent).await? {
+        return Ok(Moved::IdTaken);
+    }
+    let unchanged = if delete_from {
+        backend.delete(from, Expected::Version(expected)).await
+    } else {
+        holds(backend, from, expected).await
+    };
+    match unchanged {
+        Ok(true) => Ok(Moved::Stored),
+        Ok(false) => {
+            backend.delete(to, Expected::Any).await?;
+            Ok(Moved::SourceChanged)
+        }
+        Err(error) => {
+            // A `from` now gone may have been deleted by this very step, or ended by another
+            // request: `to` then stays until its expiry rather than bring back an ended session.
+            if holds(backend, from, expected).await.unwrap_or(false) {
+                backend.delete(to, Expected::Any).await?;
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Whether `id` holds the record at `version`.
+async fn holds<B: SessionBackend + ?Sized>(
+    backend: &B,
+    id: &str,
+    version: u64,
+) -> Result<bool, Error> {
+    let stored = backend.load(id).await?;
+    Ok(stored.is_some_and(|stored| stored.version == version))
+}

@@ -1,0 +1,69 @@
+//! [`Expiry`]: the idle timeout and the absolute lifetime every storage enforces.
+
+use std::time::Duration;
+
+use crate::session::clock::{saturating_millis, unix_now_ms};
+use crate::storage::Record;
+use crate::{Session, SessionData};
+
+/// Expiry settings shared by every storage: an idle TTL refreshed on each write and an
+/// absolute lifetime counted from the session's creation.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Expiry {
+    pub ttl: Option<Duration>,
+    pub max_lifetime: Option<Duration>,
+}
+
+impl Expiry {
+    /// The record a save writes, and how long it should live.
+    pub fn record(&self, data: SessionData, created_at: u64) -> (Record, Option<Duration>) {
+        let now_ms = unix_now_ms();
+        // A creation time in the future (see `live_since`) is written back as now.
+        let created_at = created_at.min(now_ms / 1000);
+        let remaining_lifetime = self.max_lifetime.map(|limit| {
+            let ends_ms = created_at
+                .saturating_add(limit.as_secs())
+                .saturating_mul(1000);
+            Duration::from_millis(ends_ms.saturating_sub(now_ms))
+        });
+        let ttl = match (self.ttl, remaining_lifetime) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let record = Record {
+            data,
+            created_at,
+            expires_at_ms: ttl.map(|ttl| now_ms.saturating_add(saturating_millis(ttl))),
+        };
+        (record, ttl)
+    }
+
+    /// The creation time of a record that is still live, or `None` once it has expired.
+    /// One clock read serves both checks, and none is made when neither applies. A creation
+    /// time in the future (only a corrupt or tampered record has one: past `SystemTime`'s
+    /// range it made `Session::created_at` panic, and the absolute lifetime would never
+    /// end) counts as now: here when the lifetime is checked, else in `Session::created_at`
+    /// and `record`.
+    pub(super) fn live_since(&self, record: &Record) -> Option<u64> {
+        let mut created_at = record.created_at;
+        if record.expires_at_ms.is_some() || self.max_lifetime.is_some() {
+            let now_ms = unix_now_ms();
+            if !record.is_live(now_ms, self.max_lifetime) {
+                return None;
+            }
+            created_at = created_at.min(now_ms / 1000);
+        }
+        Some(created_at)
+    }
+
+    /// The session a loaded record holds, or `None` once it has expired.
+    pub fn load(&self, id: &str, record: Record, version: Option<u64>) -> Option<Session> {
+        let created_at = self.live_since(&record)?;
+        Some(Session::loaded(
+            id.to_owned(),
+            record.data,
+            Some(created_at),
+            version,
+        ))
+    }
+}

@@ -1,0 +1,226 @@
+//! How [`ServerStorage`] writes a session: create under a fresh id, write in place at the
+//! version it loaded, move to a new id, and merge with what other requests saved meanwhile.
+
+use std::time::Duration;
+
+use super::backoff::Backoff;
+use super::{Saved, ServerStorage};
+use crate::session::clock::unix_now_secs;
+use crate::session::{ChangeSet, Merged, Origin, Regeneration};
+use crate::storage::{Expected, Moved, Record, SessionBackend, Versioned};
+use crate::{Error, Session, SessionData};
+
+/// How many fresh ids a save draws before it gives up on collisions. With 144 random bits
+/// a second draw never happens in practice; the bound keeps a broken backend (one that
+/// always answers "exists") from looping forever.
+const MAX_ID_DRAWS: usize = 4;
+
+/// How many conditional writes a save tries before it gives up on a session that other
+/// requests keep changing: enough for hundreds of requests saving one session at once.
+const MAX_SAVE_ATTEMPTS: u32 = 128;
+
+impl<B: SessionBackend> ServerStorage<B> {
+    /// The record a save writes and its TTL, once it is known to fit the size limit.
+    fn record(
+        &self,
+        data: SessionData,
+        created_at: u64,
+    ) -> Result<(Record, Option<Duration>), Error> {
+        let (record, ttl) = self.expiry.record(data, created_at);
+        let size = record.encoded_len();
+        if size > self.max_record_size {
+            return Err(Error::RecordTooLarge {
+                size,
+                limit: self.max_record_size,
+            });
+        }
+        Ok((record, ttl))
+    }
+
+    /// Writes `data` under `id` if what is stored is `expected`.
+    async fn store(
+        &self,
+        id: &str,
+        data: SessionData,
+        created_at: u64,
+        expected: Expected,
+    ) -> Result<bool, Error> {
+        let (record, ttl) = self.record(data, created_at)?;
+        self.backend.store(id, &record, ttl, expected).await
+    }
+
+    /// Deletes a destroyed session: its current id and, for a loaded session, the id it was
+    /// loaded under, since its record is still there after a `regenerate_id(false)`.
+    pub(super) async fn delete(
+        &self,
+        id: &str,
+        origin: Origin,
+        regeneration: Option<Regeneration>,
+    ) -> Result<(), Error> {
+        if let Some(regeneration) = regeneration
+            && (regeneration.delete_original || origin.is_loaded())
+        {
+            let original = &regeneration.original_id;
+            self.backend.delete(original, Expected::Any).await?;
+        }
+        self.backend.delete(id, Expected::Any).await?;
+        Ok(())
+    }
+
+    /// Writes a new session under a fresh id, drawing another on a collision. Returns the
+    /// id it was written under.
+    pub(super) async fn create(
+        &self,
+        session: &Session,
+        data: SessionData,
+        created_at: u64,
+    ) -> Result<String, Error> {
+        let (record, ttl) = self.record(data, created_at)?;
+        for _ in 0..MAX_ID_DRAWS {
+            let id = session.id();
+            if self
+                .backend
+                .store(&id, &record, ttl, Expected::Absent)
+                .await?
+            {
+                return Ok(id);
+            }
+            // Another session holds this id: ours is new, so take another.
+            session.redraw_id();
+        }
+        Err(ids_taken())
+    }
+
+    /// Replays `changes` on what is stored under `id` now: the data to write, its creation
+    /// time and the version to expect, or `None` when the session is gone.
+    async fn merge(
+        &self,
+        id: &str,
+        changes: &ChangeSet,
+    ) -> Result<Option<(SessionData, u64, Expected)>, Error> {
+        let now = unix_now_secs();
+        let (data, created_at, expected) = match self.backend.load(id).await? {
+            // An expired record is overwritten as if nothing were stored.
+            Some(Versioned { record, version }) => match self.expiry.live_since(&record) {
+                Some(created_at) => (Some(record.data), created_at, Expected::Version(version)),
+                None => (None, now, Expected::Version(version)),
+            },
+            None => (None, now, Expected::Absent),
+        };
+        match changes.apply(data)? {
+            Merged::Write(data) => Ok(Some((data, created_at, expected))),
+            Merged::Gone | Merged::Delete => Ok(None),
+        }
+    }
+
+    /// Saves the changes of a session that keeps its id: the data it holds, at the version
+    /// it loaded.
+    pub(super) async fn save_in_place(
+        &self,
+        session: &Session,
+        id: String,
+        origin: Origin,
+        data: SessionData,
+        created_at: u64,
+    ) -> Result<Saved, Error> {
+        let expected = match origin {
+            Origin::Loaded {
+                version: Some(version),
+            } => Some(Expected::Version(version)),
+            // Loaded without a version (`Session::from_data`): merge.
+            Origin::Loaded { version: None } => None,
+            Origin::Generated | Origin::Given => Some(Expected::Absent),
+        };
+        if let Some(expected) = expected
+            && self.store(&id, data, created_at, expected).await?
+        {
+            return Ok(Saved::Written(id));
+        }
+        // Boxed: the rare path would otherwise more than double every save's future.
+        Box::pin(self.merge_until_stored(session, id)).await
+    }
+
+    /// Another request saved first: replays this request's changes on what is stored now
+    /// and writes at that version, backing off between attempts.
+    async fn merge_until_stored(&self, session: &Session, id: String) -> Result<Saved, Error> {
+        let changes = session.change_set();
+        let mut backoff = Backoff::new();
+        for _ in 0..MAX_SAVE_ATTEMPTS {
+            backoff.start();
+            let Some((data, created_at, expected)) = self.merge(&id, &changes).await? else {
+                return Ok(Saved::Gone);
+            };
+            if self.store(&id, data, created_at, expected).await? {
+                return Ok(Saved::Written(id));
+            }
+            backoff.wait().await;
+        }
+        Err(conflict())
+    }
+
+    /// Saves a loaded session whose id changed: moves it to the new id if the old record is
+    /// still the one it loaded, else merges its changes into the old record as stored now
+    /// and tries again.
+    pub(super) async fn save_moved(
+        &self,
+        session: &Session,
+        regeneration: Regeneration,
+        version: Option<u64>,
+        data: SessionData,
+        created_at: u64,
+    ) -> Result<Saved, Error> {
+        let old = regeneration.original_id;
+        let mut base = match version {
+            Some(version) => {
+                let (record, ttl) = self.record(data, created_at)?;
+                Some((record, ttl, version))
+            }
+            None => None,
+        };
+        let mut changes = None;
+        let mut draws = 1;
+        let mut backoff = Backoff::new();
+        for _ in 0..MAX_SAVE_ATTEMPTS {
+            backoff.start();
+            let (record, ttl, version) = match base.take() {
+                Some(base) => base,
+                // Nothing known about the old record, or it changed: merge into it as it is.
+                None => {
+                    let changes = changes.get_or_insert_with(|| session.change_set());
+                    match self.merge(&old, changes).await? {
+                        Some((merged, _, Expected::Version(version))) => {
+                            let (record, ttl) = self.record(merged, created_at)?;
+                            (record, ttl, version)
+                        }
+                        _ => return Ok(Saved::Gone),
+                    }
+                }
+            };
+            let id = session.id();
+            let delete_old = regeneration.delete_original;
+            let moved = self
+                .backend
+                .store_moved(&old, version, delete_old, &id, &record, ttl);
+            match moved.await? {
+                Moved::Stored => return Ok(Saved::Written(id)),
+                Moved::IdTaken if draws < MAX_ID_DRAWS => {
+                    // Another session holds the fresh id: draw another.
+                    session.redraw_id();
+                    draws += 1;
+                    base = Some((record, ttl, version));
+                }
+                Moved::IdTaken => return Err(ids_taken()),
+                Moved::SourceChanged => backoff.wait().await,
+            }
+        }
+        Err(conflict())
+    }
+}
+
+fn ids_taken() -> Error {
+    Error::backend("the backend reported every freshly drawn session id as taken")
+}
+
+fn conflict() -> Error {
+    Error::backend("the session kept changing under every save attempt")
+}

@@ -1,0 +1,119 @@
+//! [`Record`]: one stored session, and how backends encode it and name it.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, SessionData};
+
+/// One stored session: its data plus the times the lifecycle checks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Values and the flash for the next request.
+    #[serde(rename = "d")]
+    pub data: SessionData,
+    /// When the session was first created, in seconds since the Unix epoch.
+    #[serde(rename = "c", default)]
+    pub created_at: u64,
+    /// When the record stops being valid, in milliseconds since the Unix epoch.
+    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<u64>,
+}
+
+impl Record {
+    /// The record as compact JSON bytes, the format every built-in backend stores.
+    pub fn encode(&self) -> Vec<u8> {
+        // Serializing maps of JSON values to a Vec cannot fail.
+        serde_json::to_vec(self).expect("a session record always serializes")
+    }
+
+    /// The length of [`encode`](Record::encode)'s bytes, counted without building them.
+    pub fn encoded_len(&self) -> usize {
+        let mut counter = ByteCounter(0);
+        // Serializing maps of JSON values into a writer that never fails cannot fail.
+        serde_json::to_writer(&mut counter, self).expect("a session record always serializes");
+        counter.0
+    }
+
+    /// Decodes bytes written by [`encode`](Record::encode). `name` says which record it is in
+    /// the error (a key or a path), never its content.
+    pub fn decode(name: &str, bytes: &[u8]) -> Result<Record, Error> {
+        serde_json::from_slice(bytes).map_err(|e| Error::corrupt(name, json_error_summary(&e)))
+    }
+
+    /// Refuses a stored record of `size` bytes over `limit`
+    /// ([`SessionBackend::limit_record_size`]) as corrupt, so that the layer starts a fresh
+    /// session instead of loading it.
+    ///
+    /// ```
+    /// use session_layer::{Error, storage::Record};
+    ///
+    /// assert!(Record::check_stored_size("row 7", 1024, 1024).is_ok());
+    /// let refused = Record::check_stored_size("row 7", 1025, 1024);
+    /// assert!(matches!(refused, Err(Error::Corrupt { .. })));
+    /// ```
+    pub fn check_stored_size(name: &str, size: u64, limit: usize) -> Result<(), Error> {
+        if size > limit as u64 {
+            return Err(Error::corrupt(
+                name,
+                format!("{size} bytes, over the {limit}-byte record size limit"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the record is still valid at `now_ms` given an absolute lifetime limit.
+    pub fn is_live(&self, now_ms: u64, max_lifetime: Option<Duration>) -> bool {
+        let unexpired = self.expires_at_ms.is_none_or(|at| at > now_ms);
+        let young = max_lifetime
+            .is_none_or(|limit| self.created_at.saturating_add(limit.as_secs()) > now_ms / 1000);
+        unexpired && young
+    }
+}
+
+/// An `io::Write` that only counts what is written to it.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What is wrong with undecodable JSON and where, without quoting any of it: serde_json's
+/// own messages quote the offending string or number, which here is session data, and the
+/// message goes to the log.
+pub(crate) fn json_error_summary(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match error.classify() {
+        Category::Io => "unreadable",
+        Category::Syntax => "not valid JSON",
+        Category::Data => "JSON that is not a session record",
+        Category::Eof => "truncated JSON",
+    };
+    format!("{what} (line {}, column {})", error.line(), error.column())
+}
+
+/// The hex SHA-256 of a session id: 64 characters safe in any key, path or column, from
+/// which the id cannot be recovered. Store records under it rather than under the id, so
+/// that a dump of the store or a log line holds no usable session id.
+///
+/// ```
+/// let key = session_layer::storage::id_digest("some-session-id");
+/// assert_eq!(key.len(), 64);
+/// assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
+/// ```
+pub fn id_digest(id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write as _;
+    let mut hex = String::with_capacity(64);
+    for byte in Sha256::digest(id.as_bytes()) {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
+}

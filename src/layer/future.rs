@@ -46,6 +46,24 @@ pin_project! {
     }
 }
 
+impl<S, St, ReqBody> State<S, St, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    /// Puts the session into the request and calls the inner service with it.
+    pub(super) fn call(
+        context: RequestContext<St>,
+        inner: &mut S,
+        mut request: Request<ReqBody>,
+    ) -> Self {
+        request.extensions_mut().insert(context.session.clone());
+        State::Calling {
+            future: inner.call(request),
+            context: Some(context),
+        }
+    }
+}
+
 /// A request held while the storage reads its session.
 pub(super) struct Waiting<S, St, ReqBody> {
     pub(super) request: Request<ReqBody>,
@@ -81,7 +99,7 @@ where
         })?;
         let mut context = RequestContext::new(layer, session, storage, Some(incoming), &request);
         context.unreadable = unreadable;
-        Ok(context.call(&mut inner, request))
+        Ok(State::call(context, &mut inner, request))
     }
 }
 

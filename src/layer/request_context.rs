@@ -5,10 +5,8 @@ use std::task::{Context, Poll};
 
 use http::header::CACHE_CONTROL;
 use http::{HeaderValue, Request, Response, StatusCode};
-use tower_service::Service;
 
 use super::SessionLayer;
-use super::future::State;
 use super::grpc_status;
 use super::storage_calls::{SaveResult, StorageCalls, storage_calls};
 use crate::cookie::Received;
@@ -17,7 +15,7 @@ use crate::{Error, Session, SessionStorage};
 /// What a request's session needs from the read to the save.
 pub(super) struct RequestContext<St> {
     layer: SessionLayer<St>,
-    session: Session,
+    pub(super) session: Session,
     /// The storage calls, once the request needs one.
     storage: Option<StorageCalls>,
     /// The session value the request brought.
@@ -45,22 +43,6 @@ impl<St: SessionStorage> RequestContext<St> {
             incoming,
             unreadable: false,
             grpc: grpc_status::is_call(request),
-        }
-    }
-
-    /// Puts the session into the request and calls the inner service with it.
-    pub(super) fn call<S, ReqBody>(
-        self,
-        inner: &mut S,
-        mut request: Request<ReqBody>,
-    ) -> State<S, St, ReqBody>
-    where
-        S: Service<Request<ReqBody>>,
-    {
-        request.extensions_mut().insert(self.session.clone());
-        State::Calling {
-            future: inner.call(request),
-            context: Some(self),
         }
     }
 

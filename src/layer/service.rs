@@ -68,7 +68,7 @@ where
             // No session to load: the fresh one needs no storage call.
             let context = RequestContext::new(layer, Session::new(), None, None, &request);
             return ResponseFuture {
-                state: context.call(&mut self.inner, request),
+                state: State::call(context, &mut self.inner, request),
             };
         };
         let storage = storage_calls(&layer.storage, Some(incoming.value.clone()));

@@ -40,10 +40,9 @@ impl Expiry {
 
     /// The creation time of a record that is still live, or `None` once it has expired.
     /// One clock read serves both checks, and none is made when neither applies. A creation
-    /// time in the future (only a corrupt or tampered record has one: past `SystemTime`'s
-    /// range it made `Session::created_at` panic, and the absolute lifetime would never
-    /// end) counts as now: here when the lifetime is checked, else in `Session::created_at`
-    /// and `record`.
+    /// time in the future (only a corrupt or tampered record has one) counts as now, so that
+    /// no time past `SystemTime`'s range is ever built and the absolute lifetime still ends:
+    /// here when the lifetime is checked, else in `Session::created_at` and `record`.
     pub(super) fn live_since(&self, record: &Record) -> Option<u64> {
         let mut created_at = record.created_at;
         if record.expires_at_ms.is_some() || self.max_lifetime.is_some() {

@@ -1,7 +1,7 @@
 //! Contention: 64 requests at once on one session, each adding one to a counter and an item
 //! to a cart through `Session::update`, through the layer (an axum Router, in-process), per
 //! server-side storage. Prints requests per second and the p50/p99 latency of one request
-//! from its start to its answer, as a Markdown table for BENCHMARKS.md, and fails if any
+//! from its start to its answer, as a Markdown table for docs/benchmarks.md, and fails if any
 //! request is not answered 200 or any update is lost.
 //!
 //! ```sh

@@ -33,7 +33,7 @@
 //!
 //! The routes and pages are in `examples/demo/`; the browser test (`tests/browser.rs`)
 //! serves the same router. `scripts/load` serves this demo (built with `--release`) to `wrk`
-//! for the load and fault runs of `BENCHMARKS.md`.
+//! for the load and fault runs of `docs/benchmarks.md`.
 
 #[path = "demo/app.rs"]
 mod app;

@@ -5,6 +5,7 @@
 //! cargo bench -p session-layer-compare --bench overhead   # REDIS_URL, default 127.0.0.1:6379
 //! cargo bench -p session-layer-compare --bench overhead -- 'postgres|sqlite'   # DATABASE_URL
 //! scripts/bench-table                                      # medians, overheads and ratios
+//! scripts/bench-chart > docs/benchmarks.svg                # the same, as a chart
 //! ```
 //!
 //! Each group holds the bare Router (`baseline`), `session_layer` and, where tower-sessions

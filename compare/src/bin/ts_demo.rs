@@ -1,5 +1,5 @@
 //! The demo's `/count` route on tower-sessions 0.15, for the side-by-side memory load run of
-//! `scripts/load` (see `BENCHMARKS.md`).
+//! `scripts/load` (see `docs/benchmarks.md`).
 //!
 //! Same work per request as `examples/demo.rs` with `SESSION_STORAGE=memory`: read the
 //! counter `visits`, store `visits + 1`, answer `{"visits":N}`; signed cookies

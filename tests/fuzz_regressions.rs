@@ -1,4 +1,5 @@
-//! Bugs the fuzz targets in `fuzz/` found, one test each (run them with `scripts/fuzz`).
+//! Bugs the fuzz targets in `fuzz/` found, one test each (run them with `scripts/fuzz`). The
+//! inputs that found them are in `fuzz/regressions/<target>/`, which every fuzz run replays.
 
 mod common;
 

@@ -50,8 +50,7 @@ impl<St: SessionStorage> RequestContext<St> {
     /// rolling session is marked changed, so that the save rewrites it.
     pub(super) fn save_needed<B>(&self, response: &Response<B>) -> bool {
         let changed = self.unreadable || self.session.is_dirty() || self.rolls();
-        let failed = response.status().is_server_error() || grpc_status::is_error(response);
-        if !changed || failed {
+        if !changed || response.status().is_server_error() || grpc_status::is_error(response) {
             return false;
         }
         if self.rolls() {

@@ -87,16 +87,18 @@ pub use crate::error::Error;
 pub use crate::layer::{ResponseFuture, SessionLayer, SessionService};
 pub use crate::session::{Key, Session, SessionData};
 #[cfg(feature = "memcache")]
-pub use crate::storage::MemcacheStorage;
+pub use crate::storage::{MemcacheBackend, MemcacheOptions, MemcacheStorage};
 #[cfg(feature = "mysql")]
-pub use crate::storage::MySqlStorage;
+pub use crate::storage::{MySqlBackend, MySqlStorage};
 #[cfg(feature = "postgres")]
-pub use crate::storage::PostgresStorage;
+pub use crate::storage::{PostgresBackend, PostgresStorage};
 #[cfg(feature = "redis")]
-pub use crate::storage::RedisStorage;
+pub use crate::storage::{RedisBackend, RedisOptions, RedisStorage};
 #[cfg(feature = "sqlite")]
-pub use crate::storage::SqliteStorage;
-pub use crate::storage::{CookieStorage, FsStorage, MemoryStorage, SessionStorage};
+pub use crate::storage::{SqliteBackend, SqliteStorage};
+pub use crate::storage::{
+    CookieStorage, FsBackend, FsStorage, MemoryBackend, MemoryStorage, SessionStorage,
+};
 #[cfg(feature = "tonic")]
 pub use crate::tonic::TonicRequestExt;
 

@@ -45,3 +45,66 @@ super::sql_backend! {
     pool: MySqlPool,
     statements: statements,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Statements;
+
+    /// Every statement as it is sent, so that a change to the SQL is a visible decision.
+    #[test]
+    fn statements_for_a_table() {
+        let Statements {
+            migrate,
+            load,
+            insert,
+            update,
+            upsert,
+            delete_version,
+            delete_any,
+            version,
+            version_locked,
+            remove_expired,
+        } = super::statements("app_sessions");
+        assert_eq!(
+            migrate,
+            [
+                "CREATE TABLE IF NOT EXISTS app_sessions (id VARCHAR(64) NOT NULL PRIMARY KEY, \
+              data LONGBLOB NOT NULL, version BIGINT NOT NULL, expires_at BIGINT NULL, \
+              INDEX expires_at (expires_at))"
+            ]
+        );
+        assert_eq!(
+            load,
+            "SELECT version, CAST(LENGTH(data) AS SIGNED), CASE WHEN LENGTH(data) <= ? THEN data END \
+             FROM app_sessions WHERE id = ?"
+        );
+        assert_eq!(
+            insert,
+            "INSERT INTO app_sessions (id, data, version, expires_at) VALUES (?, ?, ?, ?)"
+        );
+        assert_eq!(
+            update,
+            "UPDATE app_sessions SET data = ?, version = ?, expires_at = ? WHERE id = ? AND version = ?"
+        );
+        assert_eq!(
+            upsert,
+            "INSERT INTO app_sessions (id, data, version, expires_at) VALUES (?, ?, ?, ?) \
+             ON DUPLICATE KEY UPDATE data = VALUES(data), version = VALUES(version), \
+             expires_at = VALUES(expires_at)"
+        );
+        assert_eq!(
+            delete_version,
+            "DELETE FROM app_sessions WHERE id = ? AND version = ?"
+        );
+        assert_eq!(delete_any, "DELETE FROM app_sessions WHERE id = ?");
+        assert_eq!(version, "SELECT version FROM app_sessions WHERE id = ?");
+        assert_eq!(
+            version_locked,
+            "SELECT version FROM app_sessions WHERE id = ? FOR UPDATE"
+        );
+        assert_eq!(
+            remove_expired,
+            "DELETE FROM app_sessions WHERE expires_at <= ?"
+        );
+    }
+}

@@ -52,3 +52,69 @@ super::sql_backend! {
     pool: SqlitePool,
     statements: statements,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Statements;
+
+    /// Every statement as it is sent, so that a change to the SQL is a visible decision.
+    #[test]
+    fn statements_for_a_table() {
+        let Statements {
+            migrate,
+            load,
+            insert,
+            update,
+            upsert,
+            delete_version,
+            delete_any,
+            version,
+            version_locked,
+            remove_expired,
+        } = super::statements("app_sessions");
+        assert_eq!(
+            migrate,
+            [
+                "CREATE TABLE IF NOT EXISTS app_sessions (id TEXT PRIMARY KEY NOT NULL, \
+                 data BLOB NOT NULL, version INTEGER NOT NULL, expires_at INTEGER)",
+                "CREATE INDEX IF NOT EXISTS app_sessions_expires_at ON app_sessions (expires_at)",
+            ]
+        );
+        assert_eq!(
+            load,
+            "SELECT version, length(data), CASE WHEN length(data) <= ?1 THEN data END \
+             FROM app_sessions WHERE id = ?2"
+        );
+        assert_eq!(
+            insert,
+            "INSERT INTO app_sessions (id, data, version, expires_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (id) DO NOTHING"
+        );
+        assert_eq!(
+            update,
+            "UPDATE app_sessions SET data = ?1, version = ?2, expires_at = ?3 \
+             WHERE id = ?4 AND version = ?5"
+        );
+        assert_eq!(
+            upsert,
+            "INSERT INTO app_sessions (id, data, version, expires_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data, version = excluded.version, \
+             expires_at = excluded.expires_at"
+        );
+        assert_eq!(
+            delete_version,
+            "DELETE FROM app_sessions WHERE id = ?1 AND version = ?2"
+        );
+        assert_eq!(delete_any, "DELETE FROM app_sessions WHERE id = ?1");
+        assert_eq!(version, "SELECT version FROM app_sessions WHERE id = ?1");
+        // SQLite locks the whole database for the transaction's first write instead.
+        assert_eq!(
+            version_locked,
+            "SELECT version FROM app_sessions WHERE id = ?1"
+        );
+        assert_eq!(
+            remove_expired,
+            "DELETE FROM app_sessions WHERE expires_at <= ?1"
+        );
+    }
+}

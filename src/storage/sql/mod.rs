@@ -6,9 +6,8 @@
 //! write changes, and `expires_at` milliseconds since the Unix epoch (`NULL`: no expiry),
 //! indexed for [`remove_expired`](super::ServerStorage::remove_expired).
 //!
-//! So one generic [`SqlBackend`](backend::SqlBackend) holds the logic, and each database
-//! gives only its [`Dialect`](dialect::Dialect): the statements, and how sqlx reports the
-//! rows a statement wrote.
+//! So one generic [`SqlBackend`] holds the logic, and each database gives only its
+//! [`Dialect`]: the statements, and how sqlx reports the rows a statement wrote.
 
 mod backend;
 mod dialect;
@@ -21,6 +20,8 @@ mod postgres;
 mod sqlite;
 mod storage;
 
+pub use self::backend::SqlBackend;
+pub use self::dialect::Dialect;
 #[cfg(feature = "mysql")]
 pub use self::mysql::{MySqlBackend, MySqlStorage};
 #[cfg(feature = "postgres")]

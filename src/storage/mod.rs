@@ -105,6 +105,8 @@ pub use self::record::{Record, id_digest};
 pub use self::redis::{RedisBackend, RedisOptions, RedisStorage};
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 pub use self::sql::DEFAULT_TABLE as DEFAULT_SQL_TABLE;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+pub use self::sql::{Dialect, SqlBackend};
 #[cfg(feature = "mysql")]
 pub use self::sql::{MySqlBackend, MySqlStorage};
 #[cfg(feature = "postgres")]

@@ -1,47 +1,117 @@
-//! [`MySqlStorage`]: sessions in a MySQL or MariaDB table.
+//! [`MySqlStorage`]: sessions in a MySQL or MariaDB table, and MySQL's SQL for it.
 
-use sqlx::mysql::{MySql, MySqlPool};
+use sqlx::mysql::{MySql, MySqlQueryResult};
 
-use super::Statements;
+use super::backend::SqlBackend;
+use super::dialect::{Dialect, Statements};
+use crate::storage::ServerStorage;
 
-/// MySQL's SQL for `table` (already checked to be a plain identifier).
-pub(super) fn statements(table: &str) -> Statements {
-    let columns = format!("INTO {table} (id, data, version, expires_at) VALUES (?, ?, ?, ?)");
-    Statements {
-        migrate: vec![format!(
-            "CREATE TABLE IF NOT EXISTS {table} (id VARCHAR(64) NOT NULL PRIMARY KEY, \
-             data LONGBLOB NOT NULL, version BIGINT NOT NULL, expires_at BIGINT NULL, \
-             INDEX expires_at (expires_at))"
-        )],
-        load: format!(
-            "SELECT version, CAST(LENGTH(data) AS SIGNED), \
-             CASE WHEN LENGTH(data) <= ? THEN data END FROM {table} WHERE id = ?"
-        ),
-        // Not INSERT IGNORE, which also turns errors such as a truncation into warnings:
-        // a duplicate id is the unique violation the backend catches.
-        insert: format!("INSERT {columns}"),
-        update: format!(
-            "UPDATE {table} SET data = ?, version = ?, expires_at = ? WHERE id = ? AND version = ?"
-        ),
-        upsert: format!(
-            "INSERT {columns} ON DUPLICATE KEY UPDATE data = VALUES(data), \
-             version = VALUES(version), expires_at = VALUES(expires_at)"
-        ),
-        delete_version: format!("DELETE FROM {table} WHERE id = ? AND version = ?"),
-        delete_any: format!("DELETE FROM {table} WHERE id = ?"),
-        version: format!("SELECT version FROM {table} WHERE id = ?"),
-        version_locked: format!("SELECT version FROM {table} WHERE id = ? FOR UPDATE"),
-        remove_expired: format!("DELETE FROM {table} WHERE expires_at <= ?"),
+/// The [`SessionBackend`](crate::storage::SessionBackend) behind [`MySqlStorage`]: a
+/// sqlx pool and a table. Clones share the pool.
+pub type MySqlBackend = SqlBackend<MySql>;
+
+/// Sessions in MySQL or MariaDB, over your sqlx [`MySqlPool`](sqlx::MySqlPool) (feature
+/// `mysql`).
+pub type MySqlStorage = ServerStorage<MySqlBackend>;
+
+impl Dialect for MySql {
+    fn statements(table: &str) -> Statements {
+        let columns = format!("INTO {table} (id, data, version, expires_at) VALUES (?, ?, ?, ?)");
+        Statements {
+            migrate: vec![format!(
+                "CREATE TABLE IF NOT EXISTS {table} (id VARCHAR(64) NOT NULL PRIMARY KEY, \
+                 data LONGBLOB NOT NULL, version BIGINT NOT NULL, expires_at BIGINT NULL, \
+                 INDEX expires_at (expires_at))"
+            )],
+            load: format!(
+                "SELECT version, CAST(LENGTH(data) AS SIGNED), \
+                 CASE WHEN LENGTH(data) <= ? THEN data END FROM {table} WHERE id = ?"
+            ),
+            // Not INSERT IGNORE, which also turns errors such as a truncation into warnings:
+            // a duplicate id is the unique violation the backend catches.
+            insert: format!("INSERT {columns}"),
+            update: format!(
+                "UPDATE {table} SET data = ?, version = ?, expires_at = ? \
+                 WHERE id = ? AND version = ?"
+            ),
+            upsert: format!(
+                "INSERT {columns} ON DUPLICATE KEY UPDATE data = VALUES(data), \
+                 version = VALUES(version), expires_at = VALUES(expires_at)"
+            ),
+            delete_version: format!("DELETE FROM {table} WHERE id = ? AND version = ?"),
+            delete_any: format!("DELETE FROM {table} WHERE id = ?"),
+            version: format!("SELECT version FROM {table} WHERE id = ?"),
+            version_locked: format!("SELECT version FROM {table} WHERE id = ? FOR UPDATE"),
+            remove_expired: format!("DELETE FROM {table} WHERE expires_at <= ?"),
+        }
+    }
+
+    fn rows_affected(result: &MySqlQueryResult) -> u64 {
+        result.rows_affected()
     }
 }
 
-super::sql_backend! {
-    /// The [`SessionBackend`](crate::storage::SessionBackend) behind [`MySqlStorage`]: a
-    /// sqlx pool and a table. Clones share the pool.
-    backend: MySqlBackend,
-    /// Sessions in MySQL or MariaDB, over your sqlx [`MySqlPool`] (feature `mysql`).
-    storage: MySqlStorage,
-    db: MySql,
-    pool: MySqlPool,
-    statements: statements,
+#[cfg(test)]
+mod tests {
+    use super::super::dialect::{Dialect, Statements};
+    use sqlx::MySql;
+
+    /// Every statement as it is sent, so that a change to the SQL is a visible decision.
+    #[test]
+    fn statements_for_a_table() {
+        let Statements {
+            migrate,
+            load,
+            insert,
+            update,
+            upsert,
+            delete_version,
+            delete_any,
+            version,
+            version_locked,
+            remove_expired,
+        } = MySql::statements("app_sessions");
+        assert_eq!(
+            migrate,
+            [
+                "CREATE TABLE IF NOT EXISTS app_sessions (id VARCHAR(64) NOT NULL PRIMARY KEY, \
+              data LONGBLOB NOT NULL, version BIGINT NOT NULL, expires_at BIGINT NULL, \
+              INDEX expires_at (expires_at))"
+            ]
+        );
+        assert_eq!(
+            load,
+            "SELECT version, CAST(LENGTH(data) AS SIGNED), \
+             CASE WHEN LENGTH(data) <= ? THEN data END FROM app_sessions WHERE id = ?"
+        );
+        assert_eq!(
+            insert,
+            "INSERT INTO app_sessions (id, data, version, expires_at) VALUES (?, ?, ?, ?)"
+        );
+        assert_eq!(
+            update,
+            "UPDATE app_sessions SET data = ?, version = ?, expires_at = ? \
+             WHERE id = ? AND version = ?"
+        );
+        assert_eq!(
+            upsert,
+            "INSERT INTO app_sessions (id, data, version, expires_at) VALUES (?, ?, ?, ?) \
+             ON DUPLICATE KEY UPDATE data = VALUES(data), version = VALUES(version), \
+             expires_at = VALUES(expires_at)"
+        );
+        assert_eq!(
+            delete_version,
+            "DELETE FROM app_sessions WHERE id = ? AND version = ?"
+        );
+        assert_eq!(delete_any, "DELETE FROM app_sessions WHERE id = ?");
+        assert_eq!(version, "SELECT version FROM app_sessions WHERE id = ?");
+        assert_eq!(
+            version_locked,
+            "SELECT version FROM app_sessions WHERE id = ? FOR UPDATE"
+        );
+        assert_eq!(
+            remove_expired,
+            "DELETE FROM app_sessions WHERE expires_at <= ?"
+        );
+    }
 }

@@ -1,61 +1,130 @@
-//! [`PostgresStorage`]: sessions in a PostgreSQL table.
+//! [`PostgresStorage`]: sessions in a PostgreSQL table, and PostgreSQL's SQL for it.
 
-use sqlx::postgres::{PgPool, Postgres};
+use sqlx::postgres::{PgQueryResult, Postgres};
 
-use super::Statements;
+use super::backend::SqlBackend;
+use super::dialect::{Dialect, Statements};
+use crate::storage::ServerStorage;
 
-/// PostgreSQL's SQL for `table` (already checked to be a plain identifier).
-pub(super) fn statements(table: &str) -> Statements {
-    let columns =
-        format!("INSERT INTO {table} (id, data, version, expires_at) VALUES ($1, $2, $3, $4)");
-    Statements {
-        migrate: vec![
-            format!(
-                "CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, data BYTEA NOT NULL, \
-                 version BIGINT NOT NULL, expires_at BIGINT)"
+/// The [`SessionBackend`](crate::storage::SessionBackend) behind [`PostgresStorage`]: a
+/// sqlx pool and a table. Clones share the pool.
+pub type PostgresBackend = SqlBackend<Postgres>;
+
+/// Sessions in PostgreSQL, over your sqlx [`PgPool`](sqlx::PgPool) (feature `postgres`).
+///
+/// ```no_run
+/// use session_layer::PostgresStorage;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = sqlx::PgPool::connect("postgres://postgres@127.0.0.1/app").await?;
+/// let storage = PostgresStorage::new(pool).table("sessions");
+/// storage.migrate().await?; // CREATE TABLE IF NOT EXISTS, once at startup
+/// # Ok(())
+/// # }
+/// ```
+pub type PostgresStorage = ServerStorage<PostgresBackend>;
+
+impl Dialect for Postgres {
+    fn statements(table: &str) -> Statements {
+        let columns =
+            format!("INSERT INTO {table} (id, data, version, expires_at) VALUES ($1, $2, $3, $4)");
+        Statements {
+            migrate: vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, data BYTEA NOT NULL, \
+                     version BIGINT NOT NULL, expires_at BIGINT)"
+                ),
+                // Index names are per schema in PostgreSQL, hence the table in it.
+                format!("CREATE INDEX IF NOT EXISTS {table}_expires_at ON {table} (expires_at)"),
+            ],
+            load: format!(
+                "SELECT version, length(data)::BIGINT, \
+                 CASE WHEN length(data) <= $1 THEN data END FROM {table} WHERE id = $2"
             ),
-            // Index names are per schema in PostgreSQL, hence the table in it.
-            format!("CREATE INDEX IF NOT EXISTS {table}_expires_at ON {table} (expires_at)"),
-        ],
-        load: format!(
-            "SELECT version, length(data)::BIGINT, \
-             CASE WHEN length(data) <= $1 THEN data END FROM {table} WHERE id = $2"
-        ),
-        insert: format!("{columns} ON CONFLICT (id) DO NOTHING"),
-        update: format!(
-            "UPDATE {table} SET data = $1, version = $2, expires_at = $3 \
-             WHERE id = $4 AND version = $5"
-        ),
-        upsert: format!(
-            "{columns} ON CONFLICT (id) DO UPDATE SET data = excluded.data, \
-             version = excluded.version, expires_at = excluded.expires_at"
-        ),
-        delete_version: format!("DELETE FROM {table} WHERE id = $1 AND version = $2"),
-        delete_any: format!("DELETE FROM {table} WHERE id = $1"),
-        version: format!("SELECT version FROM {table} WHERE id = $1"),
-        version_locked: format!("SELECT version FROM {table} WHERE id = $1 FOR UPDATE"),
-        remove_expired: format!("DELETE FROM {table} WHERE expires_at <= $1"),
+            insert: format!("{columns} ON CONFLICT (id) DO NOTHING"),
+            update: format!(
+                "UPDATE {table} SET data = $1, version = $2, expires_at = $3 \
+                 WHERE id = $4 AND version = $5"
+            ),
+            upsert: format!(
+                "{columns} ON CONFLICT (id) DO UPDATE SET data = excluded.data, \
+                 version = excluded.version, expires_at = excluded.expires_at"
+            ),
+            delete_version: format!("DELETE FROM {table} WHERE id = $1 AND version = $2"),
+            delete_any: format!("DELETE FROM {table} WHERE id = $1"),
+            version: format!("SELECT version FROM {table} WHERE id = $1"),
+            version_locked: format!("SELECT version FROM {table} WHERE id = $1 FOR UPDATE"),
+            remove_expired: format!("DELETE FROM {table} WHERE expires_at <= $1"),
+        }
+    }
+
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
     }
 }
 
-super::sql_backend! {
-    /// The [`SessionBackend`](crate::storage::SessionBackend) behind [`PostgresStorage`]: a
-    /// sqlx pool and a table. Clones share the pool.
-    backend: PostgresBackend,
-    /// Sessions in PostgreSQL, over your sqlx [`PgPool`] (feature `postgres`).
-    ///
-    /// ```no_run
-    /// use session_layer::PostgresStorage;
-    ///
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// let pool = sqlx::PgPool::connect("postgres://postgres@127.0.0.1/app").await?;
-    /// let storage = PostgresStorage::new(pool).table("sessions");
-    /// storage.migrate().await?; // CREATE TABLE IF NOT EXISTS, once at startup
-    /// # Ok(())
-    /// # }
-    /// ```
-    storage: PostgresStorage,
-    db: Postgres,
-    pool: PgPool,
-    statements: statements,
+#[cfg(test)]
+mod tests {
+    use super::super::dialect::{Dialect, Statements};
+    use sqlx::Postgres;
+
+    /// Every statement as it is sent, so that a change to the SQL is a visible decision.
+    #[test]
+    fn statements_for_a_table() {
+        let Statements {
+            migrate,
+            load,
+            insert,
+            update,
+            upsert,
+            delete_version,
+            delete_any,
+            version,
+            version_locked,
+            remove_expired,
+        } = Postgres::statements("app_sessions");
+        assert_eq!(
+            migrate,
+            [
+                "CREATE TABLE IF NOT EXISTS app_sessions (id TEXT PRIMARY KEY, \
+                 data BYTEA NOT NULL, version BIGINT NOT NULL, expires_at BIGINT)",
+                "CREATE INDEX IF NOT EXISTS app_sessions_expires_at ON app_sessions (expires_at)",
+            ]
+        );
+        assert_eq!(
+            load,
+            "SELECT version, length(data)::BIGINT, CASE WHEN length(data) <= $1 THEN data END \
+             FROM app_sessions WHERE id = $2"
+        );
+        assert_eq!(
+            insert,
+            "INSERT INTO app_sessions (id, data, version, expires_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO NOTHING"
+        );
+        assert_eq!(
+            update,
+            "UPDATE app_sessions SET data = $1, version = $2, expires_at = $3 \
+             WHERE id = $4 AND version = $5"
+        );
+        assert_eq!(
+            upsert,
+            "INSERT INTO app_sessions (id, data, version, expires_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data, version = excluded.version, \
+             expires_at = excluded.expires_at"
+        );
+        assert_eq!(
+            delete_version,
+            "DELETE FROM app_sessions WHERE id = $1 AND version = $2"
+        );
+        assert_eq!(delete_any, "DELETE FROM app_sessions WHERE id = $1");
+        assert_eq!(version, "SELECT version FROM app_sessions WHERE id = $1");
+        assert_eq!(
+            version_locked,
+            "SELECT version FROM app_sessions WHERE id = $1 FOR UPDATE"
+        );
+        assert_eq!(
+            remove_expired,
+            "DELETE FROM app_sessions WHERE expires_at <= $1"
+        );
+    }
 }

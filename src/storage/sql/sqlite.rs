@@ -1,54 +1,125 @@
-//! [`SqliteStorage`]: sessions in an SQLite table.
+//! [`SqliteStorage`]: sessions in an SQLite table, and SQLite's SQL for it.
 
-use sqlx::sqlite::{Sqlite, SqlitePool};
+use sqlx::sqlite::{Sqlite, SqliteQueryResult};
 
-use super::Statements;
+use super::backend::SqlBackend;
+use super::dialect::{Dialect, Statements};
+use crate::storage::ServerStorage;
 
-/// SQLite's SQL for `table` (already checked to be a plain identifier).
-pub(super) fn statements(table: &str) -> Statements {
-    let columns = format!("INTO {table} (id, data, version, expires_at) VALUES (?1, ?2, ?3, ?4)");
-    Statements {
-        migrate: vec![
-            format!(
-                "CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY NOT NULL, \
-                 data BLOB NOT NULL, version INTEGER NOT NULL, expires_at INTEGER)"
+/// The [`SessionBackend`](crate::storage::SessionBackend) behind [`SqliteStorage`]: a
+/// sqlx pool and a table. Clones share the pool.
+pub type SqliteBackend = SqlBackend<Sqlite>;
+
+/// Sessions in SQLite, over your sqlx [`SqlitePool`](sqlx::SqlitePool) (feature `sqlite`).
+/// Use WAL mode for a file. An in-memory database ends with its connection: give the pool
+/// one that is never closed and not pinged before use (`max_connections(1)`,
+/// `min_connections(1)`, `idle_timeout(None)`, `max_lifetime(None)`,
+/// `test_before_acquire(false)`).
+pub type SqliteStorage = ServerStorage<SqliteBackend>;
+
+impl Dialect for Sqlite {
+    fn statements(table: &str) -> Statements {
+        let columns =
+            format!("INTO {table} (id, data, version, expires_at) VALUES (?1, ?2, ?3, ?4)");
+        Statements {
+            migrate: vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY NOT NULL, \
+                     data BLOB NOT NULL, version INTEGER NOT NULL, expires_at INTEGER)"
+                ),
+                format!("CREATE INDEX IF NOT EXISTS {table}_expires_at ON {table} (expires_at)"),
+            ],
+            load: format!(
+                "SELECT version, length(data), \
+                 CASE WHEN length(data) <= ?1 THEN data END FROM {table} WHERE id = ?2"
             ),
-            format!("CREATE INDEX IF NOT EXISTS {table}_expires_at ON {table} (expires_at)"),
-        ],
-        load: format!(
-            "SELECT version, length(data), \
-             CASE WHEN length(data) <= ?1 THEN data END FROM {table} WHERE id = ?2"
-        ),
-        // Not INSERT OR IGNORE, which also skips NOT NULL and CHECK failures.
-        insert: format!("INSERT {columns} ON CONFLICT (id) DO NOTHING"),
-        update: format!(
-            "UPDATE {table} SET data = ?1, version = ?2, expires_at = ?3 \
-             WHERE id = ?4 AND version = ?5"
-        ),
-        upsert: format!(
-            "INSERT {columns} ON CONFLICT (id) DO UPDATE SET data = excluded.data, \
-             version = excluded.version, expires_at = excluded.expires_at"
-        ),
-        delete_version: format!("DELETE FROM {table} WHERE id = ?1 AND version = ?2"),
-        delete_any: format!("DELETE FROM {table} WHERE id = ?1"),
-        version: format!("SELECT version FROM {table} WHERE id = ?1"),
-        // The transaction's first statement took the database's write lock.
-        version_locked: format!("SELECT version FROM {table} WHERE id = ?1"),
-        remove_expired: format!("DELETE FROM {table} WHERE expires_at <= ?1"),
+            // Not INSERT OR IGNORE, which also skips NOT NULL and CHECK failures.
+            insert: format!("INSERT {columns} ON CONFLICT (id) DO NOTHING"),
+            update: format!(
+                "UPDATE {table} SET data = ?1, version = ?2, expires_at = ?3 \
+                 WHERE id = ?4 AND version = ?5"
+            ),
+            upsert: format!(
+                "INSERT {columns} ON CONFLICT (id) DO UPDATE SET data = excluded.data, \
+                 version = excluded.version, expires_at = excluded.expires_at"
+            ),
+            delete_version: format!("DELETE FROM {table} WHERE id = ?1 AND version = ?2"),
+            delete_any: format!("DELETE FROM {table} WHERE id = ?1"),
+            version: format!("SELECT version FROM {table} WHERE id = ?1"),
+            // The transaction's first statement took the database's write lock.
+            version_locked: format!("SELECT version FROM {table} WHERE id = ?1"),
+            remove_expired: format!("DELETE FROM {table} WHERE expires_at <= ?1"),
+        }
+    }
+
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
     }
 }
 
-super::sql_backend! {
-    /// The [`SessionBackend`](crate::storage::SessionBackend) behind [`SqliteStorage`]: a
-    /// sqlx pool and a table. Clones share the pool.
-    backend: SqliteBackend,
-    /// Sessions in SQLite, over your sqlx [`SqlitePool`] (feature `sqlite`). Use WAL mode
-    /// for a file. An in-memory database ends with its connection: give the pool one that
-    /// is never closed and not pinged before use (`max_connections(1)`,
-    /// `min_connections(1)`, `idle_timeout(None)`, `max_lifetime(None)`,
-    /// `test_before_acquire(false)`).
-    storage: SqliteStorage,
-    db: Sqlite,
-    pool: SqlitePool,
-    statements: statements,
+#[cfg(test)]
+mod tests {
+    use super::super::dialect::{Dialect, Statements};
+    use sqlx::Sqlite;
+
+    /// Every statement as it is sent, so that a change to the SQL is a visible decision.
+    #[test]
+    fn statements_for_a_table() {
+        let Statements {
+            migrate,
+            load,
+            insert,
+            update,
+            upsert,
+            delete_version,
+            delete_any,
+            version,
+            version_locked,
+            remove_expired,
+        } = Sqlite::statements("app_sessions");
+        assert_eq!(
+            migrate,
+            [
+                "CREATE TABLE IF NOT EXISTS app_sessions (id TEXT PRIMARY KEY NOT NULL, \
+                 data BLOB NOT NULL, version INTEGER NOT NULL, expires_at INTEGER)",
+                "CREATE INDEX IF NOT EXISTS app_sessions_expires_at ON app_sessions (expires_at)",
+            ]
+        );
+        assert_eq!(
+            load,
+            "SELECT version, length(data), CASE WHEN length(data) <= ?1 THEN data END \
+             FROM app_sessions WHERE id = ?2"
+        );
+        assert_eq!(
+            insert,
+            "INSERT INTO app_sessions (id, data, version, expires_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (id) DO NOTHING"
+        );
+        assert_eq!(
+            update,
+            "UPDATE app_sessions SET data = ?1, version = ?2, expires_at = ?3 \
+             WHERE id = ?4 AND version = ?5"
+        );
+        assert_eq!(
+            upsert,
+            "INSERT INTO app_sessions (id, data, version, expires_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data, version = excluded.version, \
+             expires_at = excluded.expires_at"
+        );
+        assert_eq!(
+            delete_version,
+            "DELETE FROM app_sessions WHERE id = ?1 AND version = ?2"
+        );
+        assert_eq!(delete_any, "DELETE FROM app_sessions WHERE id = ?1");
+        assert_eq!(version, "SELECT version FROM app_sessions WHERE id = ?1");
+        // SQLite locks the whole database for the transaction's first write instead.
+        assert_eq!(
+            version_locked,
+            "SELECT version FROM app_sessions WHERE id = ?1"
+        );
+        assert_eq!(
+            remove_expired,
+            "DELETE FROM app_sessions WHERE expires_at <= ?1"
+        );
+    }
 }

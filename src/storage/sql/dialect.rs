@@ -1,0 +1,44 @@
+//! What differs between the databases: the SQL text, and how sqlx reports affected rows.
+
+use super::driver::Driver;
+
+/// A database the SQL storages run on: sqlx's `Postgres`, `MySql` and `Sqlite`, with the
+/// features `postgres`, `mysql` and `sqlite`. [`SqlBackend`](super::backend::SqlBackend)
+/// runs the same logic on each, with the statements of its dialect.
+///
+/// Sealed: its methods name types private to this crate, so only these three implement it.
+pub trait Dialect: Driver {
+    /// The statements for `table`, a name already checked to be a plain identifier, as the
+    /// database is sent them.
+    fn statements(table: &str) -> Statements;
+
+    /// How many rows a statement wrote: each sqlx driver reports it on a type of its own.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+}
+
+/// The SQL of one database, with the table name filled in (checked to be a plain
+/// identifier, hence the `AssertSqlSafe` around each statement). Every statement binds
+/// its parameters in the order the comment gives, whatever the placeholder syntax.
+pub struct Statements {
+    /// `CREATE TABLE IF NOT EXISTS` and the expiry index.
+    pub migrate: Vec<String>,
+    /// (limit, id) -> (version, length, data if length <= limit).
+    pub load: String,
+    /// (id, data, version, expires_at), writing nothing when the id exists: either no row
+    /// affected or a unique violation, and nothing else tolerated.
+    pub insert: String,
+    /// (data, version, expires_at, id, old version).
+    pub update: String,
+    /// (id, data, version, expires_at), overwriting.
+    pub upsert: String,
+    /// (id, version).
+    pub delete_version: String,
+    /// (id).
+    pub delete_any: String,
+    /// (id) -> (version).
+    pub version: String,
+    /// (id) -> (version), the row locked against writes to the end of the transaction.
+    pub version_locked: String,
+    /// (now ms).
+    pub remove_expired: String,
+}

@@ -1,0 +1,56 @@
+//! The options and operations of a [`ServerStorage`] over a [`SqlBackend`]: the table, its
+//! creation and its cleanup.
+
+use sqlx::Pool;
+
+use super::backend::SqlBackend;
+use super::dialect::Dialect;
+use crate::Error;
+use crate::storage::ServerStorage;
+
+/// The table every SQL storage uses unless its `.table(name)` option says otherwise.
+pub const DEFAULT_TABLE: &str = "sessions";
+
+impl<D: Dialect> ServerStorage<SqlBackend<D>> {
+    /// A storage over `pool`, in the table `sessions` (see [`table`](Self::table)); run
+    /// [`migrate`](Self::migrate) once to create it.
+    pub fn new(pool: Pool<D>) -> Self {
+        Self::with_backend(SqlBackend::new(pool, DEFAULT_TABLE))
+    }
+
+    /// Keeps sessions in `table` instead of `sessions`. The name goes into SQL as it is, so
+    /// one that is not `[A-Za-z_][A-Za-z0-9_]*` of at most 63 characters is refused:
+    /// [`migrate`](Self::migrate) and every later call then fail with an
+    /// [`Error::Config`] that says why.
+    pub fn table(mut self, table: &str) -> Self {
+        self.backend_mut().set_table(table);
+        self
+    }
+
+    /// Creates the table and its expiry index if they do not exist yet.
+    pub async fn migrate(&self) -> Result<(), Error> {
+        self.backend().migrate().await
+    }
+
+    /// Deletes the expired rows and returns how many; run it now and then (the lifecycle
+    /// ignores expired rows meanwhile).
+    pub async fn remove_expired(&self) -> Result<u64, Error> {
+        self.backend().remove_expired().await
+    }
+}
+
+/// Refuses a table name that is not a plain identifier of at most 63 characters: it is
+/// put into SQL as is, so only `[A-Za-z_][A-Za-z0-9_]*` is safe in all three databases.
+pub(super) fn check_table(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if first_ok && name.len() <= 63 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a table name (letters, digits and _, at most 63, not starting with a digit)"
+        ))
+    }
+}

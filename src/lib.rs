@@ -107,17 +107,4 @@ pub use crate::tonic::TonicRequestExt;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-/// The Rust blocks of `docs/concurrency.md`, compiled as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../docs/concurrency.md")]
-pub struct ConcurrencyDocDoctests;
-
-/// The Rust blocks of `docs/storages.md`, compiled as doctests when its storages are built.
-#[cfg(all(doctest, feature = "axum", feature = "redis", feature = "memcache"))]
-#[doc = include_str!("../docs/storages.md")]
-pub struct StoragesDocDoctests;
-
-/// The Rust blocks of `docs/grpc.md`, compiled as doctests when the `tonic` feature is on.
-#[cfg(all(doctest, feature = "tonic"))]
-#[doc = include_str!("../docs/grpc.md")]
-pub struct GrpcDocDoctests;
+pub mod guide;

@@ -106,3 +106,47 @@ pub mod benchmarks {}
 #[doc = links!()]
 #[doc = include_str!("../docs/comparison.md")]
 pub mod comparison {}
+
+#[cfg(test)]
+mod tests {
+    /// The pages included above.
+    const GUIDES: [(&str, &str); 8] = [
+        ("storages.md", include_str!("../docs/storages.md")),
+        ("sql.md", include_str!("../docs/sql.md")),
+        ("concurrency.md", include_str!("../docs/concurrency.md")),
+        ("security.md", include_str!("../docs/security.md")),
+        ("deployment.md", include_str!("../docs/deployment.md")),
+        ("grpc.md", include_str!("../docs/grpc.md")),
+        ("benchmarks.md", include_str!("../docs/benchmarks.md")),
+        ("comparison.md", include_str!("../docs/comparison.md")),
+    ];
+
+    /// A link to another file that rustdoc cannot check: an inline relative link, or a
+    /// label that only the page defines, works on GitHub and is dead on docs.rs.
+    #[test]
+    fn every_link_to_a_file_is_defined_again_for_the_api_docs() {
+        let ours = links!();
+        for (page, text) in GUIDES {
+            for (at, _) in text.match_indices("](") {
+                let target = &text[at + 2..];
+                assert!(
+                    target.starts_with("https://") || target.starts_with('#'),
+                    "{page}: an inline link to {:?}: make it a reference link",
+                    target.split(')').next().unwrap_or_default(),
+                );
+            }
+            for line in text.lines() {
+                let Some((label, target)) = line
+                    .strip_prefix('[')
+                    .and_then(|line| line.split_once("]: "))
+                else {
+                    continue;
+                };
+                assert!(
+                    target.starts_with("https://") || ours.contains(&format!("[{label}]: ")),
+                    "{page}: the label [{label}] leads to {target:?}: define it in `links!` too",
+                );
+            }
+        }
+    }
+}

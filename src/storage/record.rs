@@ -42,8 +42,8 @@ impl Record {
     }
 
     /// Refuses a stored record of `size` bytes over `limit`
-    /// ([`SessionBackend::limit_record_size`]) as corrupt, so that the layer starts a fresh
-    /// session instead of loading it.
+    /// ([`SessionBackend::limit_record_size`](super::SessionBackend::limit_record_size)) as
+    /// corrupt, so that the layer starts a fresh session instead of loading it.
     ///
     /// ```
     /// use session_layer::{Error, storage::Record};

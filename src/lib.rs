@@ -130,6 +130,9 @@ pub use crate::cookie::{MAX_COOKIE_SIZE, SameSite, SessionCookie};
 pub use crate::error::Error;
 pub use crate::layer::{ResponseFuture, SessionLayer, SessionService};
 pub use crate::session::{Key, Session, SessionData};
+pub use crate::storage::{
+    CookieStorage, FsBackend, FsStorage, MemoryBackend, MemoryStorage, SessionStorage,
+};
 #[cfg(feature = "memcache")]
 pub use crate::storage::{MemcacheBackend, MemcacheOptions, MemcacheStorage};
 #[cfg(feature = "mysql")]
@@ -140,9 +143,6 @@ pub use crate::storage::{PostgresBackend, PostgresStorage};
 pub use crate::storage::{RedisBackend, RedisOptions, RedisStorage};
 #[cfg(feature = "sqlite")]
 pub use crate::storage::{SqliteBackend, SqliteStorage};
-pub use crate::storage::{
-    CookieStorage, FsBackend, FsStorage, MemoryBackend, MemoryStorage, SessionStorage,
-};
 #[cfg(feature = "tonic")]
 pub use crate::tonic::TonicRequestExt;
 

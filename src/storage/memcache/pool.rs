@@ -1,41 +1,34 @@
-//! The memcached servers: a consistent-hash ring that maps each key to one server, and a
-//! few connections per server, opened on first use and dropped after any error so that a
-//! server that comes back is used again without anyone reconnecting by hand.
+//! [`Pool`]: the memcached servers, each with a few connections opened on first use and
+//! dropped after any error, so that a server that comes back is used again without anyone
+//! reconnecting by hand.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, MutexGuard};
 
-use super::MemcacheOptions;
-use super::protocol::{Conn, Fault, Reply, Request, mismatch};
+use super::connection::Conn;
+use super::fault::Fault;
+use super::options::MemcacheOptions;
+use super::reply::{Reply, mismatch};
+use super::request::Request;
+use super::ring::Ring;
 use crate::Error;
-
-/// Points per server on the hash ring: enough for an even spread over a few servers.
-const VIRTUAL_NODES: usize = 160;
 
 /// The servers, the ring that maps keys onto them, and the options they were opened with.
 pub(super) struct Pool {
     servers: Vec<Server>,
-    /// `(point, server index)`, sorted by point.
-    ring: Vec<(u64, usize)>,
+    ring: Ring,
     options: MemcacheOptions,
 }
 
 impl Pool {
-    /// A ring over `addrs` (checked, distinct) with `options.pool_size` connection slots per
+    /// A pool over `addrs` (checked, distinct) with `options.pool_size` connection slots per
     /// server; nothing is connected yet.
     pub(super) fn new(addrs: Vec<String>, options: MemcacheOptions) -> Pool {
-        let mut ring = Vec::with_capacity(addrs.len() * VIRTUAL_NODES);
-        for (index, addr) in addrs.iter().enumerate() {
-            for node in 0..VIRTUAL_NODES {
-                ring.push((ring_point(format!("{addr}#{node}").as_bytes()), index));
-            }
-        }
-        ring.sort_unstable();
+        let ring = Ring::new(addrs.iter().map(String::as_str));
         let servers = addrs
             .into_iter()
-            .map(|addr| Server::new(addr, options.pool_size.max(1)))
+            .map(|addr| Server::new(addr, options.pool_size))
             .collect();
         Pool {
             servers,
@@ -45,7 +38,7 @@ impl Pool {
     }
 
     /// The servers' names, in the order given.
-    pub(super) fn addrs(&self) -> impl Iterator<Item = &str> {
+    pub(super) fn addrs(&self) -> impl ExactSizeIterator<Item = &str> {
         self.servers.iter().map(|s| s.addr.as_str())
     }
 
@@ -62,16 +55,7 @@ impl Pool {
         if self.servers.len() == 1 {
             return &self.servers[0];
         }
-        let point = ring_point(key.as_bytes());
-        let at = self.ring.partition_point(|&(p, _)| p < point);
-        // Past the last point the ring wraps around to the first.
-        let (_, index) = self
-            .ring
-            .get(at)
-            .or(self.ring.first())
-            .copied()
-            .unwrap_or((0, 0));
-        &self.servers[index]
+        &self.servers[self.ring.server_of(key)]
     }
 
     /// Opens the first connection to every server and checks that a memcached answers on
@@ -109,14 +93,6 @@ impl Pool {
     }
 }
 
-/// A position on the ring: the first 8 bytes of the SHA-256.
-fn ring_point(bytes: &[u8]) -> u64 {
-    let digest = Sha256::digest(bytes);
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    u64::from_be_bytes(first)
-}
-
 /// One server: its name and a few connection slots, each opened on first use and dropped
 /// after any error.
 struct Server {
@@ -129,7 +105,7 @@ impl Server {
     fn new(addr: String, connections: usize) -> Server {
         Server {
             addr,
-            slots: (0..connections).map(|_| Mutex::new(None)).collect(),
+            slots: (0..connections.max(1)).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
         }
     }
@@ -181,27 +157,5 @@ impl Server {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::HashSet;
-
-    use super::*;
-
-    #[test]
-    fn ring_is_stable_and_uses_every_server() {
-        let addrs: Vec<String> = (0..3).map(|i| format!("10.0.0.{i}:11211")).collect();
-        let options = MemcacheOptions::new().pool_size(1);
-        let a = Pool::new(addrs.clone(), options.clone());
-        let b = Pool::new(addrs, options);
-        let mut used = HashSet::new();
-        for i in 0..300 {
-            let key = format!("k{i}");
-            assert_eq!(a.server_for(&key), b.server_for(&key));
-            used.insert(a.server_for(&key).to_owned());
-        }
-        assert_eq!(used.len(), 3);
     }
 }

@@ -87,6 +87,8 @@ mod lifecycle;
 #[cfg(feature = "memcache")]
 mod memcache;
 mod memory;
+#[cfg(any(feature = "redis", feature = "memcache"))]
+mod network;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
@@ -98,10 +100,12 @@ pub use self::fs::{FsBackend, FsStorage};
 pub use self::lifecycle::ServerStorage;
 pub(crate) use self::lifecycle::{Expiry, Snapshot};
 #[cfg(feature = "memcache")]
-pub use self::memcache::{MemcacheBackend, MemcacheOptions, MemcacheStorage};
+pub use self::memcache::{MemcacheBackend, MemcacheStorage};
 pub use self::memory::{MemoryBackend, MemoryStorage};
+#[cfg(any(feature = "redis", feature = "memcache"))]
+pub use self::network::NetworkOptions;
 #[cfg(feature = "redis")]
-pub use self::redis::{RedisBackend, RedisOptions, RedisStorage};
+pub use self::redis::{RedisBackend, RedisStorage};
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 pub use self::sql::DEFAULT_TABLE as DEFAULT_SQL_TABLE;
 #[cfg(feature = "mysql")]

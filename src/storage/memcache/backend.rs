@@ -32,7 +32,8 @@ impl fmt::Debug for MemcacheBackend {
         f.debug_struct("MemcacheBackend")
             .field("servers", &servers)
             .field("prefix", &self.prefix)
-            .field("options", self.pool.options())
+            .field("timeouts", &self.pool.timeouts())
+            .field("pool_size", &self.pool_size())
             .field("max_record_size", &self.max_record_size)
             .finish_non_exhaustive()
     }
@@ -49,6 +50,22 @@ impl MemcacheBackend {
 
     pub(super) fn set_prefix(&mut self, prefix: &str) {
         self.prefix = prefix.to_owned();
+    }
+
+    /// [`MemcacheStorage::pool_size`]: resizes the pool in place while no clone shares it,
+    /// keeping its open connections; a shared one is left to the clones, and this backend
+    /// gets a pool of its own.
+    pub(super) fn set_pool_size(&mut self, connections: usize) {
+        match Arc::get_mut(&mut self.pool) {
+            Some(pool) => pool.resize(connections),
+            None => self.pool = Arc::new(self.pool.with_slots(connections)),
+        }
+    }
+
+    /// How many connections each server may have open at once
+    /// ([`MemcacheStorage::pool_size`]).
+    pub fn pool_size(&self) -> usize {
+        self.pool.slots_per_server()
     }
 
     pub(super) fn key(&self, id: &str) -> String {

@@ -5,7 +5,7 @@
 //! allocate more than the record size limit per value), and timeouts, reconnects and the
 //! ring are ours to get right; docs/storages.md ("Why our own client") compares the crates.
 //!
-//! From the top down: [`storage`] connects with the [`options`], [`backend`] turns loads,
+//! From the top down: [`storage`] connects and holds the options, [`backend`] turns loads,
 //! stores and deletes into commands, [`pool`] picks a server ([`ring`]) and a connection,
 //! [`connection`] sends a [`request`] and reads its [`reply`] (or a [`fault`]).
 
@@ -16,7 +16,6 @@ mod fault;
 #[cfg(fuzzing)]
 mod fuzzing;
 mod keys;
-mod options;
 mod pool;
 mod reply;
 mod request;
@@ -24,5 +23,4 @@ mod ring;
 mod storage;
 
 pub use self::backend::MemcacheBackend;
-pub use self::options::MemcacheOptions;
 pub use self::storage::MemcacheStorage;

@@ -8,32 +8,49 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::connection::Conn;
 use super::fault::Fault;
-use super::options::MemcacheOptions;
 use super::reply::{Reply, mismatch};
 use super::request::Request;
 use super::ring::Ring;
 use crate::Error;
+use crate::storage::network::Timeouts;
 
-/// The servers, the ring that maps keys onto them, and the options they were opened with.
+/// The servers, the ring that maps keys onto them, and the timeouts of their connections.
 pub(super) struct Pool {
     servers: Vec<Server>,
     ring: Ring,
-    options: MemcacheOptions,
+    timeouts: Timeouts,
 }
 
 impl Pool {
-    /// A pool over `addrs` (checked, distinct) with `options.pool_size` connection slots per
-    /// server; nothing is connected yet.
-    pub(super) fn new(addrs: Vec<String>, options: MemcacheOptions) -> Pool {
+    /// A pool over `addrs` (checked, distinct) with `connections` slots per server (at least
+    /// 1); nothing is connected yet.
+    pub(super) fn new(addrs: Vec<String>, timeouts: Timeouts, connections: usize) -> Pool {
         let ring = Ring::new(addrs.iter().map(String::as_str));
         let servers = addrs
             .into_iter()
-            .map(|addr| Server::new(addr, options.pool_size))
+            .map(|addr| Server::new(addr, connections))
             .collect();
         Pool {
             servers,
             ring,
-            options,
+            timeouts,
+        }
+    }
+
+    /// The same servers with `connections` slots each (at least 1), none connected yet.
+    pub(super) fn with_slots(&self, connections: usize) -> Pool {
+        Pool::new(
+            self.addrs().map(str::to_owned).collect(),
+            self.timeouts,
+            connections,
+        )
+    }
+
+    /// Gives each server `connections` slots (at least 1), keeping the open connections
+    /// that fit.
+    pub(super) fn resize(&mut self, connections: usize) {
+        for server in &mut self.servers {
+            server.resize(connections);
         }
     }
 
@@ -42,8 +59,13 @@ impl Pool {
         self.servers.iter().map(|s| s.addr.as_str())
     }
 
-    pub(super) fn options(&self) -> &MemcacheOptions {
-        &self.options
+    pub(super) fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// How many connections each server may have open at once.
+    pub(super) fn slots_per_server(&self) -> usize {
+        self.servers[0].slots.len()
     }
 
     /// The name of the server that holds `key`.
@@ -64,7 +86,7 @@ impl Pool {
         for server in &self.servers {
             let mut slot = server.acquire().await;
             match server
-                .execute(&mut slot, &Request::Version, &self.options)
+                .execute(&mut slot, &Request::Version, self.timeouts)
                 .await
             {
                 Ok(Reply::Version(_)) => {}
@@ -80,10 +102,10 @@ impl Pool {
     pub(super) async fn run(&self, key: &str, request: Request<'_>) -> Result<Reply, Error> {
         let server = self.server(key);
         let result = async {
-            let mut slot = tokio::time::timeout(self.options.response_timeout, server.acquire())
+            let mut slot = tokio::time::timeout(self.timeouts.response, server.acquire())
                 .await
                 .map_err(|_| Fault::Timeout)?;
-            server.execute(&mut slot, &request, &self.options).await
+            server.execute(&mut slot, &request, self.timeouts).await
         }
         .await;
         result.map_err(|fault| {
@@ -110,6 +132,14 @@ impl Server {
         }
     }
 
+    fn resize(&mut self, connections: usize) {
+        let slots = std::mem::take(&mut self.slots).into_vec();
+        let mut open = slots.into_iter().filter_map(Mutex::into_inner);
+        self.slots = (0..connections.max(1))
+            .map(|_| Mutex::new(open.next()))
+            .collect();
+    }
+
     /// A free slot if there is one, else a turn on one of them (tokio's mutex is fair).
     async fn acquire(&self) -> MutexGuard<'_, Option<Conn>> {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
@@ -130,7 +160,7 @@ impl Server {
         &self,
         slot: &mut Option<Conn>,
         request: &Request<'_>,
-        options: &MemcacheOptions,
+        timeouts: Timeouts,
     ) -> Result<Reply, Fault> {
         let mut retried = false;
         loop {
@@ -140,9 +170,9 @@ impl Server {
             let reused = slot.is_some();
             let conn = match slot {
                 Some(conn) => conn,
-                None => slot.insert(Conn::open(&self.addr, options.connect_timeout).await?),
+                None => slot.insert(Conn::open(&self.addr, timeouts.connect).await?),
             };
-            let outcome = tokio::time::timeout(options.response_timeout, conn.execute(request))
+            let outcome = tokio::time::timeout(timeouts.response, conn.execute(request))
                 .await
                 .unwrap_or(Err(Fault::Timeout));
             match outcome {
@@ -157,5 +187,29 @@ impl Server {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn pool(connections: usize) -> Pool {
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(1),
+            response: Duration::from_secs(1),
+        };
+        Pool::new(vec!["10.0.0.1:11211".to_owned()], timeouts, connections)
+    }
+
+    #[test]
+    fn every_server_keeps_at_least_one_connection() {
+        assert_eq!(pool(0).slots_per_server(), 1);
+        let mut resized = pool(4);
+        resized.resize(0);
+        assert_eq!(resized.slots_per_server(), 1);
+        assert_eq!(pool(4).with_slots(16).slots_per_server(), 16);
     }
 }

@@ -1,15 +1,25 @@
 //! [`MemcacheStorage`]: connecting to the servers, and the options only Memcached has.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use super::backend::MemcacheBackend;
 use super::keys::validate_prefix;
-use super::options::MemcacheOptions;
 use super::pool::Pool;
 use crate::Error;
 #[cfg(doc)]
 use crate::storage::Record;
-use crate::storage::ServerStorage;
+use crate::storage::network::Timeouts;
+use crate::storage::{NetworkOptions, ServerStorage};
+
+/// The timeouts unless [`NetworkOptions`] set others: 1 second to connect, 1 per command.
+const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(1),
+    response: Duration::from_secs(1),
+};
+
+/// The connections per server unless [`MemcacheStorage::pool_size`] sets another number.
+const DEFAULT_POOL_SIZE: usize = 4;
 
 /// Sessions in Memcached (1.6 or later): for several app servers sharing sessions, when
 /// losing a session now and then (eviction, a server restart) is acceptable.
@@ -31,9 +41,9 @@ use crate::storage::ServerStorage;
 ///
 /// With several servers ([`connect_pool`](MemcacheStorage::connect_pool)), keys are spread
 /// by consistent hashing: adding or removing a server moves only its share of the sessions.
-/// Each server gets a small pool of connections ([`MemcacheOptions::pool_size`]); a broken
-/// connection is dropped and the next request opens a new one, so requests succeed again
-/// by themselves once a server is back.
+/// Each server gets a small pool of connections ([`pool_size`](MemcacheStorage::pool_size));
+/// a broken connection is dropped and the next request opens a new one, so requests succeed
+/// again by themselves once a server is back.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -51,11 +61,11 @@ use crate::storage::ServerStorage;
 pub type MemcacheStorage = ServerStorage<MemcacheBackend>;
 
 impl MemcacheStorage {
-    /// Connects to one memcached server at `"host:port"` with the default
-    /// [`MemcacheOptions`].
+    /// Connects to one memcached server at `"host:port"` with the default timeouts: 1 second
+    /// to connect, 1 per command.
     ///
     /// Fails when the address is malformed or the server does not answer a `version`
-    /// command within the connect and response timeouts (1 s each).
+    /// command within the connect and response timeouts.
     ///
     /// ```no_run
     /// use session_layer::MemcacheStorage;
@@ -67,30 +77,30 @@ impl MemcacheStorage {
     /// # }
     /// ```
     pub async fn connect(addr: &str) -> Result<Self, Error> {
-        Self::connect_pool_with([addr], MemcacheOptions::default()).await
+        Self::connect_pool_with([addr], NetworkOptions::default()).await
     }
 
-    /// Connects to one memcached server at `"host:port"` with the given options.
+    /// Connects to one memcached server at `"host:port"` with the given timeouts.
     ///
     /// ```no_run
     /// use std::time::Duration;
     /// use session_layer::MemcacheStorage;
-    /// use session_layer::storage::MemcacheOptions;
+    /// use session_layer::storage::NetworkOptions;
     ///
     /// # async fn run() -> Result<(), session_layer::Error> {
-    /// let options = MemcacheOptions::new().response_timeout(Duration::from_millis(250));
+    /// let options = NetworkOptions::new().response_timeout(Duration::from_millis(250));
     /// let storage = MemcacheStorage::connect_with("127.0.0.1:11211", options).await?;
     /// # let _ = storage;
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn connect_with(addr: &str, options: MemcacheOptions) -> Result<Self, Error> {
+    pub async fn connect_with(addr: &str, options: NetworkOptions) -> Result<Self, Error> {
         Self::connect_pool_with([addr], options).await
     }
 
-    /// Connects to several memcached servers (`"host:port"` each) with the default
-    /// [`MemcacheOptions`], and spreads the sessions over them by consistent hashing (a
-    /// hash ring with virtual nodes).
+    /// Connects to several memcached servers (`"host:port"` each) with the default timeouts
+    /// (see [`connect`](MemcacheStorage::connect)), and spreads the sessions over them by
+    /// consistent hashing (a hash ring with virtual nodes).
     ///
     /// Every app server must list the same servers under the same names (`10.0.0.5:11211`
     /// and `cache-a:11211` are different names for the ring), or they will look for a
@@ -111,34 +121,55 @@ impl MemcacheStorage {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        Self::connect_pool_with(addrs, MemcacheOptions::default()).await
+        Self::connect_pool_with(addrs, NetworkOptions::default()).await
     }
 
-    /// Connects to several memcached servers with the given options; see
+    /// Connects to several memcached servers with the given timeouts; see
     /// [`connect_pool`](MemcacheStorage::connect_pool).
     ///
     /// ```no_run
+    /// use std::time::Duration;
     /// use session_layer::MemcacheStorage;
-    /// use session_layer::storage::MemcacheOptions;
+    /// use session_layer::storage::NetworkOptions;
     ///
     /// # async fn run() -> Result<(), session_layer::Error> {
     /// let storage = MemcacheStorage::connect_pool_with(
     ///     ["10.0.0.5:11211", "10.0.0.6:11211"],
-    ///     MemcacheOptions::new().pool_size(16),
+    ///     NetworkOptions::new().connect_timeout(Duration::from_millis(500)),
     /// )
-    /// .await?;
+    /// .await?
+    /// .pool_size(16);
     /// # let _ = storage;
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn connect_pool_with<I, S>(addrs: I, options: MemcacheOptions) -> Result<Self, Error>
+    pub async fn connect_pool_with<I, S>(addrs: I, options: NetworkOptions) -> Result<Self, Error>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let pool = Pool::new(validate_addrs(addrs)?, options);
+        let timeouts = options.resolve(DEFAULT_TIMEOUTS);
+        let pool = Pool::new(validate_addrs(addrs)?, timeouts, DEFAULT_POOL_SIZE);
         pool.check().await?;
         Ok(ServerStorage::with_backend(MemcacheBackend::new(pool)))
+    }
+
+    /// How many connections each server may have open at once (at least 1; default 4):
+    /// concurrent requests use different connections, and queue when all are busy. The
+    /// connection that checked each server at connect time is kept.
+    ///
+    /// ```no_run
+    /// use session_layer::MemcacheStorage;
+    ///
+    /// # async fn run() -> Result<(), session_layer::Error> {
+    /// let storage = MemcacheStorage::connect("127.0.0.1:11211").await?.pool_size(16);
+    /// assert_eq!(storage.backend().pool_size(), 16);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn pool_size(mut self, connections: usize) -> Self {
+        self.backend_mut().set_pool_size(connections);
+        self
     }
 
     /// Sets the prefix of every key (default `"session:"`), e.g. to share servers between

@@ -20,6 +20,7 @@ use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use super::super::Error;
+use super::super::network::Timeouts;
 use super::slots::{SlotMap, slot_of};
 
 /// One master's connection, made by the first request that needs it.
@@ -44,18 +45,14 @@ pub(super) struct Cluster {
 
 impl Cluster {
     /// Reads the slot map from the first seed that answers.
-    pub async fn connect(
-        seeds: Vec<ConnectionInfo>,
-        connect_timeout: Duration,
-        response_timeout: Duration,
-    ) -> RedisResult<Cluster> {
+    pub async fn connect(seeds: Vec<ConnectionInfo>, timeouts: Timeouts) -> RedisResult<Cluster> {
         let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(connect_timeout))
-            .set_response_timeout(Some(response_timeout));
+            .set_connection_timeout(Some(timeouts.connect))
+            .set_response_timeout(Some(timeouts.response));
         let cluster = Cluster {
             seeds,
             config,
-            response_timeout,
+            response_timeout: timeouts.response,
             slots: RwLock::default(),
             nodes: Mutex::default(),
             refreshed: tokio::sync::Mutex::new(None),

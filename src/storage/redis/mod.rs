@@ -8,14 +8,12 @@ mod backend;
 mod cluster;
 mod connect;
 mod connection;
-mod options;
 mod scripts;
 mod slots;
 
 use std::time::Duration;
 
 pub use self::backend::RedisBackend;
-pub use self::options::RedisOptions;
 use super::ServerStorage;
 #[cfg(doc)]
 use super::{Error, Record, id_digest};
@@ -50,7 +48,7 @@ use super::{Error, Record, id_digest};
 /// One connection is shared by all requests (commands are pipelined on it); when it
 /// breaks, it is re-established in the background, and requests fail with an error (never
 /// hang) until the server is back. Every operation is bounded by the
-/// [response timeout](RedisOptions::response_timeout). A Cluster connection keeps one
+/// [response timeout](super::NetworkOptions#structfield.response_timeout). A Cluster connection keeps one
 /// connection per master and follows failovers and resharding; a Sentinel one asks Sentinel
 /// again when its master is gone (docs/deployment.md gives the measured behaviour). A write
 /// sent again after it took effect writes nothing, so a request whose answer a failure lost
@@ -72,7 +70,7 @@ use super::{Error, Record, id_digest};
 ///
 /// With a Redis Cluster, use [`connect_cluster`](RedisStorage::connect_cluster), with
 /// Sentinel [`connect_sentinel`](RedisStorage::connect_sentinel); timeouts are set with
-/// [`connect_with`](RedisStorage::connect_with) and [`RedisOptions`], and
+/// [`connect_with`](RedisStorage::connect_with) and [`NetworkOptions`](super::NetworkOptions), and
 /// [`wait_for_replicas`](RedisStorage::wait_for_replicas) makes saves survive a failover.
 pub type RedisStorage = ServerStorage<RedisBackend>;
 

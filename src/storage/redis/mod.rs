@@ -8,6 +8,8 @@ mod backend;
 mod cluster;
 mod connect;
 mod connection;
+mod refusal;
+mod replicas;
 mod scripts;
 mod slots;
 

@@ -1145,8 +1145,8 @@ mod layer_flow {
 
     #[tokio::test]
     async fn a_session_in_the_old_format_is_not_found() {
-        // Older versions stored each session as a string of the record's JSON under the
-        // prefix plus the raw id: keys are digests of the id now, so it is never looked at.
+        // A record stored as a string under the prefix plus the raw id is never looked at: a
+        // session's key is the prefix plus a digest of its id.
         let redis = redis();
         let prefix = unique_prefix();
         let id = "old-format-session-id-0123456789";

@@ -126,7 +126,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         #[cfg(feature = "redis")]
         "redis" => {
             use session_layer::RedisStorage;
-            use session_layer::storage::RedisOptions;
+            use session_layer::storage::NetworkOptions;
 
             let url =
                 std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
@@ -134,7 +134,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 std::env::var("SESSION_KEY_PREFIX").unwrap_or_else(|_| "demo:session:".into());
             // While Redis is down, requests fail with a 500 within the response timeout
             // rather than hang; the connection comes back by itself.
-            let options = RedisOptions::new()
+            let options = NetworkOptions::new()
                 .connect_timeout(Duration::from_secs(2))
                 .response_timeout(Duration::from_secs(1));
             let storage = RedisStorage::connect_with(&url, options)

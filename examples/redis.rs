@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
-use session_layer::storage::RedisOptions;
+use session_layer::storage::NetworkOptions;
 use session_layer::{Error, RedisStorage, Session, SessionCookie, SessionLayer};
 use tracing_subscriber::EnvFilter;
 
@@ -65,7 +65,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let storage = RedisStorage::connect_with(
         &url,
-        RedisOptions::new()
+        NetworkOptions::new()
             .connect_timeout(Duration::from_secs(5))
             .response_timeout(Duration::from_secs(1)),
     )

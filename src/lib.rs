@@ -130,17 +130,19 @@ pub use crate::cookie::{MAX_COOKIE_SIZE, SameSite, SessionCookie};
 pub use crate::error::Error;
 pub use crate::layer::{ResponseFuture, SessionLayer, SessionService};
 pub use crate::session::{Key, Session, SessionData};
+#[cfg(any(feature = "redis", feature = "memcache"))]
+pub use crate::storage::NetworkOptions;
 pub use crate::storage::{
     CookieStorage, FsBackend, FsStorage, MemoryBackend, MemoryStorage, SessionStorage,
 };
 #[cfg(feature = "memcache")]
-pub use crate::storage::{MemcacheBackend, MemcacheOptions, MemcacheStorage};
+pub use crate::storage::{MemcacheBackend, MemcacheStorage};
 #[cfg(feature = "mysql")]
 pub use crate::storage::{MySqlBackend, MySqlStorage};
 #[cfg(feature = "postgres")]
 pub use crate::storage::{PostgresBackend, PostgresStorage};
 #[cfg(feature = "redis")]
-pub use crate::storage::{RedisBackend, RedisOptions, RedisStorage};
+pub use crate::storage::{RedisBackend, RedisStorage};
 #[cfg(feature = "sqlite")]
 pub use crate::storage::{SqliteBackend, SqliteStorage};
 #[cfg(feature = "tonic")]

@@ -1,5 +1,6 @@
 //! `SessionCookie`: attributes, signing, encryption, rotation, size limit and hostile input
-//! (API.md, "SessionCookie"), with the cases of Remix's `cookie.test.ts` adapted.
+//! (the `SessionCookie` rustdoc; the README, "Secrets, rotation and encryption"), with the
+//! cases of Remix's `cookie.test.ts` adapted.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
 use common::servers::{ServerProcess, start_memcached, start_memcached_with};
-use session_layer::storage::{Expected, MemcacheOptions, Record, SessionBackend};
+use session_layer::storage::{Expected, NetworkOptions, Record, SessionBackend};
 use session_layer::{Error, MemcacheStorage, Session, SessionData, SessionStorage};
 use sha2::{Digest, Sha256};
 
@@ -444,13 +444,13 @@ async fn sixteen_concurrent_saves(storage: MemcacheStorage) {
 }
 
 #[tokio::test]
-async fn connect_with_sizes_the_pool_it_checks_the_server_with() {
+async fn pool_size_keeps_the_connection_that_checked_the_server() {
     let server = start_memcached();
     let addr = addr(&server);
 
     let before = stats(&addr);
-    let options = MemcacheOptions::new().pool_size(1);
-    let single = MemcacheStorage::connect_with(&addr, options).await.unwrap();
+    let single = MemcacheStorage::connect(&addr).await.unwrap().pool_size(1);
+    assert_eq!(single.backend().pool_size(), 1);
     sixteen_concurrent_saves(single).await;
     let with_one = connections_opened(&before, &stats(&addr));
 
@@ -460,8 +460,7 @@ async fn connect_with_sizes_the_pool_it_checks_the_server_with() {
     let with_default = connections_opened(&before, &stats(&addr));
 
     eprintln!("connections opened: pool_size(1) {with_one}, default pool {with_default}");
-    // One: the connection that checked the server at connect time serves every request
-    // (a pool resized after connecting would have opened a second).
+    // One: the connection that checked the server at connect time serves every request.
     assert_eq!(with_one, 1, "pool_size(1) opened {with_one} connections");
     assert!(
         with_default > 1,
@@ -473,7 +472,7 @@ async fn connect_with_sizes_the_pool_it_checks_the_server_with() {
 async fn connect_with_applies_the_connect_timeout_to_the_first_connect() {
     let (listener, _fillers) = unaccepting_listener();
     let target = listener.local_addr().unwrap().to_string();
-    let options = MemcacheOptions::new().connect_timeout(Duration::from_millis(200));
+    let options = NetworkOptions::new().connect_timeout(Duration::from_millis(200));
     let started = Instant::now();
     let result = tokio::time::timeout(
         Duration::from_secs(3),
@@ -667,7 +666,7 @@ async fn sessions_spread_over_a_pool_by_consistent_hashing() {
 #[tokio::test]
 async fn a_dead_server_gives_errors_fast_and_a_restarted_one_works_again() {
     let mut server = start_memcached();
-    let options = MemcacheOptions::new()
+    let options = NetworkOptions::new()
         .connect_timeout(Duration::from_millis(500))
         .response_timeout(Duration::from_millis(500));
     let storage = MemcacheStorage::connect_with(&addr(&server), options)
@@ -716,10 +715,10 @@ async fn a_dead_server_gives_errors_fast_and_a_restarted_one_works_again() {
 #[tokio::test]
 async fn a_restart_is_transparent_for_pooled_connections() {
     let mut server = start_memcached();
-    let options = MemcacheOptions::new().pool_size(2);
-    let storage = MemcacheStorage::connect_with(&addr(&server), options)
+    let storage = MemcacheStorage::connect(&addr(&server))
         .await
-        .unwrap();
+        .unwrap()
+        .pool_size(2);
     // Open both pooled connections.
     let (a, b) = tokio::join!(save_new(&storage, "k", "1"), save_new(&storage, "k", "2"));
     assert_ne!(a, b);
@@ -820,7 +819,7 @@ async fn garbage_and_hostile_responses_are_errors() {
     ];
     for &reply in cases {
         let addr = fake_server(Some(reply)).await;
-        let options = MemcacheOptions::new().response_timeout(Duration::from_millis(300));
+        let options = NetworkOptions::new().response_timeout(Duration::from_millis(300));
         let storage = MemcacheStorage::connect_with(&addr, options).await.unwrap();
         let read = tokio::time::timeout(Duration::from_secs(2), storage.read(Some("id"))).await;
         assert!(matches!(read, Ok(Err(_))), "{reply:?}: read gave {read:?}");
@@ -839,7 +838,7 @@ async fn garbage_and_hostile_responses_are_errors() {
 #[tokio::test]
 async fn a_silent_server_times_out() {
     let addr = fake_server(None).await;
-    let options = MemcacheOptions::new().response_timeout(Duration::from_millis(300));
+    let options = NetworkOptions::new().response_timeout(Duration::from_millis(300));
     let storage = MemcacheStorage::connect_with(&addr, options).await.unwrap();
     let started = Instant::now();
     let read = tokio::time::timeout(Duration::from_secs(2), storage.read(Some("id"))).await;
@@ -936,8 +935,7 @@ async fn values_over_the_limit_are_read_past_and_the_connection_goes_on() {
 
     // One connection: each reply must be read to its end for the next to be read right.
     let addr = fake_big_value_server(1024 * 1024 + 1).await;
-    let options = MemcacheOptions::new().pool_size(1);
-    let storage = MemcacheStorage::connect_with(&addr, options).await.unwrap();
+    let storage = MemcacheStorage::connect(&addr).await.unwrap().pool_size(1);
     for _ in 0..3 {
         let read = storage.read(Some("id")).await;
         match read {
@@ -981,10 +979,10 @@ fn raw_ttl(addr: &str, key: &str) -> Option<i64> {
 async fn a_planted_oversize_record_is_refused_and_the_connection_goes_on() {
     let server = start_memcached();
     let addr = addr(&server);
-    let options = MemcacheOptions::new().pool_size(1);
-    let storage = MemcacheStorage::connect_with(&addr, options)
+    let storage = MemcacheStorage::connect(&addr)
         .await
         .unwrap()
+        .pool_size(1)
         .max_record_size(1024);
     let id = save_new(&storage, "user", "mj").await;
     let key = storage.key_for(&id);
@@ -1066,10 +1064,10 @@ async fn a_save_over_max_record_size_fails_and_writes_nothing() {
 #[tokio::test]
 async fn a_record_over_memcacheds_item_limit_is_a_server_error() {
     let server = start_memcached();
-    let storage =
-        MemcacheStorage::connect_with(&addr(&server), MemcacheOptions::new().pool_size(1))
-            .await
-            .unwrap();
+    let storage = MemcacheStorage::connect(&addr(&server))
+        .await
+        .unwrap()
+        .pool_size(1);
     let session = storage.read(None).await.unwrap();
     session.set("big", "x".repeat((1 << 20) - 100)).unwrap();
     match storage.save(&session).await {
@@ -1122,7 +1120,7 @@ mod layer_flow {
     #[tokio::test]
     async fn counter_logout_and_a_dead_server() {
         let mut server = start_memcached();
-        let options = MemcacheOptions::new().response_timeout(Duration::from_millis(500));
+        let options = NetworkOptions::new().response_timeout(Duration::from_millis(500));
         let storage = MemcacheStorage::connect_with(&addr(&server), options)
             .await
             .unwrap()
@@ -1227,9 +1225,7 @@ async fn slow_add_server() -> String {
 #[tokio::test]
 async fn a_cancelled_request_never_leaves_its_reply_to_the_next_one() {
     let addr = slow_add_server().await;
-    let free = MemcacheStorage::connect_with(&addr, MemcacheOptions::new().pool_size(1))
-        .await
-        .unwrap();
+    let free = MemcacheStorage::connect(&addr).await.unwrap().pool_size(1);
     let taken = free.clone().key_prefix("taken:").unwrap(); // same connection pool
     let record = Record {
         data: SessionData::default(),

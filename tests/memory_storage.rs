@@ -77,7 +77,8 @@ async fn a_new_session_evicts_the_least_recently_used() {
     }
 }
 
-/// Reading a session counts as a use: the example.
+/// Reading a session counts as a use: of three held, the one read survives a fourth, and
+/// the least recently used of the others goes.
 #[tokio::test]
 async fn a_read_makes_a_session_recently_used() {
     for _ in 0..ROUNDS {

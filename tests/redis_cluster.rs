@@ -10,7 +10,7 @@ use common::redis_ha::RedisCluster;
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
 use common::servers::{redis_cmd, unique_prefix};
 use redis::cluster_async::ClusterConnection;
-use session_layer::storage::{Expected, Record, RedisOptions, SessionBackend, id_digest};
+use session_layer::storage::{Expected, NetworkOptions, Record, SessionBackend, id_digest};
 use session_layer::{Error, RedisStorage, Session, SessionData, SessionStorage};
 
 /// The test's cluster: private unless `REDIS_CLUSTER_URLS` is set.
@@ -325,7 +325,7 @@ async fn a_node_down_gives_errors_and_recovery_is_automatic() {
     let response_timeout = Duration::from_millis(500);
     let storage = RedisStorage::connect_cluster_with(
         &urls,
-        RedisOptions::new().response_timeout(response_timeout),
+        NetworkOptions::new().response_timeout(response_timeout),
     )
     .await
     .unwrap()

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
 use common::servers::{ServerProcess, redis_cmd, start_redis, unique_prefix};
 use session_layer::storage::{
-    Expected, Moved, Record, RedisOptions, SessionBackend, Versioned, id_digest,
+    Expected, Moved, NetworkOptions, Record, SessionBackend, Versioned, id_digest,
 };
 use session_layer::{Error, RedisStorage, Session, SessionData, SessionStorage};
 
@@ -924,7 +924,7 @@ async fn a_server_that_never_answers_times_out() {
         "redis://127.0.0.1:{}",
         listener.local_addr().unwrap().port()
     );
-    let options = RedisOptions::new()
+    let options = NetworkOptions::new()
         .connect_timeout(Duration::from_millis(400))
         .response_timeout(Duration::from_millis(300));
     let start = Instant::now();
@@ -949,11 +949,13 @@ async fn server_down_gives_errors_and_recovery_is_automatic() {
     let mut server = start_redis();
     let url = format!("redis://127.0.0.1:{}", server.port);
     let response_timeout = Duration::from_secs(1);
-    let storage =
-        RedisStorage::connect_with(&url, RedisOptions::new().response_timeout(response_timeout))
-            .await
-            .unwrap()
-            .key_prefix(&unique_prefix());
+    let storage = RedisStorage::connect_with(
+        &url,
+        NetworkOptions::new().response_timeout(response_timeout),
+    )
+    .await
+    .unwrap()
+    .key_prefix(&unique_prefix());
     let (_, cookie) = request(&storage, None, |s| s.set("user", "mj").unwrap()).await;
 
     server.kill();
@@ -1034,7 +1036,7 @@ mod layer_flow {
         let prefix = unique_prefix();
         let storage = RedisStorage::connect_with(
             &url,
-            RedisOptions::new().response_timeout(Duration::from_millis(500)),
+            NetworkOptions::new().response_timeout(Duration::from_millis(500)),
         )
         .await
         .unwrap()
@@ -1143,8 +1145,8 @@ mod layer_flow {
 
     #[tokio::test]
     async fn a_session_in_the_old_format_is_not_found() {
-        // Older versions stored each session as a string of the record's JSON under the
-        // prefix plus the raw id: keys are digests of the id now, so it is never looked at.
+        // A record stored as a string under the prefix plus the raw id is never looked at: a
+        // session's key is the prefix plus a digest of its id.
         let redis = redis();
         let prefix = unique_prefix();
         let id = "old-format-session-id-0123456789";
@@ -1177,7 +1179,7 @@ mod layer_flow {
 #[tokio::test]
 async fn unbounded_timeouts_work() {
     let redis = redis();
-    let options = RedisOptions::new()
+    let options = NetworkOptions::new()
         .connect_timeout(Duration::MAX)
         .response_timeout(Duration::MAX);
     let storage = RedisStorage::connect_with(&redis.url, options)

@@ -1,5 +1,5 @@
-//! `Session`: the handle handlers read and write (API.md, "Session"), with the cases of
-//! Remix's `session.test.ts` adapted to our API.
+//! `Session`: the handle handlers read and write (the `Session` rustdoc; the README, "The
+//! Session API"), with the cases of Remix's `session.test.ts` adapted to our API.
 
 use std::collections::HashSet;
 

@@ -1,7 +1,8 @@
-//! The Memcached client's reply parser (src/storage/memcache/protocol.rs: `read_line`,
-//! `read_item`, `parse_value_header` and the per-command reply handling) on bytes from a
-//! server, which are untrusted input too. It runs the crate's own code over an in-memory
-//! connection through the `cfg(fuzzing)` hook `session_layer::fuzzing`.
+//! The Memcached client's reply parser (in src/storage/memcache/: `read_line` and
+//! `read_item` in connection.rs, `parse_value_header` and the per-command replies in
+//! reply.rs) on bytes from a server, which are untrusted input too. It runs the crate's own
+//! code over an in-memory connection through the `cfg(fuzzing)` hook
+//! `session_layer::fuzzing`.
 //!
 //! Properties: no panic, nothing allocated for a value beyond the limit the `gets` names
 //! (`MEMCACHE_MAX_VALUE`, 1 KiB here so that inputs reach both sides of it; a longer value

@@ -253,9 +253,9 @@ fn delete_file(path: &Path, expected: Expected, limit: usize) -> Result<bool, Er
 /// Puts the file at `temp` in place of `path` atomically: a reader finds the old record or
 /// the new one, never neither. `temp` is gone afterwards.
 fn replace(temp: &Path, path: &Path) -> io::Result<()> {
-    // Exchange the two names, then drop the old record. A plain rename over an existing file
-    // makes ext4 flush the new file's data before it returns (`auto_da_alloc`): 2.6 ms per
-    // write on our test machines, against 70 µs for exchange and unlink.
+    // Exchange the two names, then drop the old record: a plain rename over an existing file
+    // makes ext4 flush the new file's data before it returns (`auto_da_alloc`), which an
+    // exchange and an unlink do not (BENCHMARKS.md has the figures).
     #[cfg(target_os = "linux")]
     {
         use rustix::fs::{CWD, RenameFlags, renameat_with};

@@ -84,6 +84,8 @@ mod lifecycle;
 #[cfg(feature = "memcache")]
 mod memcache;
 mod memory;
+#[cfg(any(feature = "redis", feature = "memcache"))]
+mod network;
 mod record;
 #[cfg(feature = "redis")]
 mod redis;
@@ -97,12 +99,14 @@ pub use self::fs::{FsBackend, FsStorage};
 pub(crate) use self::lifecycle::Expiry;
 pub use self::lifecycle::ServerStorage;
 #[cfg(feature = "memcache")]
-pub use self::memcache::{MemcacheBackend, MemcacheOptions, MemcacheStorage};
+pub use self::memcache::{MemcacheBackend, MemcacheStorage};
 pub use self::memory::{MemoryBackend, MemoryStorage};
+#[cfg(any(feature = "redis", feature = "memcache"))]
+pub use self::network::NetworkOptions;
 pub(crate) use self::record::json_error_summary;
 pub use self::record::{Record, id_digest};
 #[cfg(feature = "redis")]
-pub use self::redis::{RedisBackend, RedisOptions, RedisStorage};
+pub use self::redis::{RedisBackend, RedisStorage};
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 pub use self::sql::DEFAULT_TABLE as DEFAULT_SQL_TABLE;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]

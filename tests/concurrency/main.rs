@@ -1,7 +1,8 @@
 //! Many requests at once through the real `SessionLayer` (an axum `Router`, multi-threaded
 //! runtime), on one session and on many, for every storage: no panic, no deadlock (every
 //! scenario runs under a time limit), no torn data, and no lost update: server-side storages
-//! keep what API.md's "Concurrent requests" promises, the cookie storage what its docs say.
+//! keep what docs/concurrency.md ("What is guaranteed") promises, the cookie storage what
+//! its docs say.
 //!
 //! * `harness`: the app and how the tests drive it (gates between load and save).
 //! * `scenarios`: each scenario, written once.

@@ -1,6 +1,6 @@
 //! The scenarios, each written once and run on every storage by `storages.rs`. Server-side
-//! storages merge overlapping requests (API.md, "Concurrent requests"); the cookie storage
-//! cannot, and its expectations say what it does instead.
+//! storages merge overlapping requests (docs/concurrency.md, "What is guaranteed"); the cookie
+//! storage cannot, and its expectations say what it does instead.
 
 use std::collections::{HashMap, HashSet};
 

@@ -1,56 +1,71 @@
-//! The memcached servers: a consistent-hash ring that maps each key to one server, and a
-//! few connections per server, opened on first use and dropped after any error so that a
-//! server that comes back is used again without anyone reconnecting by hand.
+//! [`Pool`]: the memcached servers, each with a few connections opened on first use and
+//! dropped after any error, so that a server that comes back is used again without anyone
+//! reconnecting by hand.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, MutexGuard};
 
-use super::MemcacheOptions;
-use super::protocol::{Conn, Fault, Reply, Request, mismatch};
+use super::connection::Conn;
+use super::fault::Fault;
+use super::reply::{Reply, mismatch};
+use super::request::Request;
+use super::ring::Ring;
 use crate::Error;
+use crate::storage::network::Timeouts;
 
-/// Points per server on the hash ring: enough for an even spread over a few servers.
-const VIRTUAL_NODES: usize = 160;
-
-/// The servers, the ring that maps keys onto them, and the options they were opened with.
+/// The servers, the ring that maps keys onto them, and the timeouts of their connections.
 pub(super) struct Pool {
     servers: Vec<Server>,
-    /// `(point, server index)`, sorted by point.
-    ring: Vec<(u64, usize)>,
-    options: MemcacheOptions,
+    ring: Ring,
+    timeouts: Timeouts,
 }
 
 impl Pool {
-    /// A ring over `addrs` (checked, distinct) with `options.pool_size` connection slots per
-    /// server; nothing is connected yet.
-    pub(super) fn new(addrs: Vec<String>, options: MemcacheOptions) -> Pool {
-        let mut ring = Vec::with_capacity(addrs.len() * VIRTUAL_NODES);
-        for (index, addr) in addrs.iter().enumerate() {
-            for node in 0..VIRTUAL_NODES {
-                ring.push((ring_point(format!("{addr}#{node}").as_bytes()), index));
-            }
-        }
-        ring.sort_unstable();
+    /// A pool over `addrs` (checked, distinct) with `connections` slots per server (at least
+    /// 1); nothing is connected yet.
+    pub(super) fn new(addrs: Vec<String>, timeouts: Timeouts, connections: usize) -> Pool {
+        let ring = Ring::new(addrs.iter().map(String::as_str));
         let servers = addrs
             .into_iter()
-            .map(|addr| Server::new(addr, options.pool_size.max(1)))
+            .map(|addr| Server::new(addr, connections))
             .collect();
         Pool {
             servers,
             ring,
-            options,
+            timeouts,
+        }
+    }
+
+    /// The same servers with `connections` slots each (at least 1), none connected yet.
+    pub(super) fn with_slots(&self, connections: usize) -> Pool {
+        Pool::new(
+            self.addrs().map(str::to_owned).collect(),
+            self.timeouts,
+            connections,
+        )
+    }
+
+    /// Gives each server `connections` slots (at least 1), keeping the open connections
+    /// that fit.
+    pub(super) fn resize(&mut self, connections: usize) {
+        for server in &mut self.servers {
+            server.resize(connections);
         }
     }
 
     /// The servers' names, in the order given.
-    pub(super) fn addrs(&self) -> impl Iterator<Item = &str> {
+    pub(super) fn addrs(&self) -> impl ExactSizeIterator<Item = &str> {
         self.servers.iter().map(|s| s.addr.as_str())
     }
 
-    pub(super) fn options(&self) -> &MemcacheOptions {
-        &self.options
+    pub(super) fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// How many connections each server may have open at once.
+    pub(super) fn slots_per_server(&self) -> usize {
+        self.servers[0].slots.len()
     }
 
     /// The name of the server that holds `key`.
@@ -62,16 +77,7 @@ impl Pool {
         if self.servers.len() == 1 {
             return &self.servers[0];
         }
-        let point = ring_point(key.as_bytes());
-        let at = self.ring.partition_point(|&(p, _)| p < point);
-        // Past the last point the ring wraps around to the first.
-        let (_, index) = self
-            .ring
-            .get(at)
-            .or(self.ring.first())
-            .copied()
-            .unwrap_or((0, 0));
-        &self.servers[index]
+        &self.servers[self.ring.server_of(key)]
     }
 
     /// Opens the first connection to every server and checks that a memcached answers on
@@ -80,7 +86,7 @@ impl Pool {
         for server in &self.servers {
             let mut slot = server.acquire().await;
             match server
-                .execute(&mut slot, &Request::Version, &self.options)
+                .execute(&mut slot, &Request::Version, self.timeouts)
                 .await
             {
                 Ok(Reply::Version(_)) => {}
@@ -96,10 +102,10 @@ impl Pool {
     pub(super) async fn run(&self, key: &str, request: Request<'_>) -> Result<Reply, Error> {
         let server = self.server(key);
         let result = async {
-            let mut slot = tokio::time::timeout(self.options.response_timeout, server.acquire())
+            let mut slot = tokio::time::timeout(self.timeouts.response, server.acquire())
                 .await
                 .map_err(|_| Fault::Timeout)?;
-            server.execute(&mut slot, &request, &self.options).await
+            server.execute(&mut slot, &request, self.timeouts).await
         }
         .await;
         result.map_err(|fault| {
@@ -107,14 +113,6 @@ impl Pool {
             fault.into_error(&server.addr)
         })
     }
-}
-
-/// A position on the ring: the first 8 bytes of the SHA-256.
-fn ring_point(bytes: &[u8]) -> u64 {
-    let digest = Sha256::digest(bytes);
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    u64::from_be_bytes(first)
 }
 
 /// One server: its name and a few connection slots, each opened on first use and dropped
@@ -129,9 +127,17 @@ impl Server {
     fn new(addr: String, connections: usize) -> Server {
         Server {
             addr,
-            slots: (0..connections).map(|_| Mutex::new(None)).collect(),
+            slots: (0..connections.max(1)).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
         }
+    }
+
+    fn resize(&mut self, connections: usize) {
+        let slots = std::mem::take(&mut self.slots).into_vec();
+        let mut open = slots.into_iter().filter_map(Mutex::into_inner);
+        self.slots = (0..connections.max(1))
+            .map(|_| Mutex::new(open.next()))
+            .collect();
     }
 
     /// A free slot if there is one, else a turn on one of them (tokio's mutex is fair).
@@ -154,7 +160,7 @@ impl Server {
         &self,
         slot: &mut Option<Conn>,
         request: &Request<'_>,
-        options: &MemcacheOptions,
+        timeouts: Timeouts,
     ) -> Result<Reply, Fault> {
         let mut retried = false;
         loop {
@@ -164,9 +170,9 @@ impl Server {
             let reused = slot.is_some();
             let conn = match slot {
                 Some(conn) => conn,
-                None => slot.insert(Conn::open(&self.addr, options.connect_timeout).await?),
+                None => slot.insert(Conn::open(&self.addr, timeouts.connect).await?),
             };
-            let outcome = tokio::time::timeout(options.response_timeout, conn.execute(request))
+            let outcome = tokio::time::timeout(timeouts.response, conn.execute(request))
                 .await
                 .unwrap_or(Err(Fault::Timeout));
             match outcome {
@@ -186,22 +192,24 @@ impl Server {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
+    use std::time::Duration;
 
     use super::*;
 
+    fn pool(connections: usize) -> Pool {
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(1),
+            response: Duration::from_secs(1),
+        };
+        Pool::new(vec!["10.0.0.1:11211".to_owned()], timeouts, connections)
+    }
+
     #[test]
-    fn ring_is_stable_and_uses_every_server() {
-        let addrs: Vec<String> = (0..3).map(|i| format!("10.0.0.{i}:11211")).collect();
-        let options = MemcacheOptions::new().pool_size(1);
-        let a = Pool::new(addrs.clone(), options.clone());
-        let b = Pool::new(addrs, options);
-        let mut used = HashSet::new();
-        for i in 0..300 {
-            let key = format!("k{i}");
-            assert_eq!(a.server_for(&key), b.server_for(&key));
-            used.insert(a.server_for(&key).to_owned());
-        }
-        assert_eq!(used.len(), 3);
+    fn every_server_keeps_at_least_one_connection() {
+        assert_eq!(pool(0).slots_per_server(), 1);
+        let mut resized = pool(4);
+        resized.resize(0);
+        assert_eq!(resized.slots_per_server(), 1);
+        assert_eq!(pool(4).with_slots(16).slots_per_server(), 16);
     }
 }

@@ -1,15 +1,14 @@
 //! [`RedisBackend`]: a session's load, store and delete as Lua scripts on its key.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use redis::{FromRedisValue, Pipeline, ToRedisArgs, Value};
-use tokio::sync::OnceCell;
+use redis::{FromRedisValue, Pipeline, RedisWrite, ToRedisArgs, Value};
 
 #[cfg(doc)]
 use super::RedisStorage;
 use super::connection::{Link, Mode, single};
+use super::replicas::Replicas;
 use super::scripts::{DELETE, LOAD, Lua, MOVE, STORE, expectation};
 use crate::Error;
 use crate::storage::{
@@ -24,12 +23,7 @@ const DEFAULT_PREFIX: &str = "session:";
 /// ("value is not an integer or out of range") or one that overflows when added to the
 /// clock ("invalid expire time"), so a `Duration::MAX` TTL or lifetime is capped here, and
 /// no session needs to outlive a century.
-const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-/// Connections reserved for saves that wait for replicas: `WAIT` holds up every later
-/// command on its connection, so these saves never share one with reads, and several let
-/// them wait side by side.
-const WAITING_CONNECTIONS: usize = 4;
+pub(super) const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// The [`SessionBackend`] behind [`RedisStorage`]: one Redis connection (a single server,
 /// a cluster or a Sentinel-watched master), a key prefix and the largest record a read
@@ -43,15 +37,6 @@ pub struct RedisBackend {
     max_record_size: usize,
 }
 
-/// [`RedisStorage::wait_for_replicas`]: how many, how long, and the connections the waiting
-/// saves use, opened on the first such save.
-struct Replicas {
-    count: usize,
-    timeout: Duration,
-    links: OnceCell<Vec<Link>>,
-    next: AtomicUsize,
-}
-
 impl std::fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // No URL here: it may hold a password.
@@ -62,7 +47,7 @@ impl std::fmt::Debug for RedisBackend {
             .field("max_record_size", &self.max_record_size)
             .field(
                 "wait_for_replicas",
-                &self.replicas.as_ref().map(|r| r.count),
+                &self.replicas.as_ref().map(|r| r.count()),
             )
             .finish()
     }
@@ -91,14 +76,7 @@ impl RedisBackend {
 
     /// [`RedisStorage::wait_for_replicas`].
     pub(super) fn wait_for(&mut self, replicas: usize, timeout: Duration) {
-        self.replicas = (replicas > 0).then(|| {
-            Arc::new(Replicas {
-                count: replicas,
-                timeout: timeout.max(Duration::from_millis(1)),
-                links: OnceCell::new(),
-                next: AtomicUsize::new(0),
-            })
-        });
+        self.replicas = (replicas > 0).then(|| Arc::new(Replicas::new(replicas, timeout)));
     }
 
     /// The key prefix.
@@ -152,25 +130,13 @@ impl RedisBackend {
                 replicas: None,
             });
         };
-        let links = replicas
-            .links
-            .get_or_try_init(|| async {
-                let mut links = Vec::with_capacity(WAITING_CONNECTIONS);
-                for _ in 0..WAITING_CONNECTIONS {
-                    links.push(self.link.sibling(self.response_timeout).await?);
-                }
-                Ok::<_, Error>(links)
-            })
-            .await?;
-        let link = &links[replicas.next.fetch_add(1, Ordering::Relaxed) % links.len()];
-        // `WAIT` refuses a timeout that overflows its clock: a century is "never" enough.
-        let wait_ms = replicas.timeout.min(MAX_TTL).as_millis() as u64;
+        let link = replicas.link(&self.link, self.response_timeout).await?;
         let call_and_wait = |in_full| {
             let mut commands = call(in_full);
-            commands.cmd("WAIT").arg(replicas.count).arg(wait_ms);
+            replicas.append_wait(&mut commands);
             commands
         };
-        let timeout = self.response_timeout.saturating_add(replicas.timeout);
+        let timeout = replicas.write_timeout(self.response_timeout);
         let mut replies = link.send(key, call_and_wait, repeatable, timeout).await?;
         let acknowledged: usize = single(replies.split_off(1))?;
         Ok(Written {
@@ -181,15 +147,12 @@ impl RedisBackend {
 
     /// Fails a write that fewer replicas than asked acknowledged.
     fn replicated<T>(&self, written: Written<T>, wrote: bool) -> Result<T, Error> {
-        match (written.replicas, &self.replicas) {
-            (Some(acknowledged), Some(wanted)) if wrote && acknowledged < wanted.count => {
-                Err(Error::backend(format!(
-                    "the save reached {acknowledged} of {} replicas within {:?}",
-                    wanted.count, wanted.timeout
-                )))
-            }
-            _ => Ok(written.answer),
+        if let (Some(acknowledged), Some(wanted)) = (written.replicas, &self.replicas)
+            && wrote
+        {
+            wanted.check(acknowledged)?;
         }
+        Ok(written.answer)
     }
 }
 
@@ -205,14 +168,36 @@ fn script_call(script: &Lua, in_full: bool, keys: &[&str], args: &impl ToRedisAr
     commands
 }
 
-/// The new version, the record and its TTL in milliseconds, as the scripts that write take
-/// them.
-fn write_args(record: &Record, ttl: Option<Duration>) -> (u64, Vec<u8>, u64) {
-    // Random, so that a version never repeats, even after a delete and a re-create.
-    let version = rand::random::<u64>();
-    // PEXPIRE 0 would delete the key; a record due now lives one millisecond.
-    let ttl_ms = ttl.map_or(0, |ttl| ttl.min(MAX_TTL).as_millis().max(1) as u64);
-    (version, record.encode(), ttl_ms)
+/// What the scripts that write take after the expectation: the new version, the record and
+/// its TTL in milliseconds (0: none), three arguments in this order.
+struct WriteArgs {
+    version: u64,
+    record: Vec<u8>,
+    ttl_ms: u64,
+}
+
+impl WriteArgs {
+    fn new(record: &Record, ttl: Option<Duration>) -> WriteArgs {
+        WriteArgs {
+            // Random, so that a version never repeats, even after a delete and a re-create.
+            version: rand::random::<u64>(),
+            record: record.encode(),
+            // PEXPIRE 0 would delete the key; a record due now lives one millisecond.
+            ttl_ms: ttl.map_or(0, |ttl| ttl.min(MAX_TTL).as_millis().max(1) as u64),
+        }
+    }
+}
+
+impl ToRedisArgs for WriteArgs {
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        self.version.write_redis_args(out);
+        self.record.write_redis_args(out);
+        self.ttl_ms.write_redis_args(out);
+    }
+
+    fn num_of_args(&self) -> usize {
+        3
+    }
 }
 
 /// How errors and logs name a key: the key itself, which holds a digest of the id, not the
@@ -262,7 +247,7 @@ impl SessionBackend for RedisBackend {
         ttl: Option<Duration>,
         expected: Expected,
     ) -> Result<bool, Error> {
-        let args = (expectation(expected), write_args(record, ttl));
+        let args = (expectation(expected), WriteArgs::new(record, ttl));
         let key = self.key(id);
         let written = self
             .write(
@@ -317,7 +302,7 @@ impl SessionBackend for RedisBackend {
             return store_moved_in_steps(self, from, expected, delete_from, to, record, ttl).await;
         }
         let delete_from = if delete_from { "1" } else { "0" };
-        let args = (expected, delete_from, write_args(record, ttl));
+        let args = (expected, delete_from, WriteArgs::new(record, ttl));
         let keys = [self.key(from), self.key(to)];
         let keys = [keys[0].as_str(), keys[1].as_str()];
         let written = self

@@ -14,12 +14,14 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::{
     AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ErrorKind, Pipeline, RedisError,
-    RedisResult, ServerErrorKind, Value,
+    RedisResult, Value,
 };
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use super::super::Error;
+use super::super::network::Timeouts;
+use super::refusal::Refusal;
 use super::slots::{SlotMap, slot_of};
 
 /// One master's connection, made by the first request that needs it.
@@ -44,18 +46,14 @@ pub(super) struct Cluster {
 
 impl Cluster {
     /// Reads the slot map from the first seed that answers.
-    pub async fn connect(
-        seeds: Vec<ConnectionInfo>,
-        connect_timeout: Duration,
-        response_timeout: Duration,
-    ) -> RedisResult<Cluster> {
+    pub async fn connect(seeds: Vec<ConnectionInfo>, timeouts: Timeouts) -> RedisResult<Cluster> {
         let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(connect_timeout))
-            .set_response_timeout(Some(response_timeout));
+            .set_connection_timeout(Some(timeouts.connect))
+            .set_response_timeout(Some(timeouts.response));
         let cluster = Cluster {
             seeds,
             config,
-            response_timeout,
+            response_timeout: timeouts.response,
             slots: RwLock::default(),
             nodes: Mutex::default(),
             refreshed: tokio::sync::Mutex::new(None),
@@ -273,51 +271,6 @@ impl Cluster {
                 "no cluster node answered",
             ))),
             (false, _) => Ok(()),
-        }
-    }
-}
-
-/// What a node's error asks of the request.
-enum Refusal {
-    /// The slot has moved for good: to this master.
-    Moved(Arc<str>),
-    /// The slot is moving, and this key is already at this master.
-    Ask(Arc<str>),
-    /// The cluster is between states (a slot half-moved, a master not yet replaced).
-    NotNow,
-    /// The node could not be reached or dropped the connection; `sent`: the request may
-    /// have reached it.
-    NodeDown { sent: bool },
-    /// An answer to pass on.
-    Final,
-}
-
-impl Refusal {
-    fn of(error: &RedisError) -> Refusal {
-        let redirect = || {
-            let errors = error.clone().into_server_errors()?;
-            let details = errors.first()?.1.details()?.to_owned();
-            let address = details.split_ascii_whitespace().nth(1)?;
-            Some(Arc::<str>::from(address))
-        };
-        match error.kind() {
-            ErrorKind::Server(ServerErrorKind::Moved) => {
-                redirect().map_or(Refusal::Final, Refusal::Moved)
-            }
-            ErrorKind::Server(ServerErrorKind::Ask) => {
-                redirect().map_or(Refusal::Final, Refusal::Ask)
-            }
-            ErrorKind::Server(
-                ServerErrorKind::TryAgain
-                | ServerErrorKind::ClusterDown
-                | ServerErrorKind::MasterDown
-                | ServerErrorKind::BusyLoading,
-            ) => Refusal::NotNow,
-            _ if error.is_connection_refusal() => Refusal::NodeDown { sent: false },
-            _ if error.is_io_error() || error.is_connection_dropped() || error.is_timeout() => {
-                Refusal::NodeDown { sent: true }
-            }
-            _ => Refusal::Final,
         }
     }
 }

@@ -8,14 +8,14 @@ mod backend;
 mod cluster;
 mod connect;
 mod connection;
-mod options;
+mod refusal;
+mod replicas;
 mod scripts;
 mod slots;
 
 use std::time::Duration;
 
 pub use self::backend::RedisBackend;
-pub use self::options::RedisOptions;
 use super::ServerStorage;
 #[cfg(doc)]
 use super::{Error, Record, id_digest};
@@ -44,17 +44,16 @@ use super::{Error, Record, id_digest};
 /// is no number, a `d` that is not a record or is over the size limit) reads as
 /// [`Error::Corrupt`], whose message names the key, never the id: the layer logs it and
 /// starts a fresh session under a new id. Conditional writes and deletes treat such a key
-/// as "not what was expected" rather than failing, and a destroy deletes it. Sessions that
-/// older versions of this crate stored under the raw id are simply not found.
+/// as "not what was expected" rather than failing, and a destroy deletes it.
 ///
 /// One connection is shared by all requests (commands are pipelined on it); when it
 /// breaks, it is re-established in the background, and requests fail with an error (never
 /// hang) until the server is back. Every operation is bounded by the
-/// [response timeout](RedisOptions::response_timeout). A Cluster connection keeps one
-/// connection per master and follows failovers and resharding; a Sentinel one asks Sentinel
-/// again when its master is gone (docs/deployment.md gives the measured behaviour). A write
-/// sent again after it took effect writes nothing, so a request whose answer a failure lost
-/// is sent again where that is safe.
+/// [response timeout](super::NetworkOptions#structfield.response_timeout). A Cluster
+/// connection keeps one connection per master and follows failovers and resharding; a
+/// Sentinel one asks Sentinel again when its master is gone (see docs/deployment.md). A
+/// write sent again after it took effect writes nothing, so a request whose answer a
+/// failure lost is sent again where that is safe.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -72,7 +71,8 @@ use super::{Error, Record, id_digest};
 ///
 /// With a Redis Cluster, use [`connect_cluster`](RedisStorage::connect_cluster), with
 /// Sentinel [`connect_sentinel`](RedisStorage::connect_sentinel); timeouts are set with
-/// [`connect_with`](RedisStorage::connect_with) and [`RedisOptions`], and
+/// [`connect_with`](RedisStorage::connect_with) and
+/// [`NetworkOptions`](super::NetworkOptions), and
 /// [`wait_for_replicas`](RedisStorage::wait_for_replicas) makes saves survive a failover.
 pub type RedisStorage = ServerStorage<RedisBackend>;
 

@@ -23,7 +23,7 @@ const DEFAULT_PREFIX: &str = "session:";
 /// ("value is not an integer or out of range") or one that overflows when added to the
 /// clock ("invalid expire time"), so a `Duration::MAX` TTL or lifetime is capped here, and
 /// no session needs to outlive a century.
-pub(super) const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// The [`SessionBackend`] behind [`RedisStorage`]: one Redis connection (a single server,
 /// a cluster or a Sentinel-watched master), a key prefix and the largest record a read

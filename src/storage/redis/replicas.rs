@@ -7,9 +7,12 @@ use std::time::Duration;
 use redis::Pipeline;
 use tokio::sync::OnceCell;
 
-use super::backend::MAX_TTL;
 use super::connection::Link;
 use crate::Error;
+
+/// The longest `WAIT`: Redis refuses a timeout that overflows its clock, and a century is
+/// "never" enough.
+const MAX_WAIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Connections reserved for saves that wait for replicas: `WAIT` holds up every later
 /// command on its connection, so these saves never share one with reads, and several let
@@ -64,8 +67,7 @@ impl Replicas {
     /// Appends the `WAIT` whose answer is how many replicas acknowledged the commands
     /// before it.
     pub fn append_wait(&self, commands: &mut Pipeline) {
-        // `WAIT` refuses a timeout that overflows its clock: a century is "never" enough.
-        let wait_ms = self.timeout.min(MAX_TTL).as_millis() as u64;
+        let wait_ms = self.timeout.min(MAX_WAIT).as_millis() as u64;
         commands.cmd("WAIT").arg(self.count).arg(wait_ms);
     }
 

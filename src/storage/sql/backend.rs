@@ -9,7 +9,7 @@ use sqlx::pool::PoolConnection;
 
 use super::dialect::{Dialect, Statements};
 use super::driver::Param;
-use super::storage::check_table;
+use super::table_name::check_table;
 use crate::Error;
 use crate::storage::{Expected, Moved, Record, SessionBackend, Versioned, id_digest, unix_now_ms};
 

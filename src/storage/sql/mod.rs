@@ -19,6 +19,7 @@ mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod storage;
+mod table_name;
 
 pub use self::backend::SqlBackend;
 pub use self::dialect::Dialect;

@@ -24,7 +24,7 @@ use http::{Request, header};
 use session_layer::{
     CookieStorage, FsStorage, MemoryStorage, PostgresStorage, RedisStorage, SqliteStorage,
 };
-use session_layer_compare::{bare, ours, peer, peer_014, untouched};
+use session_layer_compare::{bare, cookie_store, ours, peer, peer_014, untouched};
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
 
@@ -136,16 +136,22 @@ fn benches(c: &mut Criterion) {
         ("cookie_signed_read_write", false),
         ("cookie_encrypted_read_write", true),
     ] {
-        // tower-sessions has no cookie storage of its own.
+        // tower-sessions-cookie-store: the peer that keeps the session in the cookie too.
         case(
             c,
             &rt,
             case_name,
             false,
-            vec![(
-                "session_layer",
-                ours::app(CookieStorage::new(), encrypted, get(ours::read_write)),
-            )],
+            vec![
+                (
+                    "session_layer",
+                    ours::app(CookieStorage::new(), encrypted, get(ours::read_write)),
+                ),
+                (
+                    "tower_sessions",
+                    cookie_store::app(encrypted, get(peer_014::read_write)),
+                ),
+            ],
         );
     }
 

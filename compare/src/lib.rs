@@ -115,6 +115,28 @@ tower_sessions_app!(
     tower_sessions_014
 );
 
+/// tower-sessions-cookie-store: the whole session in a signed or private (encrypted) cookie,
+/// with tower-sessions 0.14's handlers.
+pub mod cookie_store {
+    use axum::Router;
+    use axum::routing::{MethodRouter, get};
+    use tower_sessions_cookie_store::{CookieSessionConfig, CookieSessionManagerLayer, Key};
+
+    /// `handler` at `/` behind the cookie store's layer, `Secure` off as for the others.
+    pub fn app(encrypted: bool, handler: MethodRouter) -> Router {
+        let key = Key::from(&super::SECRET[..]);
+        let config = CookieSessionConfig::default().with_secure(false);
+        let routes = super::routes(handler, get(super::peer_014::read_write));
+        if encrypted {
+            let layer = CookieSessionManagerLayer::private(key).with_config(config);
+            super::served(routes.layer(layer))
+        } else {
+            let layer = CookieSessionManagerLayer::signed(key).with_config(config);
+            super::served(routes.layer(layer))
+        }
+    }
+}
+
 /// The bare Router: the same route with no session layer.
 pub fn bare() -> Router {
     served(Router::new().route("/", get(untouched)))

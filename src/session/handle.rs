@@ -61,6 +61,7 @@ impl Session {
             Map::new(),
             None,
             None,
+            None,
         ))
     }
 
@@ -72,6 +73,7 @@ impl Session {
             Map::new(),
             None,
             None,
+            None,
         ))
     }
 
@@ -79,15 +81,17 @@ impl Session {
     /// flash set by the previous request, readable now. It starts dirty when that flash is
     /// non-empty, so that the next save drops it.
     pub fn from_data(id: impl Into<String>, data: SessionData) -> Session {
-        Session::loaded(id.into(), data, None, None)
+        Session::loaded(id.into(), data, None, None, None)
     }
 
-    /// A session loaded from a storage record at `version`, created at `created_at_secs`.
+    /// A session loaded from a storage record at `version`, created at `created_at_secs`
+    /// and belonging to `owner`.
     pub(crate) fn loaded(
         id: String,
         data: SessionData,
         created_at_secs: Option<u64>,
         version: Option<u64>,
+        owner: Option<String>,
     ) -> Session {
         let incoming_flash = Some(data.flash).filter(|flash| !flash.is_empty());
         Session::build(SessionState::new(
@@ -96,6 +100,7 @@ impl Session {
             data.values,
             incoming_flash,
             created_at_secs,
+            owner,
         ))
     }
 
@@ -271,6 +276,50 @@ impl Session {
         state.regenerated = true;
         self.mark_dirty();
         state.delete_original |= delete_old;
+        Ok(())
+    }
+
+    /// Marks the session as `owner`'s: the application's id for the user, set at login, so
+    /// that a storage implementing [`SessionIndex`](crate::SessionIndex) can list and end
+    /// the user's sessions. A change like any other: it marks the session dirty, and a
+    /// save merges it with what concurrent requests saved as it merges a [`set`](Session::set).
+    ///
+    /// ```
+    /// use session_layer::Session;
+    ///
+    /// let session = Session::new();
+    /// session.set_owner("user-42")?;
+    /// assert_eq!(session.owner().as_deref(), Some("user-42"));
+    /// session.clear_owner()?;
+    /// assert_eq!(session.owner(), None);
+    /// # Ok::<(), session_layer::Error>(())
+    /// ```
+    pub fn set_owner(&self, owner: impl Into<String>) -> Result<(), Error> {
+        self.replace_owner(Some(owner.into()))
+    }
+
+    /// Makes the session nobody's, as at a logout that keeps the session; dirty, merged
+    /// like [`set_owner`](Session::set_owner).
+    pub fn clear_owner(&self) -> Result<(), Error> {
+        self.replace_owner(None)
+    }
+
+    /// The owner set by [`set_owner`](Session::set_owner) in this request or a previous
+    /// one; `None` when there is none or the session is destroyed.
+    pub fn owner(&self) -> Option<String> {
+        let state = self.lock();
+        if state.destroyed {
+            return None;
+        }
+        state.owner.clone()
+    }
+
+    fn replace_owner(&self, owner: Option<String>) -> Result<(), Error> {
+        let mut guard = self.lock();
+        let state = guard.mutable()?;
+        state.owner = owner;
+        state.owner_changed = true;
+        self.mark_dirty();
         Ok(())
     }
 

@@ -16,7 +16,7 @@ mod key;
 mod snapshot;
 mod state;
 
-pub(crate) use self::change_set::{ChangeSet, Merged};
+pub(crate) use self::change_set::{ChangeSet, Merged, StoredSession};
 pub use self::data::SessionData;
 pub use self::handle::Session;
 pub(crate) use self::id::generate_id;

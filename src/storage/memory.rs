@@ -118,6 +118,7 @@ mod tests {
             data: Default::default(),
             created_at: 0,
             expires_at_ms,
+            ..Record::default()
         }
     }
 

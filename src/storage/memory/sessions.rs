@@ -240,6 +240,7 @@ mod tests {
             data: Default::default(),
             created_at: 0,
             expires_at_ms,
+            ..Record::default()
         }
     }
 

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use session_layer::storage::Record;
-use session_layer::{CookieStorage, Error, MemoryStorage, Session, SessionStorage};
+use session_layer::{CookieStorage, Error, MemoryStorage, Session, SessionHandle, SessionStorage};
 
 /// Saves `session` and returns its cookie value, failing on a cleared or missing one.
 async fn saved<St: SessionStorage>(storage: &St, session: &Session) -> String {
@@ -123,4 +123,17 @@ async fn regenerate_keeps_the_owner() {
     let stored = storage.read(Some(&moved)).await.unwrap();
     assert_eq!(stored.owner().as_deref(), Some("ann"));
     assert_eq!(stored.get::<u32>("cart"), Some(1));
+}
+
+#[test]
+fn a_handle_names_the_current_id_and_never_shows_it() {
+    let session = Session::new();
+    let handle = session.handle();
+    assert_eq!(handle, session.handle(), "stable while the id is");
+    assert_ne!(handle, Session::new().handle());
+    let shown = handle.to_string();
+    assert!(!shown.contains(&session.id()));
+    assert_eq!(shown.parse::<SessionHandle>(), Ok(handle.clone()));
+    session.regenerate_id(true).unwrap();
+    assert_ne!(session.handle(), handle, "a new id, a new handle");
 }

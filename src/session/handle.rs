@@ -13,6 +13,7 @@ use super::SessionData;
 use super::change_set::{ChangeSet, Updater};
 use super::clock::unix_now_secs;
 use super::id::generate_id;
+use super::session_handle::SessionHandle;
 use super::snapshot::{Origin, SaveSnapshot};
 use super::state::SessionState;
 use crate::Error;
@@ -139,6 +140,13 @@ impl Session {
     /// The current id; it changes after [`regenerate_id`](Session::regenerate_id).
     pub fn id(&self) -> String {
         self.lock_with_id().id.clone()
+    }
+
+    /// The session's [`SessionHandle`]: how a listing of its owner's sessions names it, to
+    /// mark "this device". It follows the current id, so it changes with
+    /// [`regenerate_id`](Session::regenerate_id).
+    pub fn handle(&self) -> SessionHandle {
+        SessionHandle::of_id(&self.lock_with_id().id)
     }
 
     /// The id the session was created or loaded with.

@@ -13,6 +13,7 @@ mod data;
 mod handle;
 mod id;
 mod key;
+mod session_handle;
 mod snapshot;
 mod state;
 
@@ -20,5 +21,7 @@ pub(crate) use self::change_set::{ChangeSet, Merged, StoredSession};
 pub use self::data::SessionData;
 pub use self::handle::Session;
 pub(crate) use self::id::generate_id;
+pub use self::id::id_digest;
 pub use self::key::Key;
+pub use self::session_handle::{InvalidSessionHandle, SessionHandle};
 pub(crate) use self::snapshot::{Origin, Pending, Regeneration, SaveSnapshot};

@@ -103,8 +103,8 @@ pub use self::memcache::{MemcacheBackend, MemcacheStorage};
 pub use self::memory::{MemoryBackend, MemoryStorage};
 #[cfg(any(feature = "redis", feature = "memcache"))]
 pub use self::network::NetworkOptions;
+pub use self::record::Record;
 pub(crate) use self::record::json_error_summary;
-pub use self::record::{Record, id_digest};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBackend, RedisStorage};
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
@@ -118,6 +118,7 @@ pub use self::sql::{PostgresBackend, PostgresStorage};
 #[cfg(feature = "sqlite")]
 pub use self::sql::{SqliteBackend, SqliteStorage};
 pub(crate) use crate::session::clock::unix_now_ms;
+pub use crate::session::id_digest;
 
 /// Turns a verified cookie value into a [`Session`] and a session back into a cookie value.
 ///

@@ -133,7 +133,8 @@ pub use crate::session::{InvalidSessionHandle, Key, Session, SessionData, Sessio
 #[cfg(any(feature = "redis", feature = "memcache"))]
 pub use crate::storage::NetworkOptions;
 pub use crate::storage::{
-    CookieStorage, FsBackend, FsStorage, MemoryBackend, MemoryStorage, SessionStorage,
+    CookieStorage, FsBackend, FsStorage, MemoryBackend, MemoryStorage, SessionIndex, SessionInfo,
+    SessionStorage,
 };
 #[cfg(feature = "memcache")]
 pub use crate::storage::{MemcacheBackend, MemcacheStorage};

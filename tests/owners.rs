@@ -1,9 +1,23 @@
 //! Sessions of one owner: the owner a request sets is stored, loaded and merged with what
 //! concurrent requests change.
 
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Extension;
+use axum::routing::get;
+use http::Request;
+use http::header::{COOKIE, SET_COOKIE};
 use serde_json::Value;
 use session_layer::storage::Record;
-use session_layer::{CookieStorage, Error, MemoryStorage, Session, SessionHandle, SessionStorage};
+use session_layer::{
+    CookieStorage, Error, MemoryStorage, Session, SessionCookie, SessionHandle, SessionIndex,
+    SessionLayer, SessionStorage,
+};
+use tokio::sync::oneshot;
+use tower::ServiceExt;
 
 /// Saves `session` and returns its cookie value, failing on a cleared or missing one.
 async fn saved<St: SessionStorage>(storage: &St, session: &Session) -> String {
@@ -136,4 +150,206 @@ fn a_handle_names_the_current_id_and_never_shows_it() {
     assert_eq!(shown.parse::<SessionHandle>(), Ok(handle.clone()));
     session.regenerate_id(true).unwrap();
     assert_ne!(session.handle(), handle, "a new id, a new handle");
+}
+
+/// The handles of a listing, in its order.
+async fn listed(storage: &MemoryStorage, owner: &str) -> Vec<SessionHandle> {
+    let listing = storage.sessions_of(owner).await.unwrap();
+    listing.into_iter().map(|info| info.handle).collect()
+}
+
+#[tokio::test]
+async fn a_listing_shows_each_live_session_newest_save_first() {
+    let storage = MemoryStorage::new().ttl(Duration::from_secs(600));
+    let before = SystemTime::now() - Duration::from_secs(1);
+    let first = owned_session(&storage, "ann").await;
+    owned_session(&storage, "bob").await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let second = owned_session(&storage, "ann").await;
+    let unowned = storage.read(None).await.unwrap();
+    unowned.set("seed", 1).unwrap();
+    saved(&storage, &unowned).await;
+    let (first, second) = (
+        storage.read(Some(&first)).await.unwrap(),
+        storage.read(Some(&second)).await.unwrap(),
+    );
+    assert_eq!(
+        listed(&storage, "ann").await,
+        [second.handle(), first.handle()]
+    );
+    assert_eq!(listed(&storage, "nobody").await, []);
+
+    // Saving the older one again puts it first.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    first.set("cart", 3).unwrap();
+    saved(&storage, &first).await;
+    let listing = storage.sessions_of("ann").await.unwrap();
+    let newest = &listing[0];
+    assert_eq!(newest.handle, first.handle());
+    assert_eq!(newest.data.values["cart"], 3);
+    assert!(newest.created >= before && newest.created <= newest.saved);
+    assert!(newest.saved > listing[1].saved);
+    let expires = newest.expires.expect("a ttl gives an expiry");
+    assert!(expires > newest.saved + Duration::from_secs(590));
+}
+
+#[tokio::test]
+async fn ending_one_session_is_owner_checked() {
+    let storage = MemoryStorage::new();
+    let ann = owned_session(&storage, "ann").await;
+    let ann = storage.read(Some(&ann)).await.unwrap();
+    let bob = owned_session(&storage, "bob").await;
+    let bob = storage.read(Some(&bob)).await.unwrap();
+    // Bob posts Ann's handle: nothing happens.
+    assert!(!storage.end_session("bob", &ann.handle()).await.unwrap());
+    assert!(
+        !storage
+            .end_session("bob", &Session::new().handle())
+            .await
+            .unwrap()
+    );
+    assert_eq!(listed(&storage, "ann").await, [ann.handle()]);
+    assert!(storage.end_session("ann", &ann.handle()).await.unwrap());
+    assert!(!storage.end_session("ann", &ann.handle()).await.unwrap());
+    assert_eq!(listed(&storage, "ann").await, []);
+    assert_eq!(listed(&storage, "bob").await, [bob.handle()]);
+    assert!(storage.read(Some(&ann.id())).await.unwrap().is_empty());
+    // Its request saves after the end: nothing comes back, the cookie is cleared.
+    ann.set("late", 1).unwrap();
+    assert_eq!(storage.save(&ann).await.unwrap().as_deref(), Some(""));
+    assert_eq!(storage.len(), 1);
+}
+
+#[tokio::test]
+async fn ending_all_sessions_or_all_but_this_one() {
+    let storage = MemoryStorage::new();
+    for _ in 0..3 {
+        owned_session(&storage, "ann").await;
+    }
+    owned_session(&storage, "bob").await;
+    let this = owned_session(&storage, "ann").await;
+    let this = storage.read(Some(&this)).await.unwrap();
+    // A password change: this session gets a new id before the others end.
+    this.regenerate_id(true).unwrap();
+    assert_eq!(
+        storage.end_sessions_of("ann", Some(&this)).await.unwrap(),
+        3
+    );
+    let moved = saved(&storage, &this).await;
+    let this = storage.read(Some(&moved)).await.unwrap();
+    assert_eq!(listed(&storage, "ann").await, [this.handle()]);
+    assert_eq!(storage.end_sessions_of("ann", None).await.unwrap(), 1);
+    assert_eq!(listed(&storage, "ann").await, []);
+    assert_eq!(storage.len(), 1, "only Bob's session is left");
+    assert_eq!(storage.end_sessions_of("ann", None).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn the_listing_follows_regenerate_destroy_and_owner_changes() {
+    let storage = MemoryStorage::new();
+    let cookie = owned_session(&storage, "ann").await;
+    let session = storage.read(Some(&cookie)).await.unwrap();
+    session.regenerate_id(true).unwrap();
+    let moved = saved(&storage, &session).await;
+    assert_eq!(listed(&storage, "ann").await, [session.handle()]);
+    let session = storage.read(Some(&moved)).await.unwrap();
+    session.set_owner("bob").unwrap();
+    saved(&storage, &session).await;
+    assert_eq!(listed(&storage, "ann").await, []);
+    assert_eq!(listed(&storage, "bob").await, [session.handle()]);
+    let session = storage.read(Some(&moved)).await.unwrap();
+    session.destroy();
+    assert_eq!(storage.save(&session).await.unwrap().as_deref(), Some(""));
+    assert_eq!(listed(&storage, "bob").await, []);
+    assert!(storage.is_empty());
+}
+
+#[tokio::test]
+async fn nothing_of_an_owner_outlives_its_expired_sessions() {
+    let storage = MemoryStorage::new().ttl(Duration::from_millis(50));
+    owned_session(&storage, "ann").await;
+    owned_session(&storage, "ann").await;
+    assert_eq!(listed(&storage, "ann").await.len(), 2);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert_eq!(listed(&storage, "ann").await, [], "expired: not listed");
+    assert_eq!(storage.end_sessions_of("ann", None).await.unwrap(), 0);
+    storage.remove_expired();
+    assert!(storage.is_empty(), "the store holds nothing more");
+}
+
+/// Requests on the app below: a `GET` with an optional cookie; the `sid=...` pair it set
+/// (empty for a removal, `None` for no `Set-Cookie`).
+async fn request(app: &Router, cookie: Option<&str>, path: &str) -> Option<String> {
+    let mut builder = Request::get(path);
+    if let Some(cookie) = cookie {
+        builder = builder.header(COOKIE, cookie);
+    }
+    let response = app
+        .clone()
+        .oneshot(builder.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let header = response.headers().get(SET_COOKIE)?.to_str().unwrap();
+    let pair = header.split(';').next().unwrap();
+    Some(pair.strip_prefix("sid=").unwrap().to_owned())
+        .map(|v| if v.is_empty() { v } else { format!("sid={v}") })
+}
+
+/// A request held between its load and its save: it tells `loaded` it has its session,
+/// waits for `go`, then writes a key.
+type Held = Arc<Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>>;
+
+async fn log_in(Extension(session): Extension<Session>) -> &'static str {
+    session.set_owner("ann").unwrap();
+    "in"
+}
+
+async fn held_write(Extension(session): Extension<Session>, Extension(held): Extension<Held>) {
+    let (loaded, go) = held.lock().unwrap().take().expect("one held request");
+    loaded.send(()).unwrap();
+    go.await.unwrap();
+    session.set("late", true).unwrap();
+}
+
+/// A request that loaded a session before `end_sessions_of` ended it writes nothing back
+/// and gets its cookie cleared; its next request starts a fresh session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_during_end_sessions_of_brings_nothing_back() {
+    let storage = MemoryStorage::new();
+    let held: Held = Arc::default();
+    let cookie = SessionCookie::new("sid").secrets(["a secret for the tests of session owners"]);
+    let app = Router::new()
+        .route("/login", get(log_in))
+        .route("/held", get(held_write))
+        .layer(Extension(held.clone()))
+        .layer(SessionLayer::new(cookie, storage.clone()));
+    let phone = request(&app, None, "/login").await.expect("a cookie");
+    let laptop = request(&app, None, "/login").await.expect("a cookie");
+    assert_eq!(listed(&storage, "ann").await.len(), 2);
+
+    let (loaded_tx, loaded) = oneshot::channel();
+    let (go, go_rx) = oneshot::channel();
+    *held.lock().unwrap() = Some((loaded_tx, go_rx));
+    let in_flight = tokio::spawn({
+        let (app, phone) = (app.clone(), phone.clone());
+        async move { request(&app, Some(&phone), "/held").await }
+    });
+    loaded.await.unwrap();
+    assert_eq!(storage.end_sessions_of("ann", None).await.unwrap(), 2);
+    go.send(()).unwrap();
+    assert_eq!(
+        in_flight.await.unwrap().as_deref(),
+        Some(""),
+        "cookie cleared"
+    );
+    assert!(storage.is_empty(), "nothing written back");
+    assert_eq!(listed(&storage, "ann").await, []);
+    // Both devices' next requests start fresh sessions.
+    for device in [&phone, &laptop] {
+        let next = request(&app, Some(device), "/login")
+            .await
+            .expect("a new cookie");
+        assert_ne!(&next, device);
+    }
 }

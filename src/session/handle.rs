@@ -149,6 +149,12 @@ impl Session {
         SessionHandle::of_id(&self.lock_with_id().id)
     }
 
+    /// The handle of the id the session was created or loaded with, where it stays stored
+    /// until a save moves it.
+    pub(crate) fn original_handle(&self) -> SessionHandle {
+        SessionHandle::of_id(self.lock_with_id().original_id())
+    }
+
     /// The id the session was created or loaded with.
     pub fn original_id(&self) -> String {
         self.lock_with_id().original_id().to_owned()

@@ -31,8 +31,9 @@ use super::id::id_digest;
 pub struct SessionHandle(String);
 
 impl SessionHandle {
-    /// The handle of the session with this id.
-    pub(crate) fn of_id(id: &str) -> SessionHandle {
+    /// The handle of the session with this id, for a backend that keeps its records
+    /// under the id and has to name them in a listing.
+    pub fn of_id(id: &str) -> SessionHandle {
         SessionHandle(id_digest(id))
     }
 

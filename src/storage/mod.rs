@@ -80,6 +80,7 @@ use crate::{Error, Session};
 mod backend;
 mod cookie_storage;
 mod fs;
+mod index;
 mod lifecycle;
 #[cfg(feature = "memcache")]
 mod memcache;
@@ -96,6 +97,7 @@ pub(crate) use self::backend::store_moved_in_steps;
 pub use self::backend::{DEFAULT_MAX_RECORD_SIZE, Expected, Moved, SessionBackend, Versioned};
 pub use self::cookie_storage::CookieStorage;
 pub use self::fs::{FsBackend, FsStorage};
+pub use self::index::{OwnerIndexBackend, SessionIndex, SessionInfo};
 pub(crate) use self::lifecycle::Expiry;
 pub use self::lifecycle::ServerStorage;
 #[cfg(feature = "memcache")]

@@ -4,6 +4,7 @@
 
 mod backoff;
 mod expiry;
+mod index;
 mod save;
 
 use std::time::Duration;

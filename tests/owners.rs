@@ -1,6 +1,7 @@
 //! Sessions of one owner: the owner a request sets is stored, loaded and merged with what
 //! concurrent requests change.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -351,5 +352,60 @@ async fn a_request_in_flight_during_end_sessions_of_brings_nothing_back() {
             .await
             .expect("a new cookie");
         assert_ne!(&next, device);
+    }
+}
+
+/// Many requests on many sessions of one owner, some of them logins that move their
+/// session to a new id, race one `end_sessions_of`: once all have saved, none of the
+/// owner's sessions is left, however their loads and saves fell around the end. (How many
+/// requests are caught between load and save depends on the scheduler; the exact case is
+/// `a_request_in_flight_during_end_sessions_of_brings_nothing_back`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_session_survives_a_race_with_end_sessions_of() {
+    const SESSIONS: usize = 20;
+    const REQUESTS: usize = 10;
+    let storage = MemoryStorage::new();
+    let saves = Arc::new(AtomicUsize::new(0));
+    for round in 0..5 {
+        saves.store(0, Ordering::SeqCst);
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..SESSIONS {
+            let cookie = owned_session(&storage, "ann").await;
+            let (storage, saves) = (storage.clone(), saves.clone());
+            tasks.spawn(async move {
+                let mut cookie = cookie;
+                for request in 0..REQUESTS {
+                    let session = storage.read(Some(&cookie)).await.unwrap();
+                    tokio::task::yield_now().await;
+                    if session.owner().is_none() {
+                        // Ended before this load: a fresh session, which is nobody's.
+                        assert!(session.is_empty());
+                        return;
+                    }
+                    session.set("n", request).unwrap();
+                    if request % 3 == 1 {
+                        session.regenerate_id(true).unwrap();
+                    }
+                    let saved = storage.save(&session).await.unwrap();
+                    saves.fetch_add(1, Ordering::SeqCst);
+                    match saved {
+                        Some(value) if !value.is_empty() => cookie = value,
+                        // Loaded before the end, saved after: nothing written.
+                        _ => return,
+                    }
+                }
+            });
+        }
+        // The end falls in the middle of the requests.
+        while saves.load(Ordering::SeqCst) < SESSIONS * REQUESTS / 3 {
+            tokio::task::yield_now().await;
+        }
+        let ended = storage.end_sessions_of("ann", None).await.unwrap();
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+        let left = storage.sessions_of("ann").await.unwrap();
+        assert_eq!(left, [], "round {round}: {ended} ended, some survived");
+        assert!(storage.is_empty(), "round {round}: nothing written back");
     }
 }

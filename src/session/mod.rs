@@ -13,6 +13,7 @@ mod data;
 mod handle;
 mod id;
 mod key;
+mod owner;
 mod session_handle;
 mod snapshot;
 mod state;

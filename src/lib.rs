@@ -129,11 +129,12 @@ mod tonic;
 pub use crate::cookie::{MAX_COOKIE_SIZE, SameSite, SessionCookie};
 pub use crate::error::Error;
 pub use crate::layer::{ResponseFuture, SessionLayer, SessionService};
-pub use crate::session::{Key, Session, SessionData};
+pub use crate::session::{InvalidSessionHandle, Key, Session, SessionData, SessionHandle};
 #[cfg(any(feature = "redis", feature = "memcache"))]
 pub use crate::storage::NetworkOptions;
 pub use crate::storage::{
-    CookieStorage, FsBackend, FsStorage, MemoryBackend, MemoryStorage, SessionStorage,
+    CookieStorage, FsBackend, FsStorage, MemoryBackend, MemoryStorage, SessionIndex, SessionInfo,
+    SessionStorage,
 };
 #[cfg(feature = "memcache")]
 pub use crate::storage::{MemcacheBackend, MemcacheStorage};

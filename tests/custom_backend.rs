@@ -43,6 +43,7 @@ fn record(value: &str, expires_at_ms: Option<u64>) -> Record {
         data: Default::default(),
         created_at: 0,
         expires_at_ms,
+        ..Record::default()
     };
     record.data.values.insert("v".into(), value.into());
     record

@@ -43,6 +43,7 @@ fn record_created_at(secs: u64) -> Record {
         data,
         created_at: secs,
         expires_at_ms: None,
+        ..Record::default()
     }
 }
 

@@ -256,6 +256,7 @@ async fn create_on_an_existing_id_leaves_the_old_record() {
         data: SessionData::default(),
         created_at: 0,
         expires_at_ms: None,
+        ..Record::default()
     };
     let stored = storage
         .backend()
@@ -1231,6 +1232,7 @@ async fn a_cancelled_request_never_leaves_its_reply_to_the_next_one() {
         data: SessionData::default(),
         created_at: 0,
         expires_at_ms: None,
+        ..Record::default()
     };
     // Written, then dropped before its STORED arrives (a client went away mid-request).
     let cancelled = tokio::time::timeout(

@@ -196,6 +196,7 @@ async fn keys_and_conditional_writes_in_a_cluster() {
         data,
         created_at: 1,
         expires_at_ms: None,
+        ..Record::default()
     };
     let backend = storage.backend();
     let version = backend.load(&id).await.unwrap().unwrap().version;

@@ -249,6 +249,7 @@ fn record(user: &str) -> Record {
         data,
         created_at: 1,
         expires_at_ms: None,
+        ..Record::default()
     }
 }
 

@@ -75,6 +75,7 @@ macro_rules! sql_tests {
                     data: session.data(),
                     created_at: 0,
                     expires_at_ms: None,
+                    ..Record::default()
                 }
             };
             let (backend, first, second) = (storage.backend(), record(1), record(2));

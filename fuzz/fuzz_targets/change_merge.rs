@@ -191,6 +191,7 @@ fn record(input: &mut Input) -> Record {
         // Always ten digits: the size of a record does not depend on whose time it keeps.
         created_at: 1_700_000_000 + u64::from(input.byte()),
         expires_at_ms: None,
+        ..Record::default()
     }
 }
 
@@ -284,6 +285,7 @@ fn record_size(data: &SessionData) -> usize {
         data: data.clone(),
         created_at: 1_700_000_000,
         expires_at_ms: None,
+        ..Record::default()
     }
     .encoded_len()
 }

@@ -288,6 +288,7 @@ fuzz_target!(|data: &[u8]| {
             data: session.data(),
             created_at,
             expires_at_ms: (ttl || max_lifetime.is_some()).then_some(now_secs * 1000),
+            ..Record::default()
         }
         .encoded_len();
         let rows_before = storage.backend().rows.lock().unwrap().clone();

@@ -58,13 +58,24 @@ pub(crate) struct ChangeSet {
     /// Flash that arrived with the request, as it was seen: consumed, but only while the
     /// stored value is still this one.
     pub seen_flash: Map<String, Value>,
+    /// The owner this request set (`Some(Some(_))`) or cleared (`Some(None)`); `None` when
+    /// it left the owner alone, so that the stored one stays.
+    pub owner: Option<Option<String>>,
+}
+
+/// A session as stored, as far as the merge rules read and write it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct StoredSession {
+    pub data: SessionData,
+    /// The application's user the session belongs to, if any.
+    pub owner: Option<String>,
 }
 
 /// What a save must do, given the record stored now.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Merged {
-    /// Write this data.
-    Write(SessionData),
+    /// Write this data and owner.
+    Write(StoredSession),
     /// This request destroyed the session: delete it.
     Delete,
     /// The session this request loaded is gone: write nothing, clear the cookie.
@@ -76,15 +87,20 @@ impl ChangeSet {
     ///
     /// A set or unset replaces what is stored under its key, an update is re-run on the
     /// stored value, other keys keep what is stored, a seen flash value goes only while
-    /// unchanged, and a new flash replaces one under the same key.
-    pub fn apply(&self, stored: Option<SessionData>) -> Result<Merged, Error> {
+    /// unchanged, a new flash replaces one under the same key, and the owner is replaced
+    /// only when this request set or cleared it, as a key is.
+    pub fn apply(&self, stored: Option<StoredSession>) -> Result<Merged, Error> {
         if self.destroyed {
             return Ok(Merged::Delete);
         }
-        let mut data = match stored {
-            Some(data) => data,
+        let StoredSession { mut data, owner } = match stored {
+            Some(stored) => stored,
             None if self.loaded => return Ok(Merged::Gone),
-            None => SessionData::default(),
+            None => StoredSession::default(),
+        };
+        let owner = match &self.owner {
+            Some(changed) => changed.clone(),
+            None => owner,
         };
         for (key, change) in &self.keys {
             let value = match change {
@@ -114,7 +130,7 @@ impl ChangeSet {
         for (key, value) in &self.flash {
             data.flash.insert(key.clone(), value.clone());
         }
-        Ok(Merged::Write(data))
+        Ok(Merged::Write(StoredSession { data, owner }))
     }
 }
 
@@ -143,10 +159,25 @@ mod tests {
     }
 
     fn written(merged: Merged) -> SessionData {
+        written_with_owner(merged).data
+    }
+
+    fn written_with_owner(merged: Merged) -> StoredSession {
         match merged {
-            Merged::Write(data) => data,
+            Merged::Write(stored) => stored,
             other => panic!("expected a write, got {other:?}"),
         }
+    }
+
+    fn unowned(data: SessionData) -> Option<StoredSession> {
+        Some(StoredSession { data, owner: None })
+    }
+
+    fn owned_by(owner: &str, values: Value) -> Option<StoredSession> {
+        Some(StoredSession {
+            data: data(values, json!({})),
+            owner: Some(owner.into()),
+        })
     }
 
     #[test]
@@ -154,7 +185,7 @@ mod tests {
         let mut changes = loaded();
         changes.keys.push(("mine".into(), KeyChange::Set(json!(1))));
         let stored = data(json!({"theirs": 2, "mine": 0}), json!({}));
-        let merged = written(changes.apply(Some(stored)).unwrap());
+        let merged = written(changes.apply(unowned(stored)).unwrap());
         assert_eq!(merged, data(json!({"theirs": 2, "mine": 1}), json!({})));
     }
 
@@ -163,7 +194,7 @@ mod tests {
         let mut changes = loaded();
         changes.keys.push(("gone".into(), KeyChange::Unset));
         let stored = data(json!({"gone": "set again elsewhere", "kept": 1}), json!({}));
-        let merged = written(changes.apply(Some(stored)).unwrap());
+        let merged = written(changes.apply(unowned(stored)).unwrap());
         assert_eq!(merged, data(json!({"kept": 1}), json!({})));
     }
 
@@ -176,12 +207,12 @@ mod tests {
             .push(("n".into(), KeyChange::Update { start: None, steps }));
         let merged = written(
             changes
-                .apply(Some(data(json!({"n": 40}), json!({}))))
+                .apply(unowned(data(json!({"n": 40}), json!({}))))
                 .unwrap(),
         );
         assert_eq!(merged.values["n"], json!(42));
         // Absent when stored: the closure gets None.
-        let merged = written(changes.apply(Some(SessionData::default())).unwrap());
+        let merged = written(changes.apply(unowned(SessionData::default())).unwrap());
         assert_eq!(merged.values["n"], json!(2));
     }
 
@@ -197,7 +228,7 @@ mod tests {
         ));
         let merged = written(
             changes
-                .apply(Some(data(json!({"n": 99}), json!({}))))
+                .apply(unowned(data(json!({"n": 99}), json!({}))))
                 .unwrap(),
         );
         assert_eq!(merged.values["n"], json!(11));
@@ -208,7 +239,7 @@ mod tests {
         };
         let merged = written(
             changes
-                .apply(Some(data(json!({"n": 99}), json!({}))))
+                .apply(unowned(data(json!({"n": 99}), json!({}))))
                 .unwrap(),
         );
         assert_eq!(merged.values["n"], json!(1));
@@ -227,7 +258,7 @@ mod tests {
         ));
         let merged = written(
             changes
-                .apply(Some(data(json!({"n": 1}), json!({}))))
+                .apply(unowned(data(json!({"n": 1}), json!({}))))
                 .unwrap(),
         );
         assert!(merged.values.is_empty());
@@ -244,7 +275,7 @@ mod tests {
                 steps: vec![failing],
             },
         ));
-        assert!(changes.apply(Some(SessionData::default())).is_err());
+        assert!(changes.apply(unowned(SessionData::default())).is_err());
     }
 
     #[test]
@@ -252,7 +283,7 @@ mod tests {
         let mut changes = loaded();
         changes.seen_flash = data(json!({}), json!({"a": "old", "b": "old"})).flash;
         let stored = data(json!({}), json!({"a": "old", "b": "newer", "c": "unseen"}));
-        let merged = written(changes.apply(Some(stored)).unwrap());
+        let merged = written(changes.apply(unowned(stored)).unwrap());
         assert_eq!(
             merged.flash,
             data(json!({}), json!({"b": "newer", "c": "unseen"})).flash
@@ -265,7 +296,7 @@ mod tests {
         changes.seen_flash = data(json!({}), json!({"a": "seen"})).flash;
         changes.flash = data(json!({}), json!({"a": "mine"})).flash;
         let stored = data(json!({}), json!({"a": "seen"}));
-        let merged = written(changes.apply(Some(stored)).unwrap());
+        let merged = written(changes.apply(unowned(stored)).unwrap());
         assert_eq!(merged.flash["a"], json!("mine"));
     }
 
@@ -291,8 +322,54 @@ mod tests {
         changes.keys.push(("k".into(), KeyChange::Set(json!(1))));
         assert_eq!(changes.apply(None).unwrap(), Merged::Delete);
         assert_eq!(
-            changes.apply(Some(SessionData::default())).unwrap(),
+            changes.apply(unowned(SessionData::default())).unwrap(),
             Merged::Delete
         );
+    }
+
+    #[test]
+    fn an_untouched_owner_keeps_what_is_stored() {
+        let mut changes = loaded();
+        changes.keys.push(("k".into(), KeyChange::Set(json!(1))));
+        let merged = written_with_owner(changes.apply(owned_by("ann", json!({}))).unwrap());
+        assert_eq!(merged.owner.as_deref(), Some("ann"));
+    }
+
+    #[test]
+    fn a_set_owner_replaces_the_stored_one_and_keeps_other_keys() {
+        let mut changes = loaded();
+        changes.owner = Some(Some("bob".into()));
+        let stored = owned_by("ann", json!({"theirs": 1}));
+        let merged = written_with_owner(changes.apply(stored).unwrap());
+        assert_eq!(merged.owner.as_deref(), Some("bob"));
+        assert_eq!(merged.data, data(json!({"theirs": 1}), json!({})));
+    }
+
+    #[test]
+    fn a_cleared_owner_stays_cleared() {
+        let mut changes = loaded();
+        changes.owner = Some(None);
+        let merged = written_with_owner(changes.apply(owned_by("ann", json!({}))).unwrap());
+        assert_eq!(merged.owner, None);
+    }
+
+    #[test]
+    fn an_owned_session_that_is_gone_or_destroyed_writes_no_owner() {
+        let mut changes = loaded();
+        changes.owner = Some(Some("ann".into()));
+        assert_eq!(changes.apply(None).unwrap(), Merged::Gone);
+        changes.destroyed = true;
+        let stored = owned_by("ann", json!({}));
+        assert_eq!(changes.apply(stored).unwrap(), Merged::Delete);
+    }
+
+    #[test]
+    fn a_new_session_gets_the_owner_it_set() {
+        let changes = ChangeSet {
+            owner: Some(Some("ann".into())),
+            ..ChangeSet::default()
+        };
+        let merged = written_with_owner(changes.apply(None).unwrap());
+        assert_eq!(merged.owner.as_deref(), Some("ann"));
     }
 }

@@ -61,6 +61,7 @@ impl Session {
             Map::new(),
             None,
             None,
+            None,
         ))
     }
 
@@ -72,6 +73,7 @@ impl Session {
             Map::new(),
             None,
             None,
+            None,
         ))
     }
 
@@ -79,15 +81,17 @@ impl Session {
     /// flash set by the previous request, readable now. It starts dirty when that flash is
     /// non-empty, so that the next save drops it.
     pub fn from_data(id: impl Into<String>, data: SessionData) -> Session {
-        Session::loaded(id.into(), data, None, None)
+        Session::loaded(id.into(), data, None, None, None)
     }
 
-    /// A session loaded from a storage record at `version`, created at `created_at_secs`.
+    /// A session loaded from a storage record at `version`, created at `created_at_secs`
+    /// and belonging to `owner`.
     pub(crate) fn loaded(
         id: String,
         data: SessionData,
         created_at_secs: Option<u64>,
         version: Option<u64>,
+        owner: Option<String>,
     ) -> Session {
         let incoming_flash = Some(data.flash).filter(|flash| !flash.is_empty());
         Session::build(SessionState::new(
@@ -96,6 +100,7 @@ impl Session {
             data.values,
             incoming_flash,
             created_at_secs,
+            owner,
         ))
     }
 
@@ -111,18 +116,18 @@ impl Session {
     }
 
     /// Marks the session as having something to save.
-    fn mark_dirty(&self) {
+    pub(super) fn mark_dirty(&self) {
         self.shared.dirty.store(true, Ordering::Release);
     }
 
     /// The state, with the id drawn if it was not yet.
-    fn lock_with_id(&self) -> MutexGuard<'_, SessionState> {
+    pub(super) fn lock_with_id(&self) -> MutexGuard<'_, SessionState> {
         let mut state = self.lock();
         state.ensure_id();
         state
     }
 
-    fn lock(&self) -> MutexGuard<'_, SessionState> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, SessionState> {
         // A panic in another holder cannot leave the state half-written: every method
         // finishes its change before it can panic, so a poisoned lock is still usable.
         self.shared

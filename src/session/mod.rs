@@ -13,12 +13,16 @@ mod data;
 mod handle;
 mod id;
 mod key;
+mod owner;
+mod session_handle;
 mod snapshot;
 mod state;
 
-pub(crate) use self::change_set::{ChangeSet, Merged};
+pub(crate) use self::change_set::{ChangeSet, Merged, StoredSession};
 pub use self::data::SessionData;
 pub use self::handle::Session;
 pub(crate) use self::id::generate_id;
+pub use self::id::id_digest;
 pub use self::key::Key;
+pub use self::session_handle::{InvalidSessionHandle, SessionHandle};
 pub(crate) use self::snapshot::{Origin, Pending, Regeneration, SaveSnapshot};

@@ -34,8 +34,13 @@ pub(crate) struct Regeneration {
 pub(crate) enum Pending {
     /// Nothing changed.
     Nothing,
-    /// Write this data, for a session created at `created_at` (seconds since the epoch).
-    Write { data: SessionData, created_at: u64 },
+    /// Write this data and owner, for a session created at `created_at` (seconds since
+    /// the epoch).
+    Write {
+        data: SessionData,
+        created_at: u64,
+        owner: Option<String>,
+    },
     /// The session was destroyed: delete it.
     Destroy,
 }

@@ -30,6 +30,10 @@ pub(super) struct SessionState {
     /// When the session was first created (seconds since the Unix epoch); `None` for a
     /// fresh session until something needs it, so that an untouched session reads no clock.
     pub(super) created_at: Option<u64>,
+    /// The application's user the session belongs to, if any.
+    pub(super) owner: Option<String>,
+    /// Whether this request set or cleared the owner, so that a merge replays it.
+    pub(super) owner_changed: bool,
 }
 
 impl SessionState {
@@ -39,6 +43,7 @@ impl SessionState {
         values: Map<String, Value>,
         incoming_flash: Option<Map<String, Value>>,
         created_at: Option<u64>,
+        owner: Option<String>,
     ) -> Self {
         SessionState {
             id,
@@ -52,6 +57,8 @@ impl SessionState {
             changes: ChangeLog::default(),
             destroyed: false,
             created_at,
+            owner,
+            owner_changed: false,
         }
     }
 
@@ -133,6 +140,7 @@ impl SessionState {
             Pending::Write {
                 created_at: self.created_at(),
                 data: self.data(),
+                owner: self.owner.clone(),
             }
         } else {
             Pending::Nothing
@@ -157,6 +165,7 @@ impl SessionState {
             keys: self.changes.resolve(&self.values),
             flash: self.outgoing_flash.clone().unwrap_or_default(),
             seen_flash: self.incoming_flash.clone().unwrap_or_default(),
+            owner: self.owner_changed.then(|| self.owner.clone()),
         }
     }
 }

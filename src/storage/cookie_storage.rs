@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{Expiry, Record, SessionStorage, json_error_summary};
-use crate::session::{Pending, SaveSnapshot};
+use crate::session::{Pending, SaveSnapshot, StoredSession};
 use crate::{Error, Session, SessionData};
 
 /// The whole session in the cookie value: no server-side state at all.
@@ -49,6 +49,8 @@ struct CookieRecord {
     created_at: u64,
     #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
     expires_at_ms: Option<u64>,
+    #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
 }
 
 impl CookieStorage {
@@ -88,6 +90,8 @@ impl CookieStorage {
             data: decoded.data,
             created_at: decoded.created_at,
             expires_at_ms: decoded.expires_at_ms,
+            owner: decoded.owner,
+            saved_at_ms: None,
         };
         if decoded.id.is_empty() {
             return None;
@@ -117,17 +121,22 @@ impl SessionStorage for CookieStorage {
                  only replaced in this response's cookie"
             );
         }
-        let (data, created_at) = match pending {
+        let (stored, created_at) = match pending {
             Pending::Nothing => return Ok(None),
             Pending::Destroy => return Ok(Some(String::new())),
-            Pending::Write { data, created_at } => (data, created_at),
+            Pending::Write {
+                data,
+                created_at,
+                owner,
+            } => (StoredSession { data, owner }, created_at),
         };
-        let (record, _ttl) = self.expiry.record(data, created_at);
+        let (record, _ttl) = self.expiry.record(stored, created_at);
         let value = CookieRecord {
             id,
             data: record.data,
             created_at: record.created_at,
             expires_at_ms: record.expires_at_ms,
+            owner: record.owner,
         };
         Ok(Some(serde_json::to_string(&value)?))
     }

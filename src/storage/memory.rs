@@ -1,12 +1,17 @@
 //! Sessions in process memory.
 
+mod owners;
 mod sessions;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use self::sessions::Sessions;
-use super::{Error, Expected, Record, ServerStorage, SessionBackend, Versioned, unix_now_ms};
+use super::{
+    Error, Expected, OwnerIndexBackend, Record, ServerStorage, SessionBackend, Versioned,
+    unix_now_ms,
+};
+use crate::SessionHandle;
 
 /// Sessions in process memory: for tests, development and single-process apps.
 ///
@@ -109,6 +114,22 @@ impl SessionBackend for MemoryBackend {
     }
 }
 
+/// Every operation takes the one lock once, so that ending all of an owner's sessions is
+/// one step that no concurrent save or move can slip through.
+impl OwnerIndexBackend for MemoryBackend {
+    async fn records_of(&self, owner: &str) -> Result<Vec<(SessionHandle, Record)>, Error> {
+        Ok(self.sessions().records_of(owner))
+    }
+
+    async fn delete_owned(&self, owner: &str, handle: &SessionHandle) -> Result<bool, Error> {
+        Ok(self.sessions().delete_owned(owner, handle))
+    }
+
+    async fn delete_all_owned(&self, owner: &str, except: &[SessionHandle]) -> Result<u64, Error> {
+        Ok(self.sessions().delete_all_owned(owner, except))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +139,7 @@ mod tests {
             data: Default::default(),
             created_at: 0,
             expires_at_ms,
+            ..Record::default()
         }
     }
 
@@ -138,5 +160,29 @@ mod tests {
         assert!(stored.await.unwrap());
         assert!(backend.load("id").await.unwrap().is_some());
         assert!(backend.delete("id", Expected::Any).await.unwrap());
+    }
+
+    /// Through the whole lifecycle (a login that moves the session, an owner change, a
+    /// destroy), the owner index keeps no entry of a session that is gone.
+    #[tokio::test]
+    async fn the_owner_index_keeps_nothing_of_gone_sessions() {
+        use crate::{SessionIndex, SessionStorage};
+        let storage = MemoryStorage::new();
+        let owners = || storage.backend().sessions().owner_count();
+        let session = storage.read(None).await.unwrap();
+        session.set_owner("ann").unwrap();
+        let id = storage.save(&session).await.unwrap().unwrap();
+        let session = storage.read(Some(&id)).await.unwrap();
+        session.regenerate_id(true).unwrap();
+        let id = storage.save(&session).await.unwrap().unwrap();
+        assert_eq!(storage.sessions_of("ann").await.unwrap().len(), 1);
+        let session = storage.read(Some(&id)).await.unwrap();
+        session.set_owner("bob").unwrap();
+        storage.save(&session).await.unwrap();
+        assert_eq!(owners(), 1, "ann is gone, bob is there");
+        assert!(storage.sessions_of("ann").await.unwrap().is_empty());
+        session.destroy();
+        storage.save(&session).await.unwrap();
+        assert_eq!(owners(), 0);
     }
 }

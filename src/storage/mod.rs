@@ -80,6 +80,7 @@ use crate::{Error, Session};
 mod backend;
 mod cookie_storage;
 mod fs;
+mod index;
 mod lifecycle;
 #[cfg(feature = "memcache")]
 mod memcache;
@@ -96,6 +97,7 @@ pub(crate) use self::backend::store_moved_in_steps;
 pub use self::backend::{DEFAULT_MAX_RECORD_SIZE, Expected, Moved, SessionBackend, Versioned};
 pub use self::cookie_storage::CookieStorage;
 pub use self::fs::{FsBackend, FsStorage};
+pub use self::index::{OwnerIndexBackend, SessionIndex, SessionInfo};
 pub(crate) use self::lifecycle::Expiry;
 pub use self::lifecycle::ServerStorage;
 #[cfg(feature = "memcache")]
@@ -103,8 +105,8 @@ pub use self::memcache::{MemcacheBackend, MemcacheStorage};
 pub use self::memory::{MemoryBackend, MemoryStorage};
 #[cfg(any(feature = "redis", feature = "memcache"))]
 pub use self::network::NetworkOptions;
+pub use self::record::Record;
 pub(crate) use self::record::json_error_summary;
-pub use self::record::{Record, id_digest};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBackend, RedisStorage};
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
@@ -118,6 +120,7 @@ pub use self::sql::{PostgresBackend, PostgresStorage};
 #[cfg(feature = "sqlite")]
 pub use self::sql::{SqliteBackend, SqliteStorage};
 pub(crate) use crate::session::clock::unix_now_ms;
+pub use crate::session::id_digest;
 
 /// Turns a verified cookie value into a [`Session`] and a session back into a cookie value.
 ///

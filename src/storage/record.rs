@@ -6,8 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, SessionData};
 
-/// One stored session: its data plus the times the lifecycle checks.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One stored session: its data plus the times the lifecycle checks, and its owner.
+///
+/// The owner's fields are left out of the encoding when there is no owner, so that an
+/// unowned session costs no byte for them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// Values and the flash for the next request.
     #[serde(rename = "d")]
@@ -18,6 +21,13 @@ pub struct Record {
     /// When the record stops being valid, in milliseconds since the Unix epoch.
     #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
     pub expires_at_ms: Option<u64>,
+    /// The application's user the session belongs to ([`Session::set_owner`](crate::Session::set_owner)).
+    #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// When the record was last written, in milliseconds since the Unix epoch: kept only
+    /// for owned sessions, whose listing shows it.
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    pub saved_at_ms: Option<u64>,
 }
 
 impl Record {
@@ -97,23 +107,4 @@ pub(crate) fn json_error_summary(error: &serde_json::Error) -> String {
         Category::Eof => "truncated JSON",
     };
     format!("{what} (line {}, column {})", error.line(), error.column())
-}
-
-/// The hex SHA-256 of a session id: 64 characters safe in any key, path or column, from
-/// which the id cannot be recovered. Store records under it rather than under the id, so
-/// that a dump of the store or a log line holds no usable session id.
-///
-/// ```
-/// let key = session_layer::storage::id_digest("some-session-id");
-/// assert_eq!(key.len(), 64);
-/// assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
-/// ```
-pub fn id_digest(id: &str) -> String {
-    use sha2::{Digest, Sha256};
-    use std::fmt::Write as _;
-    let mut hex = String::with_capacity(64);
-    for byte in Sha256::digest(id.as_bytes()) {
-        let _ = write!(hex, "{byte:02x}");
-    }
-    hex
 }

@@ -186,6 +186,8 @@ pub(crate) async fn gated(
         "read" => {}
         "destroy" => session.destroy(),
         "login" => log_in(&session),
+        "own" => session.set_owner("ann").unwrap(),
+        "disown" => session.clear_owner().unwrap(),
         other => panic!("unknown op {other}"),
     }
     trace.end(&session)

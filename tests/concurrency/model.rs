@@ -5,10 +5,11 @@
 //! A round seeds a session, then runs 2 to 5 requests whose loads and saves interleave at
 //! random. Each request loads through the layer and stops at a gate; the model checks what it
 //! loaded. When the round lets it go on, it gets random operations (set, unset, `update` of a
-//! counter and a cart, flash, regenerate with or without delete, destroy) and saves; the model
-//! applies the same operations to its own copy of the store, and every id the round has seen
-//! is compared with the storage. Requests share one cookie jar, as a browser's tabs do, so
-//! a request started after a logout or a login carries the newer cookie.
+//! counter and a cart, flash, set or clear the owner, regenerate with or without delete,
+//! destroy) and saves; the model applies the same operations to its own copy of the store,
+//! and every id the round has seen (values, flash and owner) is compared with the storage.
+//! Requests share one cookie jar, as a browser's tabs do, so a request started after a logout
+//! or a login carries the newer cookie.
 //!
 //! `MODEL_SEED` replays a failing run (its seed is in the failure message).
 
@@ -47,6 +48,10 @@ enum Op {
         delete_old: bool,
     },
     Destroy,
+    /// `set_owner` to `user-{n}`.
+    Own(u64),
+    /// `clear_owner`.
+    Disown,
 }
 
 /// What a request found when it loaded its session.
@@ -54,6 +59,7 @@ enum Op {
 struct Stored {
     values: Map<String, Value>,
     flash: Map<String, Value>,
+    owner: Option<String>,
 }
 
 impl Stored {
@@ -65,6 +71,7 @@ impl Stored {
         Stored {
             values: session.data().values,
             flash,
+            owner: session.owner(),
         }
     }
 }
@@ -113,6 +120,8 @@ async fn handler(
             Op::Flash(key, value) => session.flash(key, value).unwrap(),
             Op::Regenerate { delete_old } => session.regenerate_id(delete_old).unwrap(),
             Op::Destroy => session.destroy(),
+            Op::Own(n) => session.set_owner(format!("user-{n}")).unwrap(),
+            Op::Disown => session.clear_owner().unwrap(),
         }
     }
     "ok"
@@ -144,11 +153,13 @@ fn random_ops(rng: &mut Rng, tag: u64) -> Vec<Op> {
     let mut ops = Vec::new();
     for i in 0..rng.below(4) {
         let value = tag * 10 + i as u64;
-        ops.push(match rng.below(5) {
+        ops.push(match rng.below(7) {
             0 => Op::Set(rng.pick(&VALUE_KEYS), value),
             1 => Op::Unset(rng.pick(&VALUE_KEYS)),
             2 => Op::Bump,
             3 => Op::Push(value),
+            4 => Op::Own(value),
+            5 => Op::Disown,
             _ => Op::Flash(rng.pick(&FLASH_KEYS), value),
         });
     }
@@ -194,6 +205,8 @@ fn apply(base: &Stored, seen: &Stored, ops: &[Op]) -> Stored {
             Op::Flash(key, value) => {
                 next.flash.insert((*key).into(), json!(value));
             }
+            Op::Own(n) => next.owner = Some(format!("user-{n}")),
+            Op::Disown => next.owner = None,
             Op::Regenerate { .. } | Op::Destroy => {}
         }
     }

@@ -697,3 +697,43 @@ pub(crate) async fn a_newer_flash_survives<St: SessionStorage>(fixture: Fixture<
         assert_eq!(in_w.as_deref(), Some("newer"));
     }
 }
+
+/// An owner change merges like a `set`: a writer that saves meanwhile keeps its keys and
+/// the owner change stays; a writer that loaded the owner before it was cleared and saves
+/// after does not bring it back. The cookie storage carries the owner in its cookie.
+pub(crate) async fn an_owner_change_merges<St: SessionStorage>(fixture: Fixture<St>) {
+    let h = Harness::new(fixture);
+    let (cookie, _) = h.seed().await;
+    let own = h.start_gated(&cookie, "O", "own").await;
+    let w = h.send(Some(&cookie), "/write/1").await;
+    assert_eq!(whole_value(&w.trace().wrote), Ok(1));
+    let own = own.finish().await;
+    if !h.server_side {
+        let carried = h.stored(&own.pair()).await;
+        assert_eq!(carried.owner().as_deref(), Some("ann"));
+        return;
+    }
+    let stored = h.stored(&cookie).await;
+    assert_eq!(
+        stored.owner().as_deref(),
+        Some("ann"),
+        "the owner change stays"
+    );
+    assert_eq!(
+        whole_value(&stored.data().values),
+        Ok(1),
+        "the writer's keys stay"
+    );
+
+    let w = h.start_gated(&cookie, "W", "y").await;
+    let disown = h.start_gated(&cookie, "D", "disown").await;
+    disown.finish().await.trace();
+    w.finish().await.trace();
+    let stored = h.stored(&cookie).await;
+    assert_eq!(
+        stored.owner(),
+        None,
+        "the later writer did not bring the owner back"
+    );
+    assert_eq!(stored.get::<bool>("y"), Some(true));
+}

@@ -137,6 +137,7 @@ macro_rules! with_every_scenario {
             concurrent_updates_are_never_lost,
             an_unset_key_never_comes_back,
             a_newer_flash_survives,
+            an_owner_change_merges,
         }
     };
 }

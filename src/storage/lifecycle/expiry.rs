@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+use crate::Session;
+use crate::session::StoredSession;
 use crate::session::clock::{saturating_millis, unix_now_ms};
 use crate::storage::Record;
-use crate::{Session, SessionData};
 
 /// Expiry settings shared by every storage: an idle TTL refreshed on each write and an
 /// absolute lifetime counted from the session's creation.
@@ -16,7 +17,7 @@ pub(crate) struct Expiry {
 
 impl Expiry {
     /// The record a save writes, and how long it should live.
-    pub fn record(&self, data: SessionData, created_at: u64) -> (Record, Option<Duration>) {
+    pub fn record(&self, stored: StoredSession, created_at: u64) -> (Record, Option<Duration>) {
         let now_ms = unix_now_ms();
         // A creation time in the future (see `live_since`) is written back as now.
         let created_at = created_at.min(now_ms / 1000);
@@ -30,10 +31,14 @@ impl Expiry {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        // Only an owned session is listed, so only it needs its last save time.
+        let saved_at_ms = stored.owner.is_some().then_some(now_ms);
         let record = Record {
-            data,
+            data: stored.data,
             created_at,
             expires_at_ms: ttl.map(|ttl| now_ms.saturating_add(saturating_millis(ttl))),
+            owner: stored.owner,
+            saved_at_ms,
         };
         (record, ttl)
     }
@@ -63,6 +68,7 @@ impl Expiry {
             record.data,
             Some(created_at),
             version,
+            record.owner,
         ))
     }
 }

@@ -4,13 +4,14 @@
 
 mod backoff;
 mod expiry;
+mod index;
 mod save;
 
 use std::time::Duration;
 
 pub(crate) use self::expiry::Expiry;
 use super::{DEFAULT_MAX_RECORD_SIZE, Expected, SessionBackend, SessionStorage, Versioned};
-use crate::session::{Origin, Pending, SaveSnapshot};
+use crate::session::{Origin, Pending, SaveSnapshot, StoredSession};
 use crate::{Error, Session};
 
 /// The session lifecycle over a [`SessionBackend`]: every server-side storage of this crate
@@ -136,30 +137,34 @@ impl<B: SessionBackend> SessionStorage for ServerStorage<B> {
             regeneration,
             pending,
         } = session.snapshot();
-        let (data, created_at) = match pending {
+        let (stored, created_at) = match pending {
             Pending::Nothing => return Ok(None),
             Pending::Destroy => {
                 self.delete(&id, origin, regeneration).await?;
                 return Ok(Some(String::new()));
             }
-            Pending::Write { data, created_at } => (data, created_at),
+            Pending::Write {
+                data,
+                created_at,
+                owner,
+            } => (StoredSession { data, owner }, created_at),
         };
         let saved = match (origin, regeneration) {
             (Origin::Generated, None) => {
-                Saved::Written(self.create(session, data, created_at).await?)
+                Saved::Written(self.create(session, stored, created_at).await?)
             }
             (_, None) => {
-                self.save_in_place(session, id, origin, data, created_at)
+                self.save_in_place(session, id, origin, stored, created_at)
                     .await?
             }
             // Boxed, as logins are rare: see `save_in_place`.
             (Origin::Loaded { version }, Some(regeneration)) => {
-                let moved = self.save_moved(session, regeneration, version, data, created_at);
+                let moved = self.save_moved(session, regeneration, version, stored, created_at);
                 Box::pin(moved).await?
             }
             // A new session given a new id: nothing stored to move.
             (_, Some(regeneration)) => {
-                let id = self.create(session, data, created_at).await?;
+                let id = self.create(session, stored, created_at).await?;
                 if regeneration.delete_original {
                     let original = &regeneration.original_id;
                     self.backend.delete(original, Expected::Any).await?;

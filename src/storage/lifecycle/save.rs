@@ -6,9 +6,9 @@ use std::time::Duration;
 use super::backoff::Backoff;
 use super::{Saved, ServerStorage};
 use crate::session::clock::unix_now_secs;
-use crate::session::{ChangeSet, Merged, Origin, Regeneration};
+use crate::session::{ChangeSet, Merged, Origin, Regeneration, StoredSession};
 use crate::storage::{Expected, Moved, Record, SessionBackend, Versioned};
-use crate::{Error, Session, SessionData};
+use crate::{Error, Session};
 
 /// How many fresh ids a save draws before it gives up on collisions. With 144 random bits
 /// a second draw never happens in practice; the bound keeps a broken backend (one that
@@ -23,10 +23,10 @@ impl<B: SessionBackend> ServerStorage<B> {
     /// The record a save writes and its TTL, once it is known to fit the size limit.
     fn record(
         &self,
-        data: SessionData,
+        stored: StoredSession,
         created_at: u64,
     ) -> Result<(Record, Option<Duration>), Error> {
-        let (record, ttl) = self.expiry.record(data, created_at);
+        let (record, ttl) = self.expiry.record(stored, created_at);
         let size = record.encoded_len();
         if size > self.max_record_size {
             return Err(Error::RecordTooLarge {
@@ -37,15 +37,15 @@ impl<B: SessionBackend> ServerStorage<B> {
         Ok((record, ttl))
     }
 
-    /// Writes `data` under `id` if what is stored is `expected`.
+    /// Writes `stored` under `id` if what is stored is `expected`.
     async fn store(
         &self,
         id: &str,
-        data: SessionData,
+        stored: StoredSession,
         created_at: u64,
         expected: Expected,
     ) -> Result<bool, Error> {
-        let (record, ttl) = self.record(data, created_at)?;
+        let (record, ttl) = self.record(stored, created_at)?;
         self.backend.store(id, &record, ttl, expected).await
     }
 
@@ -72,10 +72,10 @@ impl<B: SessionBackend> ServerStorage<B> {
     pub(super) async fn create(
         &self,
         session: &Session,
-        data: SessionData,
+        stored: StoredSession,
         created_at: u64,
     ) -> Result<String, Error> {
-        let (record, ttl) = self.record(data, created_at)?;
+        let (record, ttl) = self.record(stored, created_at)?;
         for _ in 0..MAX_ID_DRAWS {
             let id = session.id();
             if self
@@ -91,24 +91,30 @@ impl<B: SessionBackend> ServerStorage<B> {
         Err(ids_taken())
     }
 
-    /// Replays `changes` on what is stored under `id` now: the data to write, its creation
-    /// time and the version to expect, or `None` when the session is gone.
+    /// Replays `changes` on what is stored under `id` now: the session to write, its
+    /// creation time and the version to expect, or `None` when the session is gone.
     async fn merge(
         &self,
         id: &str,
         changes: &ChangeSet,
-    ) -> Result<Option<(SessionData, u64, Expected)>, Error> {
+    ) -> Result<Option<(StoredSession, u64, Expected)>, Error> {
         let now = unix_now_secs();
         let (data, created_at, expected) = match self.backend.load(id).await? {
             // An expired record is overwritten as if nothing were stored.
             Some(Versioned { record, version }) => match self.expiry.live_since(&record) {
-                Some(created_at) => (Some(record.data), created_at, Expected::Version(version)),
+                Some(created_at) => {
+                    let stored = StoredSession {
+                        data: record.data,
+                        owner: record.owner,
+                    };
+                    (Some(stored), created_at, Expected::Version(version))
+                }
                 None => (None, now, Expected::Version(version)),
             },
             None => (None, now, Expected::Absent),
         };
         match changes.apply(data)? {
-            Merged::Write(data) => Ok(Some((data, created_at, expected))),
+            Merged::Write(stored) => Ok(Some((stored, created_at, expected))),
             Merged::Gone | Merged::Delete => Ok(None),
         }
     }
@@ -120,7 +126,7 @@ impl<B: SessionBackend> ServerStorage<B> {
         session: &Session,
         id: String,
         origin: Origin,
-        data: SessionData,
+        stored: StoredSession,
         created_at: u64,
     ) -> Result<Saved, Error> {
         let expected = match origin {
@@ -132,7 +138,7 @@ impl<B: SessionBackend> ServerStorage<B> {
             Origin::Generated | Origin::Given => Some(Expected::Absent),
         };
         if let Some(expected) = expected
-            && self.store(&id, data, created_at, expected).await?
+            && self.store(&id, stored, created_at, expected).await?
         {
             return Ok(Saved::Written(id));
         }
@@ -147,10 +153,10 @@ impl<B: SessionBackend> ServerStorage<B> {
         let mut backoff = Backoff::new();
         for _ in 0..MAX_SAVE_ATTEMPTS {
             backoff.start();
-            let Some((data, created_at, expected)) = self.merge(&id, &changes).await? else {
+            let Some((stored, created_at, expected)) = self.merge(&id, &changes).await? else {
                 return Ok(Saved::Gone);
             };
-            if self.store(&id, data, created_at, expected).await? {
+            if self.store(&id, stored, created_at, expected).await? {
                 return Ok(Saved::Written(id));
             }
             backoff.wait().await;
@@ -166,13 +172,13 @@ impl<B: SessionBackend> ServerStorage<B> {
         session: &Session,
         regeneration: Regeneration,
         version: Option<u64>,
-        data: SessionData,
+        stored: StoredSession,
         created_at: u64,
     ) -> Result<Saved, Error> {
         let old = regeneration.original_id;
         let mut base = match version {
             Some(version) => {
-                let (record, ttl) = self.record(data, created_at)?;
+                let (record, ttl) = self.record(stored, created_at)?;
                 Some((record, ttl, version))
             }
             None => None,

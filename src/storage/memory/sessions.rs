@@ -5,8 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::Error;
+use super::owners::Owners;
 use crate::storage::{Expected, Record, Versioned, unix_now_ms};
+use crate::{Error, SessionHandle};
 
 /// The sessions, in order of use and of expiry.
 #[derive(Default)]
@@ -25,6 +26,8 @@ pub(super) struct Sessions {
     by_expiry: BTreeMap<ExpiryKey, usize>,
     /// The last version given to a write: versions are never reused, even across a delete.
     last_version: u64,
+    /// The owned sessions by owner; kept in step by `insert`, `remove` and `store`.
+    owners: Owners,
     /// `None`: no limit.
     pub(super) max_sessions: Option<usize>,
 }
@@ -92,8 +95,9 @@ impl Sessions {
         match held {
             Some(at) => {
                 self.unindex_expiry(at);
-                self.slot(at).stored = stored;
+                let previous = std::mem::replace(&mut self.slot(at).stored, stored);
                 self.index_expiry(at);
+                self.reindex_owner(at, previous.record.owner);
                 self.mark_used(at);
             }
             None => {
@@ -175,6 +179,7 @@ impl Sessions {
         };
         self.slot_of.insert(id, at);
         self.index_expiry(at);
+        self.reindex_owner(at, None);
         self.link_as_newest(at);
     }
 
@@ -183,8 +188,69 @@ impl Sessions {
         self.unindex_expiry(at);
         if let Some(slot) = self.slots[at].take() {
             self.slot_of.remove(&slot.id);
+            if let Some(owner) = &slot.stored.record.owner {
+                self.owners.remove(owner, &slot.id);
+            }
         }
         self.free.push(at);
+    }
+
+    /// Moves the session at `at` from `previous`'s sessions to its owner's now; costs
+    /// nothing while the owner stays the same.
+    fn reindex_owner(&mut self, at: usize, previous: Option<String>) {
+        let Some(slot) = self.slots[at].as_ref() else {
+            return;
+        };
+        let owner = &slot.stored.record.owner;
+        if *owner == previous {
+            return;
+        }
+        if let Some(previous) = &previous {
+            self.owners.remove(previous, &slot.id);
+        }
+        if let Some(owner) = owner {
+            self.owners.add(owner, &slot.id, at);
+        }
+    }
+
+    /// The records of `owner`'s sessions, each with its handle.
+    pub(super) fn records_of(&self, owner: &str) -> Vec<(SessionHandle, Record)> {
+        let held = self.owners.of(owner).filter_map(|(handle, at)| {
+            let slot = self.slots[at].as_ref()?;
+            Some((handle.clone(), slot.stored.record.clone()))
+        });
+        held.collect()
+    }
+
+    /// Deletes the session named by `handle` if it is `owner`'s and live.
+    pub(super) fn delete_owned(&mut self, owner: &str, handle: &SessionHandle) -> bool {
+        self.remove_expired(unix_now_ms());
+        let Some(at) = self.owners.find(owner, handle) else {
+            return false;
+        };
+        self.remove(at);
+        true
+    }
+
+    /// Deletes every live session of `owner` not named in `except`; returns how many.
+    pub(super) fn delete_all_owned(&mut self, owner: &str, except: &[SessionHandle]) -> u64 {
+        self.remove_expired(unix_now_ms());
+        let ending: Vec<usize> = self
+            .owners
+            .of(owner)
+            .filter(|(handle, _)| !except.contains(handle))
+            .map(|(_, at)| at)
+            .collect();
+        for &at in &ending {
+            self.remove(at);
+        }
+        ending.len() as u64
+    }
+
+    /// How many owners have a session held: none once all their sessions are gone.
+    #[cfg(test)]
+    pub(super) fn owner_count(&self) -> usize {
+        self.owners.len()
     }
 
     fn index_expiry(&mut self, at: usize) {
@@ -240,6 +306,14 @@ mod tests {
             data: Default::default(),
             created_at: 0,
             expires_at_ms,
+            ..Record::default()
+        }
+    }
+
+    fn owned(owner: Option<&str>, expires_at_ms: Option<u64>) -> Record {
+        Record {
+            owner: owner.map(str::to_owned),
+            ..record(expires_at_ms)
         }
     }
 
@@ -270,6 +344,25 @@ mod tests {
         let expiring = sessions.slots.iter().flatten();
         let expiring = expiring.filter(|slot| slot.stored.record.expires_at_ms.is_some());
         assert_eq!(sessions.by_expiry.len(), expiring.count());
+        assert_owners_consistent(sessions);
+    }
+
+    /// Checks that the owner index names exactly the held owned sessions, and no owner
+    /// without one.
+    fn assert_owners_consistent(sessions: &Sessions) {
+        let mut owners = std::collections::HashSet::new();
+        for (at, slot) in sessions.slots.iter().enumerate() {
+            let Some(slot) = slot else { continue };
+            if let Some(owner) = &slot.stored.record.owner {
+                let handle = SessionHandle::of_id(&slot.id);
+                assert_eq!(sessions.owners.find(owner, &handle), Some(at));
+                owners.insert(owner.clone());
+            }
+        }
+        assert_eq!(sessions.owners.len(), owners.len());
+        let owned = sessions.slots.iter().flatten();
+        let owned = owned.filter(|slot| slot.stored.record.owner.is_some());
+        assert_eq!(sessions.owners.sessions(), owned.count());
     }
 
     /// After any mix of stores, loads, deletes, evictions and expiries, the indexes and the
@@ -288,15 +381,71 @@ mod tests {
                 1 => Some(now - 1),
                 _ => Some(now + 60_000),
             };
-            match n % 7 {
+            let owner = [None, Some("ann"), Some("bob")][(n % 11 % 3) as usize];
+            match n % 13 {
                 0 => assert!(sessions.delete(&id, Expected::Any)),
                 1 | 2 => {
                     let _ = sessions.load(&id);
                 }
-                _ => assert!(sessions.store(&id, record(expires), Expected::Any).unwrap()),
+                3 => {
+                    let handle = SessionHandle::of_id(&id);
+                    let _ = sessions.delete_owned("ann", &handle);
+                }
+                4 if n % 4 == 0 => {
+                    let _ = sessions.delete_all_owned("bob", &[SessionHandle::of_id(&id)]);
+                }
+                _ => {
+                    let stored = sessions.store(&id, owned(owner, expires), Expected::Any);
+                    assert!(stored.unwrap());
+                }
             }
             assert!(sessions.len() <= 50);
             assert_consistent(&sessions);
         }
+    }
+
+    /// Once every session of an owner is gone, however it went, nothing of the owner is
+    /// left; an unowned session never enters the index.
+    #[test]
+    fn no_owner_outlives_its_sessions() {
+        let mut sessions = Sessions {
+            max_sessions: Some(2),
+            ..Sessions::default()
+        };
+        let now = unix_now_ms();
+        let store = |sessions: &mut Sessions, id: &str, record: Record| {
+            assert!(sessions.store(id, record, Expected::Any).unwrap());
+            assert_consistent(sessions);
+        };
+        store(&mut sessions, "unowned", record(None));
+        assert_eq!(sessions.owner_count(), 0);
+        // Owner changed, then cleared.
+        store(&mut sessions, "a", owned(Some("ann"), None));
+        store(&mut sessions, "a", owned(Some("bob"), None));
+        assert_eq!(sessions.records_of("ann"), []);
+        store(&mut sessions, "a", owned(None, None));
+        assert_eq!(sessions.owner_count(), 0);
+        // Evicted by the limit.
+        store(&mut sessions, "a", owned(Some("ann"), None));
+        store(&mut sessions, "b", record(None));
+        store(&mut sessions, "c", record(None));
+        assert_eq!(sessions.owner_count(), 0, "evicted");
+        // Expired, then removed.
+        store(&mut sessions, "a", owned(Some("ann"), Some(now + 50)));
+        assert_eq!(sessions.owner_count(), 1);
+        assert_eq!(sessions.remove_expired(now + 100), 1);
+        assert_eq!(sessions.owner_count(), 0, "expired");
+        // Deleted (destroyed, or moved away by a login).
+        store(&mut sessions, "a", owned(Some("ann"), None));
+        assert!(sessions.delete("a", Expected::Any));
+        assert_eq!(sessions.owner_count(), 0, "deleted");
+        // Ended.
+        store(&mut sessions, "a", owned(Some("ann"), None));
+        assert!(!sessions.delete_owned("bob", &SessionHandle::of_id("a")));
+        assert!(sessions.delete_owned("ann", &SessionHandle::of_id("a")));
+        store(&mut sessions, "a", owned(Some("ann"), None));
+        assert_eq!(sessions.delete_all_owned("ann", &[]), 1);
+        assert_eq!(sessions.owner_count(), 0, "ended");
+        assert_consistent(&sessions);
     }
 }

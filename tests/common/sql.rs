@@ -39,6 +39,13 @@ pub fn unique_table() -> String {
     format!("{PREFIX}{:x}_{:016x}", unix_secs(), rand::random::<u64>())
 }
 
+/// A name of [`unique_table`] followed by `_` and as many `x` as make it `length` long.
+pub fn unique_table_of_length(length: usize) -> String {
+    let table = unique_table();
+    let padding = length.saturating_sub(table.len() + 1);
+    format!("{table}_{}", "x".repeat(padding))
+}
+
 /// Whether `table` is a test table drawn longer ago than [`STALE_AFTER`].
 fn is_stale(table: &str) -> bool {
     let Some(rest) = table.strip_prefix(PREFIX) else {
@@ -188,9 +195,15 @@ impl Cleanup {
     /// A fresh table name on `server`, dropped with the returned guard; the first call per
     /// process also drops what killed runs left there.
     pub async fn table(server: Server) -> (String, Cleanup) {
-        server.sweep_once().await;
         let table = unique_table();
-        (table.clone(), Cleanup::Table(server, table))
+        (table.clone(), Cleanup::named(server, table).await)
+    }
+
+    /// A guard that drops `table` on `server`, a name drawn from [`unique_table`] (it may
+    /// have a suffix); the first call per process also drops what killed runs left there.
+    pub async fn named(server: Server, table: String) -> Cleanup {
+        server.sweep_once().await;
+        Cleanup::Table(server, table)
     }
 }
 

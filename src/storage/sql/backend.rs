@@ -72,14 +72,6 @@ impl<D: Dialect> SqlBackend<D> {
         &self.table
     }
 
-    /// Creates the table and its expiry index if they do not exist yet.
-    pub(super) async fn migrate(&self) -> Result<(), Error> {
-        for sql in &self.sql()?.migrate {
-            self.execute(sql, &[]).await?;
-        }
-        Ok(())
-    }
-
     /// Deletes the expired rows and returns how many.
     pub(super) async fn remove_expired(&self) -> Result<u64, Error> {
         let now = Param::Int(column_ms(unix_now_ms()));
@@ -87,7 +79,7 @@ impl<D: Dialect> SqlBackend<D> {
     }
 
     /// The statements for the table, unless its name was refused.
-    fn sql(&self) -> Result<&Statements, Error> {
+    pub(super) fn sql(&self) -> Result<&Statements, Error> {
         self.sql
             .as_ref()
             .as_ref()
@@ -105,7 +97,7 @@ impl<D: Dialect> SqlBackend<D> {
     }
 
     /// Runs `sql` on a connection of the pool and returns how many rows it wrote.
-    async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, Error> {
+    pub(super) async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, Error> {
         let mut connection = self.connection().await?;
         let done = D::execute(&mut connection, sql, params)
             .await
@@ -114,7 +106,7 @@ impl<D: Dialect> SqlBackend<D> {
     }
 
     /// Runs `sql` on a connection of the pool and returns its first row, if any.
-    async fn fetch_optional(
+    pub(super) async fn fetch_optional(
         &self,
         sql: &str,
         params: &[Param<'_>],

@@ -20,8 +20,10 @@ pub trait Dialect: Driver {
 /// identifier, hence the `AssertSqlSafe` around each statement). Every statement binds
 /// its parameters in the order the comment gives, whatever the placeholder syntax.
 pub struct Statements {
-    /// `CREATE TABLE IF NOT EXISTS` and the expiry index.
-    pub migrate: Vec<String>,
+    /// `CREATE TABLE IF NOT EXISTS`.
+    pub create_table: String,
+    /// The indexes `migrate` makes sure the table has: the one on `expires_at`.
+    pub indexes: Vec<Index>,
     /// (limit, id) -> (version, length, data if length <= limit).
     pub load: String,
     /// (id, data, version, expires_at), writing nothing when the id exists: either no row
@@ -41,4 +43,17 @@ pub struct Statements {
     pub version_locked: String,
     /// (now ms).
     pub remove_expired: String,
+}
+
+/// An index of the table, in one database's SQL.
+pub struct Index {
+    /// The column it is on, and the first of the index.
+    pub column: &'static str,
+    /// The name it is created under: [`index_name`](super::schema::index_name).
+    pub name: String,
+    /// () -> a row if the table has an index whose first column is `column`, whatever its
+    /// name.
+    pub find: String,
+    /// Creates it.
+    pub create: String,
 }

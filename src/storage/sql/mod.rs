@@ -16,6 +16,7 @@ mod driver;
 mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod schema;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod storage;
@@ -33,25 +34,33 @@ pub use self::storage::DEFAULT_TABLE;
 
 #[cfg(test)]
 mod tests {
-    use super::dialect::Dialect;
+    use super::dialect::{Dialect, Statements};
 
     /// docs/sql.md gives DBAs the exact DDL that `migrate` runs, for the default table.
     #[test]
     fn the_documented_ddl_is_what_migrate_runs() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/sql.md");
         let docs = std::fs::read_to_string(path).expect("docs/sql.md");
-        let mut migrations: Vec<Vec<String>> = Vec::new();
+        let mut ddl: Vec<String> = Vec::new();
         #[cfg(feature = "postgres")]
-        migrations.push(sqlx::Postgres::statements(super::DEFAULT_TABLE).migrate);
+        ddl.extend(migration(sqlx::Postgres::statements(super::DEFAULT_TABLE)));
         #[cfg(feature = "mysql")]
-        migrations.push(sqlx::MySql::statements(super::DEFAULT_TABLE).migrate);
+        ddl.extend(migration(sqlx::MySql::statements(super::DEFAULT_TABLE)));
         #[cfg(feature = "sqlite")]
-        migrations.push(sqlx::Sqlite::statements(super::DEFAULT_TABLE).migrate);
-        for sql in migrations.into_iter().flatten() {
+        ddl.extend(migration(sqlx::Sqlite::statements(super::DEFAULT_TABLE)));
+        for sql in ddl {
             assert!(
                 docs.lines().any(|line| line == format!("{sql};")),
                 "docs/sql.md does not show: {sql};"
             );
         }
+    }
+
+    /// The DDL that `migrate` may run: the table, then its indexes.
+    fn migration(statements: Statements) -> Vec<String> {
+        let indexes = statements.indexes.into_iter().map(|index| index.create);
+        std::iter::once(statements.create_table)
+            .chain(indexes)
+            .collect()
     }
 }

@@ -3,7 +3,8 @@
 use sqlx::mysql::{MySql, MySqlQueryResult};
 
 use super::backend::SqlBackend;
-use super::dialect::{Dialect, Statements};
+use super::dialect::{Dialect, Index, Statements};
+use super::schema::index_name;
 use crate::storage::ServerStorage;
 
 /// The [`SessionBackend`](crate::storage::SessionBackend) behind [`MySqlStorage`]: a
@@ -18,11 +19,11 @@ impl Dialect for MySql {
     fn statements(table: &str) -> Statements {
         let columns = format!("INTO {table} (id, data, version, expires_at) VALUES (?, ?, ?, ?)");
         Statements {
-            migrate: vec![format!(
+            create_table: format!(
                 "CREATE TABLE IF NOT EXISTS {table} (id VARCHAR(64) NOT NULL PRIMARY KEY, \
-                 data LONGBLOB NOT NULL, version BIGINT NOT NULL, expires_at BIGINT NULL, \
-                 INDEX expires_at (expires_at))"
-            )],
+                 data LONGBLOB NOT NULL, version BIGINT NOT NULL, expires_at BIGINT NULL)"
+            ),
+            indexes: vec![index(table, "expires_at")],
             load: format!(
                 "SELECT version, CAST(LENGTH(data) AS SIGNED), \
                  CASE WHEN LENGTH(data) <= ? THEN data END FROM {table} WHERE id = ?"
@@ -51,6 +52,21 @@ impl Dialect for MySql {
     }
 }
 
+/// The index on `column` of `table`, found with `SHOW INDEX`, which resolves the table's
+/// name as every statement does (`information_schema` compares names without case).
+fn index(table: &str, column: &'static str) -> Index {
+    let name = index_name(table, column);
+    Index {
+        column,
+        find: format!(
+            "SHOW INDEX FROM {table} WHERE Column_name = '{column}' AND Seq_in_index = 1"
+        ),
+        // MySQL has no `CREATE INDEX IF NOT EXISTS` (MariaDB has).
+        create: format!("CREATE INDEX {name} ON {table} ({column})"),
+        name,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::dialect::{Dialect, Statements};
@@ -60,7 +76,8 @@ mod tests {
     #[test]
     fn statements_for_a_table() {
         let Statements {
-            migrate,
+            create_table,
+            indexes,
             load,
             insert,
             update,
@@ -72,12 +89,22 @@ mod tests {
             remove_expired,
         } = MySql::statements("app_sessions");
         assert_eq!(
-            migrate,
-            [
-                "CREATE TABLE IF NOT EXISTS app_sessions (id VARCHAR(64) NOT NULL PRIMARY KEY, \
-              data LONGBLOB NOT NULL, version BIGINT NOT NULL, expires_at BIGINT NULL, \
-              INDEX expires_at (expires_at))"
-            ]
+            create_table,
+            "CREATE TABLE IF NOT EXISTS app_sessions (id VARCHAR(64) NOT NULL PRIMARY KEY, \
+             data LONGBLOB NOT NULL, version BIGINT NOT NULL, expires_at BIGINT NULL)"
+        );
+        let [index] = &indexes[..] else {
+            panic!("one index, on expires_at")
+        };
+        assert_eq!(index.column, "expires_at");
+        assert_eq!(index.name, "sl_app_sessions_651e9353_expires_at");
+        assert_eq!(
+            index.find,
+            "SHOW INDEX FROM app_sessions WHERE Column_name = 'expires_at' AND Seq_in_index = 1"
+        );
+        assert_eq!(
+            index.create,
+            "CREATE INDEX sl_app_sessions_651e9353_expires_at ON app_sessions (expires_at)"
         );
         assert_eq!(
             load,

@@ -3,7 +3,8 @@
 use sqlx::postgres::{PgQueryResult, Postgres};
 
 use super::backend::SqlBackend;
-use super::dialect::{Dialect, Statements};
+use super::dialect::{Dialect, Index, Statements};
+use super::schema::index_name;
 use crate::storage::ServerStorage;
 
 /// The [`SessionBackend`](crate::storage::SessionBackend) behind [`PostgresStorage`]: a
@@ -29,14 +30,11 @@ impl Dialect for Postgres {
         let columns =
             format!("INSERT INTO {table} (id, data, version, expires_at) VALUES ($1, $2, $3, $4)");
         Statements {
-            migrate: vec![
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, data BYTEA NOT NULL, \
-                     version BIGINT NOT NULL, expires_at BIGINT)"
-                ),
-                // Index names are per schema in PostgreSQL, hence the table in it.
-                format!("CREATE INDEX IF NOT EXISTS {table}_expires_at ON {table} (expires_at)"),
-            ],
+            create_table: format!(
+                "CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, data BYTEA NOT NULL, \
+                 version BIGINT NOT NULL, expires_at BIGINT)"
+            ),
+            indexes: vec![index(table, "expires_at")],
             load: format!(
                 "SELECT version, length(data)::BIGINT, \
                  CASE WHEN length(data) <= $1 THEN data END FROM {table} WHERE id = $2"
@@ -63,6 +61,22 @@ impl Dialect for Postgres {
     }
 }
 
+/// The index on `column` of `table`, found by its first column in the catalog: the table's
+/// name resolves there as in every statement, through the search path.
+fn index(table: &str, column: &'static str) -> Index {
+    let name = index_name(table, column);
+    Index {
+        column,
+        find: format!(
+            "SELECT 1 FROM pg_index i JOIN pg_attribute a \
+             ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+             WHERE i.indrelid = '{table}'::regclass AND a.attname = '{column}' AND i.indisvalid"
+        ),
+        create: format!("CREATE INDEX IF NOT EXISTS {name} ON {table} ({column})"),
+        name,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::dialect::{Dialect, Statements};
@@ -72,7 +86,8 @@ mod tests {
     #[test]
     fn statements_for_a_table() {
         let Statements {
-            migrate,
+            create_table,
+            indexes,
             load,
             insert,
             update,
@@ -84,12 +99,26 @@ mod tests {
             remove_expired,
         } = Postgres::statements("app_sessions");
         assert_eq!(
-            migrate,
-            [
-                "CREATE TABLE IF NOT EXISTS app_sessions (id TEXT PRIMARY KEY, \
-                 data BYTEA NOT NULL, version BIGINT NOT NULL, expires_at BIGINT)",
-                "CREATE INDEX IF NOT EXISTS app_sessions_expires_at ON app_sessions (expires_at)",
-            ]
+            create_table,
+            "CREATE TABLE IF NOT EXISTS app_sessions (id TEXT PRIMARY KEY, \
+             data BYTEA NOT NULL, version BIGINT NOT NULL, expires_at BIGINT)"
+        );
+        let [index] = &indexes[..] else {
+            panic!("one index, on expires_at")
+        };
+        assert_eq!(index.column, "expires_at");
+        assert_eq!(index.name, "sl_app_sessions_651e9353_expires_at");
+        assert_eq!(
+            index.find,
+            "SELECT 1 FROM pg_index i JOIN pg_attribute a \
+             ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+             WHERE i.indrelid = 'app_sessions'::regclass AND a.attname = 'expires_at' \
+             AND i.indisvalid"
+        );
+        assert_eq!(
+            index.create,
+            "CREATE INDEX IF NOT EXISTS sl_app_sessions_651e9353_expires_at \
+             ON app_sessions (expires_at)"
         );
         assert_eq!(
             load,

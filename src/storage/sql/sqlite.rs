@@ -3,7 +3,8 @@
 use sqlx::sqlite::{Sqlite, SqliteQueryResult};
 
 use super::backend::SqlBackend;
-use super::dialect::{Dialect, Statements};
+use super::dialect::{Dialect, Index, Statements};
+use super::schema::index_name;
 use crate::storage::ServerStorage;
 
 /// The [`SessionBackend`](crate::storage::SessionBackend) behind [`SqliteStorage`]: a
@@ -22,13 +23,11 @@ impl Dialect for Sqlite {
         let columns =
             format!("INTO {table} (id, data, version, expires_at) VALUES (?1, ?2, ?3, ?4)");
         Statements {
-            migrate: vec![
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY NOT NULL, \
-                     data BLOB NOT NULL, version INTEGER NOT NULL, expires_at INTEGER)"
-                ),
-                format!("CREATE INDEX IF NOT EXISTS {table}_expires_at ON {table} (expires_at)"),
-            ],
+            create_table: format!(
+                "CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY NOT NULL, \
+                 data BLOB NOT NULL, version INTEGER NOT NULL, expires_at INTEGER)"
+            ),
+            indexes: vec![index(table, "expires_at")],
             load: format!(
                 "SELECT version, length(data), \
                  CASE WHEN length(data) <= ?1 THEN data END FROM {table} WHERE id = ?2"
@@ -57,6 +56,21 @@ impl Dialect for Sqlite {
     }
 }
 
+/// The index on `column` of `table`, found through the pragmas, which resolve the table's
+/// name as every statement does.
+fn index(table: &str, column: &'static str) -> Index {
+    let name = index_name(table, column);
+    Index {
+        column,
+        find: format!(
+            "SELECT 1 FROM pragma_index_list('{table}') AS l, pragma_index_info(l.name) AS c \
+             WHERE c.seqno = 0 AND c.name = '{column}'"
+        ),
+        create: format!("CREATE INDEX IF NOT EXISTS {name} ON {table} ({column})"),
+        name,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::dialect::{Dialect, Statements};
@@ -66,7 +80,8 @@ mod tests {
     #[test]
     fn statements_for_a_table() {
         let Statements {
-            migrate,
+            create_table,
+            indexes,
             load,
             insert,
             update,
@@ -78,12 +93,24 @@ mod tests {
             remove_expired,
         } = Sqlite::statements("app_sessions");
         assert_eq!(
-            migrate,
-            [
-                "CREATE TABLE IF NOT EXISTS app_sessions (id TEXT PRIMARY KEY NOT NULL, \
-                 data BLOB NOT NULL, version INTEGER NOT NULL, expires_at INTEGER)",
-                "CREATE INDEX IF NOT EXISTS app_sessions_expires_at ON app_sessions (expires_at)",
-            ]
+            create_table,
+            "CREATE TABLE IF NOT EXISTS app_sessions (id TEXT PRIMARY KEY NOT NULL, \
+             data BLOB NOT NULL, version INTEGER NOT NULL, expires_at INTEGER)"
+        );
+        let [index] = &indexes[..] else {
+            panic!("one index, on expires_at")
+        };
+        assert_eq!(index.column, "expires_at");
+        assert_eq!(index.name, "sl_app_sessions_651e9353_expires_at");
+        assert_eq!(
+            index.find,
+            "SELECT 1 FROM pragma_index_list('app_sessions') AS l, \
+             pragma_index_info(l.name) AS c WHERE c.seqno = 0 AND c.name = 'expires_at'"
+        );
+        assert_eq!(
+            index.create,
+            "CREATE INDEX IF NOT EXISTS sl_app_sessions_651e9353_expires_at \
+             ON app_sessions (expires_at)"
         );
         assert_eq!(
             load,

@@ -27,7 +27,9 @@ impl<D: Dialect> ServerStorage<SqlBackend<D>> {
         self
     }
 
-    /// Creates the table and its expiry index if they do not exist yet.
+    /// Creates the table if it does not exist yet, and its expiry index unless the table
+    /// has an index whose first column is `expires_at`, under any name (as tables made by
+    /// earlier versions have). Fails rather than return with no such index.
     pub async fn migrate(&self) -> Result<(), Error> {
         self.backend().migrate().await
     }

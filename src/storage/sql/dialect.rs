@@ -57,3 +57,49 @@ pub struct Index {
     /// Creates it.
     pub create: String,
 }
+
+#[cfg(test)]
+impl Statements {
+    /// Every statement, named, in one order: each dialect pins its SQL in one comparison, and
+    /// a statement added here cannot go unpinned.
+    pub(super) fn pinned(self) -> Vec<(&'static str, String)> {
+        let Statements {
+            create_table,
+            indexes,
+            load,
+            insert,
+            update,
+            upsert,
+            delete_version,
+            delete_any,
+            version,
+            version_locked,
+            remove_expired,
+        } = self;
+        let mut pinned = vec![("create_table", create_table)];
+        for Index {
+            column,
+            name,
+            find,
+            create,
+        } in indexes
+        {
+            pinned.push(("index column", column.to_owned()));
+            pinned.push(("index name", name));
+            pinned.push(("index find", find));
+            pinned.push(("index create", create));
+        }
+        pinned.extend([
+            ("load", load),
+            ("insert", insert),
+            ("update", update),
+            ("upsert", upsert),
+            ("delete_version", delete_version),
+            ("delete_any", delete_any),
+            ("version", version),
+            ("version_locked", version_locked),
+            ("remove_expired", remove_expired),
+        ]);
+        pinned
+    }
+}

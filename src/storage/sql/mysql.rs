@@ -69,76 +69,65 @@ fn index(table: &str, column: &'static str) -> Index {
 
 #[cfg(test)]
 mod tests {
-    use super::super::dialect::{Dialect, Statements};
+    use super::super::dialect::Dialect;
     use sqlx::MySql;
 
     /// Every statement as it is sent, so that a change to the SQL is a visible decision.
     #[test]
     fn statements_for_a_table() {
-        let Statements {
-            create_table,
-            indexes,
-            load,
-            insert,
-            update,
-            upsert,
-            delete_version,
-            delete_any,
-            version,
-            version_locked,
-            remove_expired,
-        } = MySql::statements("app_sessions");
-        assert_eq!(
-            create_table,
-            "CREATE TABLE IF NOT EXISTS app_sessions (id VARCHAR(64) NOT NULL PRIMARY KEY, \
-             data LONGBLOB NOT NULL, version BIGINT NOT NULL, expires_at BIGINT NULL)"
-        );
-        let [index] = &indexes[..] else {
-            panic!("one index, on expires_at")
-        };
-        assert_eq!(index.column, "expires_at");
-        assert_eq!(index.name, "sl_app_sessions_651e9353_expires_at");
-        assert_eq!(
-            index.find,
-            "SHOW INDEX FROM app_sessions WHERE Column_name = 'expires_at' AND Seq_in_index = 1"
-        );
-        assert_eq!(
-            index.create,
-            "CREATE INDEX sl_app_sessions_651e9353_expires_at ON app_sessions (expires_at)"
-        );
-        assert_eq!(
-            load,
-            "SELECT version, CAST(LENGTH(data) AS SIGNED), \
-             CASE WHEN LENGTH(data) <= ? THEN data END FROM app_sessions WHERE id = ?"
-        );
-        assert_eq!(
-            insert,
-            "INSERT INTO app_sessions (id, data, version, expires_at) VALUES (?, ?, ?, ?)"
-        );
-        assert_eq!(
-            update,
-            "UPDATE app_sessions SET data = ?, version = ?, expires_at = ? \
-             WHERE id = ? AND version = ?"
-        );
-        assert_eq!(
-            upsert,
-            "INSERT INTO app_sessions (id, data, version, expires_at) VALUES (?, ?, ?, ?) \
+        let expected = [
+            (
+                "create_table",
+                "CREATE TABLE IF NOT EXISTS app_sessions (id VARCHAR(64) NOT NULL PRIMARY KEY, \
+             data LONGBLOB NOT NULL, version BIGINT NOT NULL, expires_at BIGINT NULL)",
+            ),
+            ("index column", "expires_at"),
+            ("index name", "sl_app_sessions_651e9353_expires_at"),
+            (
+                "index find",
+                "SHOW INDEX FROM app_sessions WHERE Column_name = 'expires_at' AND Seq_in_index = 1",
+            ),
+            (
+                "index create",
+                "CREATE INDEX sl_app_sessions_651e9353_expires_at ON app_sessions (expires_at)",
+            ),
+            (
+                "load",
+                "SELECT version, CAST(LENGTH(data) AS SIGNED), \
+             CASE WHEN LENGTH(data) <= ? THEN data END FROM app_sessions WHERE id = ?",
+            ),
+            (
+                "insert",
+                "INSERT INTO app_sessions (id, data, version, expires_at) VALUES (?, ?, ?, ?)",
+            ),
+            (
+                "update",
+                "UPDATE app_sessions SET data = ?, version = ?, expires_at = ? \
+             WHERE id = ? AND version = ?",
+            ),
+            (
+                "upsert",
+                "INSERT INTO app_sessions (id, data, version, expires_at) VALUES (?, ?, ?, ?) \
              ON DUPLICATE KEY UPDATE data = VALUES(data), version = VALUES(version), \
-             expires_at = VALUES(expires_at)"
-        );
-        assert_eq!(
-            delete_version,
-            "DELETE FROM app_sessions WHERE id = ? AND version = ?"
-        );
-        assert_eq!(delete_any, "DELETE FROM app_sessions WHERE id = ?");
-        assert_eq!(version, "SELECT version FROM app_sessions WHERE id = ?");
-        assert_eq!(
-            version_locked,
-            "SELECT version FROM app_sessions WHERE id = ? FOR UPDATE"
-        );
-        assert_eq!(
-            remove_expired,
-            "DELETE FROM app_sessions WHERE expires_at <= ?"
-        );
+             expires_at = VALUES(expires_at)",
+            ),
+            (
+                "delete_version",
+                "DELETE FROM app_sessions WHERE id = ? AND version = ?",
+            ),
+            ("delete_any", "DELETE FROM app_sessions WHERE id = ?"),
+            ("version", "SELECT version FROM app_sessions WHERE id = ?"),
+            (
+                "version_locked",
+                "SELECT version FROM app_sessions WHERE id = ? FOR UPDATE",
+            ),
+            (
+                "remove_expired",
+                "DELETE FROM app_sessions WHERE expires_at <= ?",
+            ),
+        ];
+        let pinned = MySql::statements("app_sessions").pinned();
+        let pinned: Vec<(&str, &str)> = pinned.iter().map(|(n, s)| (*n, s.as_str())).collect();
+        assert_eq!(pinned, expected);
     }
 }

@@ -79,81 +79,70 @@ fn index(table: &str, column: &'static str) -> Index {
 
 #[cfg(test)]
 mod tests {
-    use super::super::dialect::{Dialect, Statements};
+    use super::super::dialect::Dialect;
     use sqlx::Postgres;
 
     /// Every statement as it is sent, so that a change to the SQL is a visible decision.
     #[test]
     fn statements_for_a_table() {
-        let Statements {
-            create_table,
-            indexes,
-            load,
-            insert,
-            update,
-            upsert,
-            delete_version,
-            delete_any,
-            version,
-            version_locked,
-            remove_expired,
-        } = Postgres::statements("app_sessions");
-        assert_eq!(
-            create_table,
-            "CREATE TABLE IF NOT EXISTS app_sessions (id TEXT PRIMARY KEY, \
-             data BYTEA NOT NULL, version BIGINT NOT NULL, expires_at BIGINT)"
-        );
-        let [index] = &indexes[..] else {
-            panic!("one index, on expires_at")
-        };
-        assert_eq!(index.column, "expires_at");
-        assert_eq!(index.name, "sl_app_sessions_651e9353_expires_at");
-        assert_eq!(
-            index.find,
-            "SELECT 1 FROM pg_index i JOIN pg_attribute a \
+        let expected = [
+            (
+                "create_table",
+                "CREATE TABLE IF NOT EXISTS app_sessions (id TEXT PRIMARY KEY, \
+             data BYTEA NOT NULL, version BIGINT NOT NULL, expires_at BIGINT)",
+            ),
+            ("index column", "expires_at"),
+            ("index name", "sl_app_sessions_651e9353_expires_at"),
+            (
+                "index find",
+                "SELECT 1 FROM pg_index i JOIN pg_attribute a \
              ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
              WHERE i.indrelid = 'app_sessions'::regclass AND a.attname = 'expires_at' \
-             AND i.indisvalid"
-        );
-        assert_eq!(
-            index.create,
-            "CREATE INDEX IF NOT EXISTS sl_app_sessions_651e9353_expires_at \
-             ON app_sessions (expires_at)"
-        );
-        assert_eq!(
-            load,
-            "SELECT version, length(data)::BIGINT, CASE WHEN length(data) <= $1 THEN data END \
-             FROM app_sessions WHERE id = $2"
-        );
-        assert_eq!(
-            insert,
-            "INSERT INTO app_sessions (id, data, version, expires_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (id) DO NOTHING"
-        );
-        assert_eq!(
-            update,
-            "UPDATE app_sessions SET data = $1, version = $2, expires_at = $3 \
-             WHERE id = $4 AND version = $5"
-        );
-        assert_eq!(
-            upsert,
-            "INSERT INTO app_sessions (id, data, version, expires_at) VALUES ($1, $2, $3, $4) \
+             AND i.indisvalid",
+            ),
+            (
+                "index create",
+                "CREATE INDEX IF NOT EXISTS sl_app_sessions_651e9353_expires_at \
+             ON app_sessions (expires_at)",
+            ),
+            (
+                "load",
+                "SELECT version, length(data)::BIGINT, CASE WHEN length(data) <= $1 THEN data END \
+             FROM app_sessions WHERE id = $2",
+            ),
+            (
+                "insert",
+                "INSERT INTO app_sessions (id, data, version, expires_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO NOTHING",
+            ),
+            (
+                "update",
+                "UPDATE app_sessions SET data = $1, version = $2, expires_at = $3 \
+             WHERE id = $4 AND version = $5",
+            ),
+            (
+                "upsert",
+                "INSERT INTO app_sessions (id, data, version, expires_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (id) DO UPDATE SET data = excluded.data, version = excluded.version, \
-             expires_at = excluded.expires_at"
-        );
-        assert_eq!(
-            delete_version,
-            "DELETE FROM app_sessions WHERE id = $1 AND version = $2"
-        );
-        assert_eq!(delete_any, "DELETE FROM app_sessions WHERE id = $1");
-        assert_eq!(version, "SELECT version FROM app_sessions WHERE id = $1");
-        assert_eq!(
-            version_locked,
-            "SELECT version FROM app_sessions WHERE id = $1 FOR UPDATE"
-        );
-        assert_eq!(
-            remove_expired,
-            "DELETE FROM app_sessions WHERE expires_at <= $1"
-        );
+             expires_at = excluded.expires_at",
+            ),
+            (
+                "delete_version",
+                "DELETE FROM app_sessions WHERE id = $1 AND version = $2",
+            ),
+            ("delete_any", "DELETE FROM app_sessions WHERE id = $1"),
+            ("version", "SELECT version FROM app_sessions WHERE id = $1"),
+            (
+                "version_locked",
+                "SELECT version FROM app_sessions WHERE id = $1 FOR UPDATE",
+            ),
+            (
+                "remove_expired",
+                "DELETE FROM app_sessions WHERE expires_at <= $1",
+            ),
+        ];
+        let pinned = Postgres::statements("app_sessions").pinned();
+        let pinned: Vec<(&str, &str)> = pinned.iter().map(|(n, s)| (*n, s.as_str())).collect();
+        assert_eq!(pinned, expected);
     }
 }

@@ -303,8 +303,6 @@ mod tests {
 
     fn record(expires_at_ms: Option<u64>) -> Record {
         Record {
-            data: Default::default(),
-            created_at: 0,
             expires_at_ms,
             ..Record::default()
         }

@@ -1,8 +1,9 @@
 //! Every scenario of `contract` on every storage that implements `SessionIndex`.
 
+use std::path::Path;
 use std::time::Duration;
 
-use session_layer::MemoryStorage;
+use session_layer::{FsStorage, MemoryStorage};
 
 use crate::contract::{Fixture, SHORT_TTL, TTL};
 
@@ -21,6 +22,43 @@ pub(crate) async fn memory(ttl: Duration) -> Fixture<MemoryStorage> {
         }),
         keep: Box::new(()),
     }
+}
+
+pub(crate) async fn fs(ttl: Duration) -> Fixture<FsStorage> {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FsStorage::new(dir.path()).unwrap().ttl(ttl);
+    let (root, swept) = (dir.path().to_owned(), storage.clone());
+    Fixture {
+        storage,
+        scan: Box::new(move || {
+            let files = files_under(&root);
+            Box::pin(async move { files })
+        }),
+        sweep: Box::new(move || {
+            let swept = swept.clone();
+            Box::pin(async move {
+                swept.remove_expired().await.unwrap();
+            })
+        }),
+        keep: Box::new(dir),
+    }
+}
+
+/// The files under `dir`, at any depth, by their path below it.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut folders = vec![dir.to_owned()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                files.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    files
 }
 
 /// One test per scenario for the storage `$make` builds from a TTL.
@@ -54,4 +92,5 @@ macro_rules! index_suite {
 
 index_suite! {
     memory: memory;
+    fs: fs;
 }

@@ -8,10 +8,14 @@
 #[allow(dead_code)]
 #[path = "../../examples/demo/app.rs"]
 mod app;
+#[path = "../../examples/demo/device.rs"]
+mod device;
 mod driver;
 #[allow(dead_code)]
 #[path = "../../examples/demo/page.rs"]
 mod page;
+#[path = "../../examples/demo/sessions.rs"]
+mod sessions;
 
 use std::path::Path;
 use std::time::Duration;

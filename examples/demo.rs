@@ -101,7 +101,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         storage: storage.clone(),
         ttl,
     };
-    // The storages are different types, so each arm builds its own router.
+    // The storages are different types, so each arm builds its own router: with
+    // `app_with_index` where the storage implements `SessionIndex`.
     let app = match storage.as_str() {
         // Expired sessions go as writes come: no task needed.
         "memory" => app_with_index(
@@ -122,7 +123,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 let sweeper = sweeper.clone();
                 async move { sweeper.remove_expired().await }
             });
-            app(cookie, storage, settings)?
+            app_with_index(cookie, storage, settings)?
         }
         // The data travels in the cookie: encrypt it, so the client cannot read it either.
         "cookie" => app(

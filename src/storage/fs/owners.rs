@@ -25,12 +25,21 @@ pub(super) fn folder(root: &Path, owner: &str) -> PathBuf {
 pub(super) fn add(root: &Path, owner: &str, handle: &str) -> io::Result<()> {
     let folder = folder(root, owner);
     let entry = folder.join(handle);
-    // The owner's last other session may go meanwhile and take the folder with it.
-    let mut attempts = 3;
+    let mut attempts = 10;
     loop {
-        std::fs::create_dir_all(&folder)?;
-        match std::fs::File::create(&entry) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts > 1 => attempts -= 1,
+        let created = std::fs::create_dir_all(&folder).and_then(|()| std::fs::File::create(&entry));
+        match created {
+            // The owner's last other session went meanwhile and took the folder with it,
+            // between our `mkdir` and our `open` or within `create_dir_all` (which then says
+            // the folder both exists and is not a folder).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::AlreadyExists
+                ) && attempts > 1 =>
+            {
+                attempts -= 1;
+            }
             created => return created.map(drop),
         }
     }

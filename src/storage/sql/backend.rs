@@ -9,6 +9,7 @@ use sqlx::pool::PoolConnection;
 
 use super::dialect::{Dialect, Statements};
 use super::driver::Param;
+use super::owners::check_owner;
 use super::table_name::check_table;
 use crate::Error;
 use crate::storage::{Expected, Moved, Record, SessionBackend, Versioned, id_digest, unix_now_ms};
@@ -72,6 +73,11 @@ impl<D: Dialect> SqlBackend<D> {
         &self.table
     }
 
+    /// The record size limit, in the signed type the statements bind it as.
+    pub(super) fn record_size_limit(&self) -> i64 {
+        self.max_record_size
+    }
+
     /// Deletes the expired rows and returns how many.
     pub(super) async fn remove_expired(&self) -> Result<u64, Error> {
         let now = Param::Int(column_ms(unix_now_ms()));
@@ -87,12 +93,12 @@ impl<D: Dialect> SqlBackend<D> {
     }
 
     /// What errors call a row: the table, never the id.
-    fn name(&self) -> String {
+    pub(super) fn name(&self) -> String {
         format!("a row of {}", self.table)
     }
 
     /// A connection of the pool, for one statement.
-    async fn connection(&self) -> Result<PoolConnection<D>, Error> {
+    pub(super) async fn connection(&self) -> Result<PoolConnection<D>, Error> {
         self.pool.acquire().await.map_err(map_error)
     }
 
@@ -130,6 +136,7 @@ impl<D: Dialect> SqlBackend<D> {
             Param::Bytes(&data),
             Param::Int(new_version()),
             Param::NullableInt(expires_at(record)),
+            Param::NullableText(record.owner.as_deref()),
         ];
         match D::execute(connection, &sql.insert, &params).await {
             Ok(done) => Ok(D::rows_affected(&done) == 1),
@@ -199,6 +206,7 @@ impl<D: Dialect> SessionBackend for SqlBackend<D> {
         expected: Expected,
     ) -> Result<bool, Error> {
         let sql = self.sql()?;
+        check_owner(record)?;
         let key = id_digest(id);
         match expected {
             Expected::Absent => {
@@ -211,6 +219,7 @@ impl<D: Dialect> SessionBackend for SqlBackend<D> {
                     Param::Bytes(&data),
                     Param::Int(new_version()),
                     Param::NullableInt(expires_at(record)),
+                    Param::NullableText(record.owner.as_deref()),
                     Param::Text(&key),
                     Param::Int(old as i64),
                 ];
@@ -224,6 +233,7 @@ impl<D: Dialect> SessionBackend for SqlBackend<D> {
                     Param::Bytes(&data),
                     Param::Int(new_version()),
                     Param::NullableInt(expires_at(record)),
+                    Param::NullableText(record.owner.as_deref()),
                 ];
                 // MySQL counts an upsert that updated as 2 rows: any success wrote.
                 self.execute(&sql.upsert, &params).await?;
@@ -258,11 +268,18 @@ impl<D: Dialect> SessionBackend for SqlBackend<D> {
         record: &Record,
         _ttl: Option<Duration>,
     ) -> Result<Moved, Error> {
-        // Before the transaction, so that a refused table opens none.
+        // Before the transaction, so that a refused table or owner opens none.
         let sql = self.sql()?;
+        check_owner(record)?;
         // One transaction: the new row appears only together with the old one's deletion
         // (or check), never alone.
         let mut tx = self.pool.begin().await.map_err(map_error)?;
+        if let (Some(lock), Some(owner)) = (&sql.owner_lock, &record.owner) {
+            let key = Param::Int(self.owner_lock_key(owner));
+            D::execute(&mut tx, &lock.shared, &[key])
+                .await
+                .map_err(map_error)?;
+        }
         if !Self::insert(&mut tx, sql, &id_digest(to), record).await? {
             tx.rollback().await.map_err(map_error)?;
             return Ok(Moved::IdTaken);
@@ -289,7 +306,7 @@ fn checked_statements<D: Dialect>(table: &str) -> Result<Statements, String> {
 
 /// A sqlx error as the crate's: a pool that had no connection in time is a timeout.
 /// sqlx's messages carry no bound values, so no session id reaches the log through them.
-fn map_error(error: sqlx::Error) -> Error {
+pub(super) fn map_error(error: sqlx::Error) -> Error {
     match error {
         sqlx::Error::PoolTimedOut => Error::Timeout,
         other => Error::backend(other),
@@ -303,7 +320,7 @@ fn new_version() -> i64 {
 }
 
 /// Milliseconds since the Unix epoch as the signed `BIGINT` columns hold them.
-fn column_ms(ms: u64) -> i64 {
+pub(super) fn column_ms(ms: u64) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
 

@@ -1,6 +1,8 @@
 //! A small axum app that shows everything a session does: a counter, flash messages
 //! (Post/Redirect/Get), login with id regeneration, logout with destroy, a burst of parallel
-//! requests that lose no update, and a panel showing the session as the server holds it.
+//! requests that lose no update, a panel showing the session as the server holds it, and,
+//! where the storage implements `SessionIndex`, the signed-in user's sessions, each of
+//! which can be signed out from here.
 //!
 //! ```sh
 //! cargo run --example demo                          # then open http://127.0.0.1:3000
@@ -31,16 +33,20 @@
 //! | `SESSION_KEY_PREFIX` | `demo:session:` | the `redis` storage's key prefix |
 //! | `PORT` | `3000` | on 127.0.0.1; `0` picks a free port (the log says which) |
 //!
-//! The routes and pages are in `examples/demo/`; the browser test (`tests/browser.rs`)
+//! The routes and pages are in `examples/demo/`; the browser test (`tests/browser/`)
 //! serves the same router. `scripts/load` serves this demo (built with `--release`) to `wrk`
 //! for the load and fault runs of `docs/benchmarks.md`.
 
 #[path = "demo/app.rs"]
 mod app;
+#[path = "demo/device.rs"]
+mod device;
 #[path = "demo/page.rs"]
 mod page;
 #[path = "shared/secret.rs"]
 mod secret;
+#[path = "demo/sessions.rs"]
+mod sessions;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -49,7 +55,8 @@ use axum::serve;
 use session_layer::{CookieStorage, Error, FsStorage, MemoryStorage};
 use tracing_subscriber::EnvFilter;
 
-use crate::app::{Settings, app};
+use crate::app::{Settings, app, app_with_index};
+
 #[tokio::main]
 async fn main() -> ExitCode {
     match run().await {
@@ -94,10 +101,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         storage: storage.clone(),
         ttl,
     };
-    // The storages are different types, so each arm builds its own router.
+    // The storages are different types, so each arm builds its own router: with
+    // `app_with_index` where the storage implements `SessionIndex`.
     let app = match storage.as_str() {
         // Expired sessions go as writes come: no task needed.
-        "memory" => app(
+        "memory" => app_with_index(
             cookie,
             MemoryStorage::new().ttl(ttl).max_sessions(max_sessions),
             settings,
@@ -115,7 +123,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 let sweeper = sweeper.clone();
                 async move { sweeper.remove_expired().await }
             });
-            app(cookie, storage, settings)?
+            app_with_index(cookie, storage, settings)?
         }
         // The data travels in the cookie: encrypt it, so the client cannot read it either.
         "cookie" => app(

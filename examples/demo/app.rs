@@ -7,13 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Form, State};
-use axum::response::{Html, Redirect};
+use axum::http::{HeaderMap, StatusCode, header::USER_AGENT};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use session_layer::{Error, Session, SessionCookie, SessionLayer, SessionStorage};
+use session_layer::{
+    Error, Session, SessionCookie, SessionHandle, SessionIndex, SessionLayer, SessionStorage,
+};
 
-use super::page;
+use super::sessions::Sessions;
+use super::{device, page};
 
 /// What the pages say about the server's setup.
 #[derive(Clone, Debug)]
@@ -22,6 +26,14 @@ pub struct Settings {
     pub storage: String,
     /// How long a session lives after its last change.
     pub ttl: Duration,
+}
+
+/// What every route can reach.
+struct Demo {
+    settings: Settings,
+    /// The storage a second time, to list and end a user's sessions; `None` for a storage
+    /// that cannot.
+    sessions: Option<Box<dyn Sessions>>,
 }
 
 /// The name of the demo's session cookie.
@@ -44,6 +56,32 @@ pub fn app<St: SessionStorage>(
     storage: St,
     settings: Settings,
 ) -> Result<Router, Error> {
+    let demo = Demo {
+        settings,
+        sessions: None,
+    };
+    routes(cookie, storage, demo)
+}
+
+/// [`app`] with the "Where you are signed in" card, over a storage that can list and end a
+/// user's sessions.
+pub fn app_with_index<St: SessionIndex + Clone>(
+    cookie: SessionCookie,
+    storage: St,
+    settings: Settings,
+) -> Result<Router, Error> {
+    let demo = Demo {
+        settings,
+        sessions: Some(Box::new(storage.clone())),
+    };
+    routes(cookie, storage, demo)
+}
+
+fn routes<St: SessionStorage>(
+    cookie: SessionCookie,
+    storage: St,
+    demo: Demo,
+) -> Result<Router, Error> {
     Ok(Router::new()
         .route("/", get(index))
         .route("/count", get(count))
@@ -54,18 +92,26 @@ pub fn app<St: SessionStorage>(
         .route("/cart", get(cart).post(add_to_cart))
         .route("/cart/clear", post(clear_cart))
         .route("/panel", get(panel))
-        .with_state(Arc::new(settings))
+        .route("/sessions/end", post(end_session))
+        .route("/sessions/end-others", post(end_other_sessions))
+        .with_state(Arc::new(demo))
         .layer(SessionLayer::try_new(cookie, storage)?))
 }
 
 /// The home page: every visit counts, so every visit saves the session.
-async fn index(
-    State(settings): State<Arc<Settings>>,
-    session: Session,
-) -> Result<Html<String>, Error> {
+async fn index(State(demo): State<Arc<Demo>>, session: Session) -> Result<Html<String>, Error> {
     let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
     session.set("visits", visits)?;
-    Ok(page::home(&session, &settings, visits))
+    let listed = match (&demo.sessions, session.owner()) {
+        (Some(sessions), Some(user)) => Some(sessions.list(&user).await?),
+        _ => None,
+    };
+    Ok(page::home(
+        &session,
+        &demo.settings,
+        visits,
+        listed.as_deref(),
+    ))
 }
 
 /// The same counter as JSON, `{"visits":3}`: what `scripts/load` drives with `wrk`.
@@ -77,12 +123,9 @@ async fn count(session: Session) -> Result<Json<serde_json::Value>, Error> {
 
 /// The session panel alone, for the page's script to refresh after the cart burst. It
 /// touches the session, so that the expiry it shows (a TTL from now) is the stored one.
-async fn panel(
-    State(settings): State<Arc<Settings>>,
-    session: Session,
-) -> Result<Html<String>, Error> {
+async fn panel(State(demo): State<Arc<Demo>>, session: Session) -> Result<Html<String>, Error> {
     session.touch()?;
-    Ok(Html(page::panel(&session, &settings)))
+    Ok(Html(page::panel(&session, &demo.settings)))
 }
 
 async fn login_form() -> Html<String> {
@@ -94,13 +137,23 @@ struct Login {
     username: String,
 }
 
-async fn login(session: Session, Form(form): Form<Login>) -> Result<Redirect, Error> {
+/// Signs in as the name given: the name is the session's owner, the user a storage with
+/// `SessionIndex` lists sessions by.
+async fn login(
+    session: Session,
+    headers: HeaderMap,
+    Form(form): Form<Login>,
+) -> Result<Redirect, Error> {
     let name = form.username.trim();
     if name.is_empty() {
         return Ok(Redirect::to("/login"));
     }
     // (A real app checks a password here.)
-    session.set("user", name)?;
+    session.set_owner(name)?;
+    let user_agent = headers
+        .get(USER_AGENT)
+        .and_then(|value| value.to_str().ok());
+    session.set("device", device::label(user_agent.unwrap_or_default()))?;
     // A new id after a privilege change, and the old id's data deleted: an id an attacker
     // planted before the login (session fixation) is worthless afterwards.
     session.regenerate_id(true)?;
@@ -115,6 +168,77 @@ async fn login(session: Session, Form(form): Form<Login>) -> Result<Redirect, Er
 async fn logout(session: Session) -> Redirect {
     session.destroy();
     Redirect::to("/logged-out")
+}
+
+#[derive(Deserialize)]
+struct EndSession {
+    // A missing field reads as empty, so that it gets the same 400 as any other bad handle.
+    #[serde(default)]
+    handle: String,
+}
+
+/// "Sign out" on another session's row. The handle comes from the client, so it may be
+/// anything: a malformed one is a 400, and `end_session` ends nothing of another user.
+async fn end_session(
+    State(demo): State<Arc<Demo>>,
+    session: Session,
+    Form(form): Form<EndSession>,
+) -> Result<Response, Error> {
+    let handle: SessionHandle = match form.handle.parse() {
+        Ok(handle) => handle,
+        Err(invalid) => return Ok((StatusCode::BAD_REQUEST, invalid.to_string()).into_response()),
+    };
+    let Some(sessions) = &demo.sessions else {
+        return Ok(cannot_list(&demo.settings));
+    };
+    let Some(user) = session.owner() else {
+        session.flash("notice", "You are not signed in")?;
+        return Ok(Redirect::to("/").into_response());
+    };
+    if handle == session.handle() {
+        // Ending the session of this very request is a logout.
+        session.destroy();
+        return Ok(Redirect::to("/logged-out").into_response());
+    }
+    let notice = if sessions.end(&user, &handle).await? {
+        "Signed out the other session"
+    } else {
+        "That session had already ended"
+    };
+    session.flash("notice", notice)?;
+    Ok(Redirect::to("/").into_response())
+}
+
+/// "Sign out everywhere else": ends every other session of the user, and gives this one a
+/// new id, so that a copy of this browser's cookie stops working too.
+async fn end_other_sessions(
+    State(demo): State<Arc<Demo>>,
+    session: Session,
+) -> Result<Response, Error> {
+    let Some(sessions) = &demo.sessions else {
+        return Ok(cannot_list(&demo.settings));
+    };
+    let Some(user) = session.owner() else {
+        session.flash("notice", "You are not signed in")?;
+        return Ok(Redirect::to("/").into_response());
+    };
+    let ended = sessions.end_others(&user, &session).await?;
+    session.regenerate_id(true)?;
+    let plural = if ended == 1 { "" } else { "s" };
+    session.flash(
+        "notice",
+        format!("Signed out {ended} other session{plural}"),
+    )?;
+    Ok(Redirect::to("/").into_response())
+}
+
+/// The answer to a form that only a storage with `SessionIndex` serves.
+fn cannot_list(settings: &Settings) -> Response {
+    let message = format!(
+        "the {} storage cannot list or end a user's sessions",
+        settings.storage
+    );
+    (StatusCode::NOT_FOUND, message).into_response()
 }
 
 async fn logged_out() -> Html<String> {

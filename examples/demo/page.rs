@@ -4,15 +4,22 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::response::Html;
-use session_layer::Session;
+use session_layer::{Session, SessionInfo};
 
 use super::app::Settings;
 
 /// How many parallel requests the "two tabs at once" button sends.
 pub const BURST: usize = 20;
 
-/// The home page: counter, login, flash form, cart burst, and the session panel.
-pub fn home(session: &Session, settings: &Settings, visits: u64) -> Html<String> {
+/// The home page: counter, login, the user's sessions, flash form, cart burst, and the
+/// session panel. `listed` is the signed-in user's sessions, `None` when the storage cannot
+/// list them.
+pub fn home(
+    session: &Session,
+    settings: &Settings,
+    visits: u64,
+    listed: Option<&[SessionInfo]>,
+) -> Html<String> {
     // Flash values arrive on the request after the one that set them, then are gone.
     let flash = session
         .get::<String>("notice")
@@ -23,19 +30,24 @@ pub fn home(session: &Session, settings: &Settings, visits: u64) -> Html<String>
             )
         })
         .unwrap_or_default();
-    let account = match session.get::<String>("user") {
+    let owner = session.owner();
+    let account = match &owner {
         Some(user) => format!(
             r#"<h2>Logged in</h2>
 <p>Logged in as <b id="user">{}</b>.</p>
 <form method="post" action="/logout"><button id="logout">Log out</button></form>
 <p class="muted">Logging out destroys the session: the server deletes it and the browser drops the cookie.</p>"#,
-            escape(&user)
+            escape(user)
         ),
         None => r#"<h2>Log in</h2>
 <form method="post" action="/login" class="row">
 <input name="username" placeholder="any name" required aria-label="Username"> <button id="login">Log in</button></form>
-<p class="muted">Logging in gives the session a new id and deletes the old one (<code>regenerate_id(true)</code>): watch the id in the panel.</p>"#
+<p class="muted">Logging in names the user as the session's owner (<code>set_owner</code>), gives the session a new id and deletes the old one (<code>regenerate_id(true)</code>): watch the id in the panel.</p>"#
             .to_owned(),
+    };
+    let signed_in = match owner {
+        Some(_) => signed_in(session, settings, listed),
+        None => String::new(),
     };
     let cart = session.get::<Vec<u32>>("cart").map_or(0, |cart| cart.len());
     let cookie_note = if settings.storage == "cookie" {
@@ -50,7 +62,7 @@ pub fn home(session: &Session, settings: &Settings, visits: u64) -> Html<String>
 <section class="card"><h2>Visits</h2>
 <p>You have been here <span class="big" id="visits">{visits}</span> {times}.</p>
 <p class="muted">Every visit changes the session, so every response saves it and refreshes its expiry.</p></section>
-<section class="card">{account}</section>
+<section class="card">{account}</section>{signed_in}
 <section class="card"><h2>Two tabs at once</h2>
 <p>{BURST} requests at the same time, each adding one item to the cart with <code>Session::update</code>.
 A server-side storage applies each update again to the cart as stored when it saves, so none is lost.{cookie_note}</p>
@@ -67,6 +79,55 @@ A server-side storage applies each update again to the cart as stored when it sa
 <script>{SCRIPT}</script>"#,
         times = if visits == 1 { "time" } else { "times" },
     ))
+}
+
+/// The "Where you are signed in" card: the user's sessions, most recently active first,
+/// this one marked, each other one with its own "Sign out".
+fn signed_in(session: &Session, settings: &Settings, listed: Option<&[SessionInfo]>) -> String {
+    let Some(listed) = listed else {
+        return format!(
+            r#"
+<section class="card" id="signed-in"><h2>Where you are signed in</h2>
+<p class="muted">The {} storage cannot list a user's sessions: it does not implement <code>SessionIndex</code>.</p></section>"#,
+            escape(&settings.storage)
+        );
+    };
+    let this = session.handle();
+    let rows: String = listed
+        .iter()
+        .map(|info| {
+            let device = info.data.values.get("device").and_then(|v| v.as_str());
+            let (class, action) = if info.handle == this {
+                (r#" class="this""#, "<b>this device</b>".to_owned())
+            } else {
+                let form = format!(
+                    r#"<form method="post" action="/sessions/end"><input type="hidden" name="handle" value="{}"><button class="secondary sign-out">Sign out</button></form>"#,
+                    escape(info.handle.as_str())
+                );
+                ("", form)
+            };
+            format!(
+                r#"<tr{class}><td class="device">{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>"#,
+                escape(device.unwrap_or("Unknown browser")),
+                // The header says UTC once, so that a row fits on one line.
+                utc(info.created).trim_end_matches(" UTC"),
+                utc(info.saved).trim_end_matches(" UTC")
+            )
+        })
+        .collect();
+    let others = listed.iter().any(|info| info.handle != this);
+    let everywhere = if others {
+        r#"<form method="post" action="/sessions/end-others"><button id="end-others" class="secondary">Sign out everywhere else</button></form>"#
+    } else {
+        ""
+    };
+    format!(
+        r#"
+<section class="card" id="signed-in"><h2>Where you are signed in</h2>
+<table class="sessions" id="sessions"><tr><th>device</th><th>created (UTC)</th><th>last active (UTC)</th><th></th></tr>
+{rows}</table>{everywhere}
+<p class="muted">Every session of this user, from <code>sessions_of</code>. Log in as the same name in another browser to see a second row; signing it out here (<code>end_session</code>) ends it there on its next request.</p></section>"#
+    )
 }
 
 /// The panel's contents: the session as the server holds it after this request.
@@ -115,6 +176,7 @@ pub fn panel(session: &Session, settings: &Settings) -> String {
 <dt>storage</dt><dd>{storage}</dd>
 <dt>id</dt><dd><code id="session-id">{id}…</code></dd>
 <dt>state</dt><dd id="session-state">{state}</dd>
+<dt>owner</dt><dd id="session-owner">{owner}</dd>
 <dt>created</dt><dd>{created}</dd>
 <dt>expires</dt><dd>{expires}</dd>
 <dt>values</dt><dd>{values}</dd>
@@ -122,6 +184,10 @@ pub fn panel(session: &Session, settings: &Settings) -> String {
 </dl>"#,
         storage = escape(&settings.storage),
         id = escape(&id),
+        owner = session.owner().map_or_else(
+            || r#"<span class="muted">none</span>"#.to_owned(),
+            |owner| escape(&owner)
+        ),
         created = utc(session.created_at()),
     )
 }
@@ -209,6 +275,14 @@ button.secondary { background: #eef1f4; color: var(--ink); border: 1px solid var
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .9em; }
 output.ok { color: var(--ok); font-weight: 700; }
 output.bad { color: var(--bad); font-weight: 700; }
+.sessions { border-collapse: collapse; width: 100%; font-size: .88rem; }
+.sessions th, .sessions td { text-align: left; padding: .3rem .5rem .3rem 0;
+  border-bottom: 1px solid #eef0f2; }
+.sessions th { color: var(--muted); font-weight: 600; }
+.sessions td + td { white-space: nowrap; }
+.sessions tr.this td { background: #eef2ff; }
+.sessions form { margin: 0; }
+.sessions button { padding: .2rem .6rem; }
 .panel { position: sticky; top: 1rem; border-top: 4px solid var(--accent); }
 .panel dl { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: .4rem 1rem;
   margin: 0; }

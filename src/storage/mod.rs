@@ -93,6 +93,7 @@ mod redis;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 mod sql;
 
+#[cfg(feature = "redis")]
 pub(crate) use self::backend::store_moved_in_steps;
 pub use self::backend::{DEFAULT_MAX_RECORD_SIZE, Expected, Moved, SessionBackend, Versioned};
 pub use self::cookie_storage::CookieStorage;

@@ -13,10 +13,14 @@ use fantoccini::{Client, ClientBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::process::{Child, Command};
 
-/// A running chromedriver with one browser session; [`Browser::quit`] ends both.
+/// A running chromedriver with one browser session, and any more that
+/// [`Browser::another`] opened; [`Browser::quit`] ends them all.
 pub struct Browser {
     pub client: Client,
+    others: Vec<Client>,
     driver: Child,
+    port: u16,
+    chromium: PathBuf,
     log: PathBuf,
 }
 
@@ -57,43 +61,81 @@ pub async fn start() -> Option<Browser> {
         )
     });
 
-    let capabilities = serde_json::json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": chromium,
-            // Headless as root in a container: no sandbox, no GPU, and none of the background
-            // connections a closed network refuses.
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--disable-quic", "--window-size=1280,1100",
-            ],
-        },
+    let client = connect(port, &chromium, &[]).await.unwrap_or_else(|e| {
+        panic!(
+            "chromedriver could not start Chromium: {e}; see {}",
+            log.display()
+        )
     });
-    let serde_json::Value::Object(capabilities) = capabilities else {
-        unreachable!("a JSON object literal");
-    };
-    let client = ClientBuilder::new(HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "chromedriver could not start Chromium: {e}; see {}",
-                log.display()
-            )
-        });
     Some(Browser {
         client,
+        others: Vec::new(),
         driver,
+        port,
+        chromium,
         log,
     })
 }
 
+/// A new browser session on the chromedriver at `port`, with `args` added to Chromium's.
+async fn connect(
+    port: u16,
+    chromium: &Path,
+    args: &[&str],
+) -> Result<Client, fantoccini::error::NewSessionError> {
+    // Headless as root in a container: no sandbox, no GPU, and none of the background
+    // connections a closed network refuses.
+    let mut all_args = vec![
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        "--window-size=1280,1100",
+    ];
+    all_args.extend_from_slice(args);
+    let capabilities = serde_json::json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": { "binary": chromium, "args": all_args },
+    });
+    let serde_json::Value::Object(capabilities) = capabilities else {
+        unreachable!("a JSON object literal");
+    };
+    ClientBuilder::new(HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+}
+
 impl Browser {
-    /// Closes the browser session, then stops chromedriver. Its log is kept only for a
+    /// A second browser session on the same chromedriver, with its own profile and so its
+    /// own cookies: another device of the same user. `args` go to Chromium, such as
+    /// `--user-agent=...`.
+    pub async fn another(&mut self, args: &[&str]) -> Client {
+        let client = connect(self.port, &self.chromium, args)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "chromedriver could not start a second Chromium: {e}; see {}",
+                    self.log.display()
+                )
+            });
+        self.others.push(client.clone());
+        client
+    }
+
+    /// Closes the browser sessions, then stops chromedriver. Its log is kept only for a
     /// visit that failed.
     pub async fn quit(mut self, failed: bool) {
+        for client in std::mem::take(&mut self.others) {
+            if let Err(error) = client.close().await {
+                eprintln!("closing a browser: {error}; see {}", self.log.display());
+            }
+        }
         if let Err(error) = self.client.close().await {
             eprintln!("closing the browser: {error}; see {}", self.log.display());
         }

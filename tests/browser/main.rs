@@ -1,17 +1,22 @@
 //! The demo end to end in a real browser: the demo's router served in-process over the
-//! memory storage, and headless Chromium clicking through it as a visitor would.
+//! memory storage, and headless Chromium clicking through it as a visitor would, then as
+//! one user on two devices.
 //!
 //! Leaves a screenshot of the home page after login and the cart burst in
-//! `target/tmp/demo.png`.
+//! `target/tmp/demo.png`, and one of a user's two sessions in `target/tmp/demo-sessions.png`.
 #![cfg(feature = "axum")]
 
 #[allow(dead_code)]
 #[path = "../../examples/demo/app.rs"]
 mod app;
+#[path = "../../examples/demo/device.rs"]
+mod device;
 mod driver;
 #[allow(dead_code)]
 #[path = "../../examples/demo/page.rs"]
 mod page;
+#[path = "../../examples/demo/sessions.rs"]
+mod sessions;
 
 use std::path::Path;
 use std::time::Duration;
@@ -21,18 +26,36 @@ use session_layer::MemoryStorage;
 
 type Outcome = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
+/// The User-Agent of the second device, so that its row has a label of its own.
+const FIREFOX_ON_WINDOWS: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_in_a_browser() {
     let Some(browser) = driver::start().await else {
         return;
     };
     let base = serve_demo().await;
-    // The visit runs in its own task, so that the browser is closed even when it fails.
-    let visit = tokio::spawn(tokio::time::timeout(
-        Duration::from_secs(60),
-        visit(browser.client.clone(), base),
-    ))
-    .await;
+    let client = browser.client.clone();
+    run(browser, visit(client, base)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_signs_out_another_device() {
+    let Some(mut browser) = driver::start().await else {
+        return;
+    };
+    let user_agent = format!("--user-agent={FIREFOX_ON_WINDOWS}");
+    let other = browser.another(&[&user_agent]).await;
+    let base = serve_demo().await;
+    let client = browser.client.clone();
+    run(browser, two_devices(client, other, base)).await;
+}
+
+/// Runs `visit` in its own task, so that the browser is closed even when it fails, and
+/// fails as it failed.
+async fn run(browser: driver::Browser, visit: impl Future<Output = Outcome> + Send + 'static) {
+    let visit = tokio::spawn(tokio::time::timeout(Duration::from_secs(60), visit)).await;
     browser.quit(!matches!(visit, Ok(Ok(Ok(()))))).await;
     match visit {
         Ok(Ok(outcome)) => outcome.expect("the browser could do what the visit asked"),
@@ -51,8 +74,9 @@ async fn serve_demo() -> String {
     let secret: String = (0..64)
         .map(|_| char::from(b'a' + rand::random_range(0..26u8)))
         .collect();
-    let router = app::app(app::cookie(secret), MemoryStorage::new().ttl(ttl), settings)
-        .expect("the demo's router");
+    let storage = MemoryStorage::new().ttl(ttl);
+    let router =
+        app::app_with_index(app::cookie(secret), storage, settings).expect("the demo's router");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await });
@@ -115,6 +139,8 @@ async fn visit(browser: Client, base: String) -> Outcome {
         .await?
         .expect("a cookie after login");
     assert_ne!(cookie_before, cookie_after, "login sends a new cookie");
+    assert_eq!(this_device(&browser).await?, "Chrome on Linux");
+    assert_eq!(devices(&browser).await?, ["Chrome on Linux"], "one session");
 
     // Twenty parallel requests each add an item through `update`: all twenty arrive.
     browser.find(Locator::Id("burst")).await?.click().await?;
@@ -164,6 +190,98 @@ async fn visit(browser: Client, base: String) -> Outcome {
     assert_ne!(id_fresh, id_after, "a new id after logout");
     assert_eq!(text(&browser, "cart-count").await?, "0");
     Ok(())
+}
+
+/// One user, "bea", on two devices: the first lists both sessions and signs the other out
+/// with its row's button, then, after a new login there, with "Sign out everywhere else";
+/// each time the other device's next request finds it signed out.
+async fn two_devices(laptop: Client, other: Client, base: String) -> Outcome {
+    let home = format!("{base}/");
+    log_in(&laptop, &home, "bea").await?;
+    log_in(&other, &home, "bea").await?;
+
+    laptop.goto(&home).await?;
+    let mut listed = devices(&laptop).await?;
+    listed.sort();
+    assert_eq!(listed, ["Chrome on Linux", "Firefox on Windows"]);
+    assert_eq!(this_device(&laptop).await?, "Chrome on Linux");
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("demo-sessions.png");
+    std::fs::write(&shot, laptop.screenshot().await?)?;
+    eprintln!("screenshot: {}", shot.display());
+
+    laptop
+        .find(Locator::Css("#sessions tr:not(.this) button.sign-out"))
+        .await?
+        .click()
+        .await?;
+    wait_for(&laptop, "#flash").await?;
+    assert_eq!(
+        text(&laptop, "flash").await?,
+        "Signed out the other session"
+    );
+    assert_eq!(devices(&laptop).await?, ["Chrome on Linux"]);
+    assert!(laptop.find_all(Locator::Id("end-others")).await?.is_empty());
+    assert_signed_out(&other, &home).await?;
+
+    log_in(&other, &home, "bea").await?;
+    laptop.goto(&home).await?;
+    assert_eq!(devices(&laptop).await?.len(), 2, "the other device is back");
+    laptop
+        .find(Locator::Id("end-others"))
+        .await?
+        .click()
+        .await?;
+    wait_for(&laptop, "#flash").await?;
+    assert_eq!(text(&laptop, "flash").await?, "Signed out 1 other session");
+    assert_eq!(devices(&laptop).await?, ["Chrome on Linux"]);
+    assert_eq!(text(&laptop, "user").await?, "bea", "this device stays in");
+    assert_signed_out(&other, &home).await?;
+    Ok(())
+}
+
+/// Logs in as `user` from the home page.
+async fn log_in(browser: &Client, home: &str, user: &str) -> Outcome {
+    browser.goto(home).await?;
+    fill(browser, "username", user).await?;
+    browser.find(Locator::Id("login")).await?.click().await?;
+    wait_for(browser, "#user").await?;
+    Ok(())
+}
+
+/// Loads the home page and finds it signed out: a fresh session, with no owner.
+async fn assert_signed_out(browser: &Client, home: &str) -> Outcome {
+    browser.goto(home).await?;
+    assert!(
+        browser.find_all(Locator::Id("user")).await?.is_empty(),
+        "the other device is signed out"
+    );
+    assert_eq!(
+        text(browser, "session-state").await?,
+        "new: started by this request"
+    );
+    assert_eq!(text(browser, "session-owner").await?, "none");
+    Ok(())
+}
+
+/// The device labels of the "Where you are signed in" card, in its order.
+async fn devices(browser: &Client) -> Result<Vec<String>, fantoccini::error::CmdError> {
+    let mut labels = Vec::new();
+    for cell in browser
+        .find_all(Locator::Css("#sessions td.device"))
+        .await?
+    {
+        labels.push(cell.text().await?);
+    }
+    Ok(labels)
+}
+
+/// The label of the row marked "this device".
+async fn this_device(browser: &Client) -> Result<String, fantoccini::error::CmdError> {
+    browser
+        .find(Locator::Css("#sessions tr.this td.device"))
+        .await?
+        .text()
+        .await
 }
 
 /// The text of the element with this id.

@@ -9,18 +9,25 @@
 //! destroy) and saves; the model applies the same operations to its own copy of the store,
 //! and every id the round has seen (values, flash and owner) is compared with the storage.
 //! Requests share one cookie jar, as a browser's tabs do, so a request started after a logout
-//! or a login carries the newer cookie.
+//! or a login carries the newer cookie. On storages that implement `SessionIndex`, the round
+//! also ends every session of one of its owners at random points (`end_sessions_of`, as a
+//! password change elsewhere would), which the model applies as a destroy of each, and the
+//! owners' listings are compared with the model.
 //!
 //! `MODEL_SEED` replays a failing run (its seed is in the failure message).
 
 use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::{Extension, Path};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
-use session_layer::{Session, SessionCookie, SessionLayer, SessionStorage};
+use session_layer::{
+    Session, SessionCookie, SessionHandle, SessionIndex, SessionLayer, SessionStorage,
+};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -73,6 +80,30 @@ impl Stored {
             flash,
             owner: session.owner(),
         }
+    }
+}
+
+/// A future that [`Owners`] returns.
+type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the round does with a storage's `SessionIndex`, when it has one.
+trait Owners: Send + Sync {
+    /// `end_sessions_of(owner, None)`: how many it ended.
+    fn end_all<'a>(&'a self, owner: &'a str) -> Pending<'a, u64>;
+    /// The handles `sessions_of(owner)` lists, as text.
+    fn listed<'a>(&'a self, owner: &'a str) -> Pending<'a, BTreeSet<String>>;
+}
+
+impl<S: SessionIndex> Owners for S {
+    fn end_all<'a>(&'a self, owner: &'a str) -> Pending<'a, u64> {
+        Box::pin(async move { self.end_sessions_of(owner, None).await.unwrap() })
+    }
+
+    fn listed<'a>(&'a self, owner: &'a str) -> Pending<'a, BTreeSet<String>> {
+        Box::pin(async move {
+            let listing = self.sessions_of(owner).await.unwrap();
+            listing.iter().map(|info| info.handle.to_string()).collect()
+        })
     }
 }
 
@@ -325,6 +356,45 @@ impl<St: SessionStorage> Round<'_, St> {
         self.check_store(&context).await;
     }
 
+    /// Ends every session of one of the owners in the model, picked at random, as
+    /// `end_sessions_of` from another request would; the model destroys them.
+    async fn end_an_owner(&mut self, owners: &dyn Owners, rng: &mut Rng) {
+        let held: BTreeSet<String> = self
+            .model
+            .values()
+            .filter_map(|s| s.owner.clone())
+            .collect();
+        let Some(owner) = held.iter().nth(rng.below(held.len().max(1))).cloned() else {
+            return;
+        };
+        let ended = owners.end_all(&owner).await;
+        let before = self.model.len();
+        self.model
+            .retain(|_, stored| stored.owner.as_ref() != Some(&owner));
+        let context = format!("{}: end_sessions_of({owner})", self.context);
+        assert_eq!(
+            ended,
+            (before - self.model.len()) as u64,
+            "{context}: ended"
+        );
+        self.check_store(&context).await;
+    }
+
+    /// Each owner's listing shows exactly the model's sessions of that owner.
+    async fn check_listings(&self, owners: &dyn Owners) {
+        let mut expected: HashMap<&str, BTreeSet<String>> = HashMap::new();
+        for (id, stored) in &self.model {
+            if let Some(owner) = &stored.owner {
+                let handle = SessionHandle::of_id(id).to_string();
+                expected.entry(owner).or_default().insert(handle);
+            }
+        }
+        for (owner, handles) in expected {
+            let listed = owners.listed(owner).await;
+            assert_eq!(listed, handles, "{}: sessions_of({owner})", self.context);
+        }
+    }
+
     /// Every id the round has seen holds exactly what the model says, or is gone.
     async fn check_store(&self, context: &str) {
         for id in &self.ids {
@@ -354,6 +424,20 @@ impl<St: SessionStorage> Round<'_, St> {
 
 /// `ROUNDS` random rounds on one storage.
 pub(crate) async fn random_interleavings<St: SessionStorage>(fixture: Fixture<St>, name: &str) {
+    run(fixture, name, None).await
+}
+
+/// `ROUNDS` random rounds on one storage that implements `SessionIndex`, with its owners'
+/// sessions ended at random points.
+pub(crate) async fn random_interleavings_with_ends<St>(fixture: Fixture<St>, name: &str)
+where
+    St: SessionIndex + Clone,
+{
+    let index = fixture.storage.clone();
+    run(fixture, name, Some(&index)).await
+}
+
+async fn run<St: SessionStorage>(fixture: Fixture<St>, name: &str, owners: Option<&dyn Owners>) {
     let seed = std::env::var("MODEL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -391,6 +475,11 @@ pub(crate) async fn random_interleavings<St: SessionStorage>(fixture: Fixture<St
             }
             let mut running: HashMap<usize, Started> = HashMap::new();
             for i in events {
+                if let Some(owners) = owners
+                    && rng.below(4) == 0
+                {
+                    r.end_an_owner(owners, &mut rng).await;
+                }
                 let request = round * 100 + i as u64 + 1;
                 match running.remove(&i) {
                     None => {
@@ -403,6 +492,9 @@ pub(crate) async fn random_interleavings<St: SessionStorage>(fixture: Fixture<St
                         saves += 1;
                     }
                 }
+            }
+            if let Some(owners) = owners {
+                r.check_listings(owners).await;
             }
         }
     })

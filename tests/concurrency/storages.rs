@@ -186,34 +186,35 @@ concurrency_suite! {
     sqlite_memory: sqlite_memory();
 }
 
-/// The model-based test on every server-side storage.
+/// The model-based test on every server-side storage: `name: constructor => check;`, the
+/// check with owners' sessions ended where the storage implements `SessionIndex`.
 macro_rules! model_tests {
-    ($($(#[$attr:meta])* $storage:ident: $make:expr;)+) => {$(
+    ($($(#[$attr:meta])* $storage:ident: $make:expr => $check:ident;)+) => {$(
         $(#[$attr])*
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn $storage() {
-            crate::model::random_interleavings($make.await, stringify!($storage)).await
+            crate::model::$check($make.await, stringify!($storage)).await
         }
     )+};
 }
 
 mod model {
     model_tests! {
-        memory: super::memory();
-        fs: super::fs();
+        memory: super::memory() => random_interleavings_with_ends;
+        fs: super::fs() => random_interleavings_with_ends;
         #[cfg(feature = "redis")]
-        redis: super::redis();
+        redis: super::redis() => random_interleavings;
         #[cfg(feature = "memcache")]
-        memcached: super::memcached();
-        custom_backend: super::custom_backend();
+        memcached: super::memcached() => random_interleavings;
+        custom_backend: super::custom_backend() => random_interleavings;
         #[cfg(feature = "postgres")]
-        postgres: super::postgres();
+        postgres: super::postgres() => random_interleavings;
         #[cfg(feature = "mysql")]
-        mysql: super::mysql();
+        mysql: super::mysql() => random_interleavings;
         #[cfg(feature = "sqlite")]
-        sqlite_file: super::sqlite_file();
+        sqlite_file: super::sqlite_file() => random_interleavings;
         #[cfg(feature = "sqlite")]
-        sqlite_memory: super::sqlite_memory();
+        sqlite_memory: super::sqlite_memory() => random_interleavings;
     }
 }
 

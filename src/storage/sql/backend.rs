@@ -223,8 +223,12 @@ impl<D: Dialect> SessionBackend for SqlBackend<D> {
                     Param::Text(&key),
                     Param::Int(old as i64),
                 ];
-                // The new version always differs, so a matched row is a changed row.
-                Ok(self.execute(&sql.update, &params).await? == 1)
+                // The new version always differs, so a matched row is a changed row; a
+                // deadlock's victim wrote nothing, and the lifecycle merges and retries.
+                match self.execute(&sql.update, &params).await {
+                    Err(error) if is_conflict(&error) => Ok(false),
+                    updated => Ok(updated? == 1),
+                }
             }
             Expected::Any => {
                 let data = record.encode();
@@ -271,8 +275,34 @@ impl<D: Dialect> SessionBackend for SqlBackend<D> {
         // Before the transaction, so that a refused table or owner opens none.
         let sql = self.sql()?;
         check_owner(record)?;
-        // One transaction: the new row appears only together with the old one's deletion
-        // (or check), never alone.
+        match self
+            .move_row(sql, from, expected, delete_from, to, record)
+            .await
+        {
+            // Rolled back by the database, as if the old row had changed: the lifecycle
+            // looks at it again.
+            Err(error) if is_conflict(&error) => Ok(Moved::SourceChanged),
+            moved => moved,
+        }
+    }
+
+    fn limit_record_size(&mut self, bytes: usize) {
+        self.max_record_size = i64::try_from(bytes).unwrap_or(i64::MAX);
+    }
+}
+
+impl<D: Dialect> SqlBackend<D> {
+    /// [`store_moved`](SessionBackend::store_moved), in one transaction: the new row
+    /// appears only together with the old one's deletion (or check), never alone.
+    async fn move_row(
+        &self,
+        sql: &Statements,
+        from: &str,
+        expected: u64,
+        delete_from: bool,
+        to: &str,
+        record: &Record,
+    ) -> Result<Moved, Error> {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
         if let (Some(lock), Some(owner)) = (&sql.owner_lock, &record.owner) {
             let key = Param::Int(self.owner_lock_key(owner));
@@ -293,10 +323,6 @@ impl<D: Dialect> SessionBackend for SqlBackend<D> {
             Ok(Moved::SourceChanged)
         }
     }
-
-    fn limit_record_size(&mut self, bytes: usize) {
-        self.max_record_size = i64::try_from(bytes).unwrap_or(i64::MAX);
-    }
 }
 
 /// `table`'s statements, or why the name is refused.
@@ -311,6 +337,20 @@ pub(super) fn map_error(error: sqlx::Error) -> Error {
         sqlx::Error::PoolTimedOut => Error::Timeout,
         other => Error::backend(other),
     }
+}
+
+/// Whether the database rolled back a statement or transaction to break a deadlock or a
+/// serialization conflict (SQLSTATE 40001, or PostgreSQL's 40P01): it wrote nothing, and
+/// the same step again can succeed. InnoDB's locks on the owner index make an end of an
+/// owner's sessions and a move of one of them such a pair.
+pub(super) fn is_conflict(error: &Error) -> bool {
+    let Error::Backend(source) = error else {
+        return false;
+    };
+    let Some(sqlx::Error::Database(database)) = source.downcast_ref::<sqlx::Error>() else {
+        return false;
+    };
+    matches!(database.code().as_deref(), Some("40001" | "40P01"))
 }
 
 /// A new version: random, so that a row deleted and created again under the same id never

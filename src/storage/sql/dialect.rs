@@ -50,8 +50,8 @@ pub struct Statements {
     pub records_of: String,
     /// (id, owner).
     pub delete_owned: String,
-    /// (owner, spared id, spared id).
-    pub delete_owned_except: String,
+    /// Deletes every row of an owner but two spared ids, and counts the live ones.
+    pub delete_owned_except: DeleteOwned,
     /// Where a single statement cannot see a row that a transaction committed while the
     /// statement ran (PostgreSQL's snapshots), the lock that makes an end of an owner's
     /// sessions wait for the moves of the owner's sessions under way.
@@ -66,6 +66,22 @@ pub struct Column {
     pub find: String,
     /// Adds it.
     pub add: String,
+}
+
+/// How a database deletes all the rows of an owner, expired ones too (a request that loaded
+/// one before it expired could otherwise save it back), and counts only the live ones.
+pub enum DeleteOwned {
+    /// (owner, spared id, spared id) -> (expires_at) of each row it deleted.
+    Returning(String),
+    /// Without `DELETE ... RETURNING` (MySQL): `expired` (owner, spared id, spared id, now
+    /// ms) deletes the expired rows, then `rest` (owner, spared id, spared id) the others,
+    /// which it counts.
+    ExpiredFirst {
+        /// Run first.
+        expired: String,
+        /// Run second.
+        rest: String,
+    },
 }
 
 /// A lock per table and owner, held to the end of a transaction.
@@ -142,8 +158,14 @@ impl Statements {
             ("remove_expired", remove_expired),
             ("records_of", records_of),
             ("delete_owned", delete_owned),
-            ("delete_owned_except", delete_owned_except),
         ]);
+        match delete_owned_except {
+            DeleteOwned::Returning(sql) => pinned.push(("delete_owned_except", sql)),
+            DeleteOwned::ExpiredFirst { expired, rest } => {
+                pinned.push(("delete_owned_except expired", expired));
+                pinned.push(("delete_owned_except rest", rest));
+            }
+        }
         if let Some(OwnerLock { shared, exclusive }) = owner_lock {
             pinned.push(("owner_lock shared", shared));
             pinned.push(("owner_lock exclusive", exclusive));

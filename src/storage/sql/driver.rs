@@ -57,6 +57,9 @@ pub trait Driver: Database {
     /// Column `index` of `row`, bytes or `NULL`.
     fn nullable_bytes(row: &Self::Row, index: usize) -> Result<Option<Vec<u8>>, sqlx::Error>;
 
+    /// Column `index` of `row`, a nullable `BIGINT`.
+    fn nullable_int(row: &Self::Row, index: usize) -> Result<Option<i64>, sqlx::Error>;
+
     /// Column `index` of `row`, text: an `id`.
     fn text(row: &Self::Row, index: usize) -> Result<String, sqlx::Error>;
 }
@@ -117,6 +120,10 @@ where
     }
 
     fn nullable_bytes(row: &DB::Row, index: usize) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        row.try_get(index)
+    }
+
+    fn nullable_int(row: &DB::Row, index: usize) -> Result<Option<i64>, sqlx::Error> {
         row.try_get(index)
     }
 

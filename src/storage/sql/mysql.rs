@@ -3,7 +3,7 @@
 use sqlx::mysql::{MySql, MySqlQueryResult};
 
 use super::backend::SqlBackend;
-use super::dialect::{Column, Dialect, Index, Statements};
+use super::dialect::{Column, DeleteOwned, Dialect, Index, Statements};
 use super::owners::MAX_OWNER_LEN;
 use super::schema::index_name;
 use crate::storage::ServerStorage;
@@ -63,9 +63,13 @@ impl Dialect for MySql {
                  FROM {table} WHERE owner = ? AND (expires_at IS NULL OR expires_at > ?)"
             ),
             delete_owned: format!("DELETE FROM {table} WHERE id = ? AND owner = ?"),
-            delete_owned_except: format!(
-                "DELETE FROM {table} WHERE owner = ? AND id NOT IN (?, ?)"
-            ),
+            // MariaDB has `DELETE ... RETURNING`, MySQL has not.
+            delete_owned_except: DeleteOwned::ExpiredFirst {
+                expired: format!(
+                    "DELETE FROM {table} WHERE owner = ? AND id NOT IN (?, ?) AND expires_at <= ?"
+                ),
+                rest: format!("DELETE FROM {table} WHERE owner = ? AND id NOT IN (?, ?)"),
+            },
             // InnoDB's DELETE reads the latest rows and waits for an uncommitted new one.
             owner_lock: None,
         }
@@ -180,7 +184,12 @@ mod tests {
                 "DELETE FROM app_sessions WHERE id = ? AND owner = ?",
             ),
             (
-                "delete_owned_except",
+                "delete_owned_except expired",
+                "DELETE FROM app_sessions WHERE owner = ? AND id NOT IN (?, ?) \
+             AND expires_at <= ?",
+            ),
+            (
+                "delete_owned_except rest",
                 "DELETE FROM app_sessions WHERE owner = ? AND id NOT IN (?, ?)",
             ),
         ];

@@ -8,8 +8,8 @@
 
 use sha2::{Digest, Sha256};
 
-use super::backend::{SqlBackend, column_ms, map_error};
-use super::dialect::Dialect;
+use super::backend::{SqlBackend, column_ms, is_conflict, map_error};
+use super::dialect::{DeleteOwned, Dialect, Statements};
 use super::driver::Param;
 use crate::storage::index::delete_all_owned_in_rounds;
 use crate::storage::{OwnerIndexBackend, Record, unix_now_ms};
@@ -79,8 +79,8 @@ impl<D: Dialect> OwnerIndexBackend for SqlBackend<D> {
         Ok(self.execute(&sql.delete_owned, &params).await? == 1)
     }
 
-    /// One `DELETE` of the owner's rows but the spared ones (expired rows not yet removed
-    /// count too), after the owner's lock where the database needs it.
+    /// One `DELETE` of the owner's rows but the spared ones (two on MySQL), after the
+    /// owner's lock where the database needs it.
     async fn delete_all_owned(&self, owner: &str, except: &[SessionHandle]) -> Result<u64, Error> {
         let sql = self.sql()?;
         if !storable(owner) {
@@ -94,24 +94,89 @@ impl<D: Dialect> OwnerIndexBackend for SqlBackend<D> {
             [first, second] => [first.as_str(), second.as_str()],
             _ => return delete_all_owned_in_rounds(self, owner, except).await,
         };
-        let params = [
-            Param::Text(owner),
-            Param::Text(spared[0]),
-            Param::Text(spared[1]),
-        ];
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.end_owned(sql, owner, spared).await {
+                Err(error) if is_conflict(&error) && attempts < MAX_ATTEMPTS => continue,
+                ended => return ended,
+            }
+        }
+    }
+}
+
+/// How many times an end of an owner's sessions runs when the database picks it as a
+/// deadlock's victim: the move it ran into commits or fails meanwhile.
+const MAX_ATTEMPTS: u32 = 8;
+
+impl<D: Dialect> SqlBackend<D> {
+    /// One attempt of [`delete_all_owned`](OwnerIndexBackend::delete_all_owned).
+    async fn end_owned(
+        &self,
+        sql: &Statements,
+        owner: &str,
+        spared: [&str; 2],
+    ) -> Result<u64, Error> {
         let Some(lock) = &sql.owner_lock else {
-            return self.execute(&sql.delete_owned_except, &params).await;
+            let mut connection = self.connection().await?;
+            return delete_owned_except::<D>(
+                &mut connection,
+                &sql.delete_owned_except,
+                owner,
+                spared,
+            )
+            .await;
         };
         let mut tx = self.pool().begin().await.map_err(map_error)?;
         let key = [Param::Int(self.owner_lock_key(owner))];
         D::execute(&mut tx, &lock.exclusive, &key)
             .await
             .map_err(map_error)?;
-        let done = D::execute(&mut tx, &sql.delete_owned_except, &params)
-            .await
-            .map_err(map_error)?;
+        let ended =
+            delete_owned_except::<D>(&mut tx, &sql.delete_owned_except, owner, spared).await?;
         tx.commit().await.map_err(map_error)?;
-        Ok(D::rows_affected(&done))
+        Ok(ended)
+    }
+}
+
+/// Deletes every row of `owner` but the `spared` ids, and returns how many of them were
+/// live, as an end counts them.
+async fn delete_owned_except<D: Dialect>(
+    connection: &mut D::Connection,
+    sql: &DeleteOwned,
+    owner: &str,
+    spared: [&str; 2],
+) -> Result<u64, Error> {
+    let now = column_ms(unix_now_ms());
+    let params = [
+        Param::Text(owner),
+        Param::Text(spared[0]),
+        Param::Text(spared[1]),
+        Param::Int(now),
+    ];
+    match sql {
+        DeleteOwned::Returning(sql) => {
+            let rows = D::fetch_all(connection, sql, &params[..3])
+                .await
+                .map_err(map_error)?;
+            let mut live = 0;
+            for row in &rows {
+                let expires_at = D::nullable_int(row, 0).map_err(map_error)?;
+                if expires_at.is_none_or(|at| at > now) {
+                    live += 1;
+                }
+            }
+            Ok(live)
+        }
+        DeleteOwned::ExpiredFirst { expired, rest } => {
+            D::execute(connection, expired, &params)
+                .await
+                .map_err(map_error)?;
+            let done = D::execute(connection, rest, &params[..3])
+                .await
+                .map_err(map_error)?;
+            Ok(D::rows_affected(&done))
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use sqlx::postgres::{PgQueryResult, Postgres};
 
 use super::backend::SqlBackend;
-use super::dialect::{Column, Dialect, Index, OwnerLock, Statements};
+use super::dialect::{Column, DeleteOwned, Dialect, Index, OwnerLock, Statements};
 use super::schema::index_name;
 use crate::storage::ServerStorage;
 
@@ -72,9 +72,9 @@ impl Dialect for Postgres {
                  FROM {table} WHERE owner = $2 AND (expires_at IS NULL OR expires_at > $3)"
             ),
             delete_owned: format!("DELETE FROM {table} WHERE id = $1 AND owner = $2"),
-            delete_owned_except: format!(
-                "DELETE FROM {table} WHERE owner = $1 AND id NOT IN ($2, $3)"
-            ),
+            delete_owned_except: DeleteOwned::Returning(format!(
+                "DELETE FROM {table} WHERE owner = $1 AND id NOT IN ($2, $3) RETURNING expires_at"
+            )),
             // A DELETE reads the rows of the snapshot it started with: a move committed
             // while it waited on the old row would leave the new row behind.
             owner_lock: Some(OwnerLock {
@@ -204,7 +204,8 @@ mod tests {
             ),
             (
                 "delete_owned_except",
-                "DELETE FROM app_sessions WHERE owner = $1 AND id NOT IN ($2, $3)",
+                "DELETE FROM app_sessions WHERE owner = $1 AND id NOT IN ($2, $3) \
+             RETURNING expires_at",
             ),
             (
                 "owner_lock shared",

@@ -3,7 +3,7 @@
 use sqlx::sqlite::{Sqlite, SqliteQueryResult};
 
 use super::backend::SqlBackend;
-use super::dialect::{Column, Dialect, Index, Statements};
+use super::dialect::{Column, DeleteOwned, Dialect, Index, Statements};
 use super::schema::index_name;
 use crate::storage::ServerStorage;
 
@@ -65,9 +65,9 @@ impl Dialect for Sqlite {
                  FROM {table} WHERE owner = ?2 AND (expires_at IS NULL OR expires_at > ?3)"
             ),
             delete_owned: format!("DELETE FROM {table} WHERE id = ?1 AND owner = ?2"),
-            delete_owned_except: format!(
-                "DELETE FROM {table} WHERE owner = ?1 AND id NOT IN (?2, ?3)"
-            ),
+            delete_owned_except: DeleteOwned::Returning(format!(
+                "DELETE FROM {table} WHERE owner = ?1 AND id NOT IN (?2, ?3) RETURNING expires_at"
+            )),
             // One writer at a time: a DELETE runs before or after a whole move.
             owner_lock: None,
         }
@@ -186,7 +186,8 @@ mod tests {
             ),
             (
                 "delete_owned_except",
-                "DELETE FROM app_sessions WHERE owner = ?1 AND id NOT IN (?2, ?3)",
+                "DELETE FROM app_sessions WHERE owner = ?1 AND id NOT IN (?2, ?3) \
+             RETURNING expires_at",
             ),
         ];
         let pinned = Sqlite::statements("app_sessions").pinned();

@@ -186,6 +186,44 @@ macro_rules! owner_tests {
             assert_eq!(rows(&storage).await, []);
         }
 
+        /// A backend's caller may spare more ids than the lifecycle's two: all are spared.
+        #[tokio::test]
+        async fn an_end_spares_every_handle_it_is_given() {
+            use session_layer::SessionHandle;
+            use session_layer::storage::OwnerIndexBackend;
+            let storage = storage().await;
+            let mut spared = Vec::new();
+            for _ in 0..3 {
+                spared.push(SessionHandle::of_id(
+                    &session_of(&*storage, Some("ann")).await,
+                ));
+            }
+            let ended = session_of(&*storage, Some("ann")).await;
+            let other = session_of(&*storage, Some("bob")).await;
+            let backend = storage.backend();
+            assert_eq!(backend.delete_all_owned("ann", &spared).await.unwrap(), 1);
+            let mut left: Vec<SessionHandle> = storage
+                .sessions_of("ann")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|info| info.handle)
+                .collect();
+            left.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+            spared.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+            assert_eq!(left, spared);
+            assert!(
+                !rows(&storage)
+                    .await
+                    .iter()
+                    .any(|(id, _)| *id == id_digest(&ended))
+            );
+            assert_eq!(
+                storage.sessions_of("bob").await.unwrap()[0].handle,
+                SessionHandle::of_id(&other)
+            );
+        }
+
         /// A table made by the version before the owner column: `migrate` adds the column
         /// and its index, the row stored before still loads, and it can be owned.
         #[tokio::test]

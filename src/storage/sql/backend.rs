@@ -211,7 +211,12 @@ impl<D: Dialect> SessionBackend for SqlBackend<D> {
         match expected {
             Expected::Absent => {
                 let mut connection = self.connection().await?;
-                Self::insert(&mut connection, sql, &key, record).await
+                match Self::insert(&mut connection, sql, &key, record).await {
+                    // A deadlock's victim wrote nothing: as for a taken id, the lifecycle
+                    // tries again.
+                    Err(error) if is_conflict(&error) => Ok(false),
+                    inserted => inserted,
+                }
             }
             Expected::Version(old) => {
                 let data = record.encode();

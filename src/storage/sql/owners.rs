@@ -76,7 +76,14 @@ impl<D: Dialect> OwnerIndexBackend for SqlBackend<D> {
             return Ok(false);
         }
         let params = [Param::Text(handle.as_str()), Param::Text(owner)];
-        Ok(self.execute(&sql.delete_owned, &params).await? == 1)
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.execute(&sql.delete_owned, &params).await {
+                Err(error) if is_conflict(&error) && attempts < MAX_ATTEMPTS => continue,
+                deleted => return Ok(deleted? == 1),
+            }
+        }
     }
 
     /// One `DELETE` of the owner's rows but the spared ones (two on MySQL), after the
@@ -105,8 +112,8 @@ impl<D: Dialect> OwnerIndexBackend for SqlBackend<D> {
     }
 }
 
-/// How many times an end of an owner's sessions runs when the database picks it as a
-/// deadlock's victim: the move it ran into commits or fails meanwhile.
+/// How many times an end of one or all of an owner's sessions runs when the database picks
+/// it as a deadlock's victim: the move it ran into commits or fails meanwhile.
 const MAX_ATTEMPTS: u32 = 8;
 
 impl<D: Dialect> SqlBackend<D> {

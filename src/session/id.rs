@@ -22,10 +22,25 @@ pub(crate) fn generate_id() -> String {
 /// ```
 pub fn id_digest(id: &str) -> String {
     use sha2::{Digest, Sha256};
-    use std::fmt::Write as _;
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut hex = String::with_capacity(64);
+    // A table lookup per nibble: `write!` with `{:02x}` runs the formatter once per byte.
     for byte in Sha256::digest(id.as_bytes()) {
-        let _ = write!(hex, "{byte:02x}");
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
     }
     hex
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_is_lowercase_hex_sha256() {
+        assert_eq!(
+            id_digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 }

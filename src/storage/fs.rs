@@ -159,7 +159,10 @@ impl FsBackend {
             let Some(replaced) = check(&path, expected, self.max_record_size)? else {
                 return Ok(false);
             };
-            if let Some(owner) = owner {
+            // A record that keeps its owner has its entry already.
+            if let Some(owner) = owner
+                && replaced.owner.as_deref() != Some(owner)
+            {
                 owners::add(&self.dir, owner, handle)?;
             }
             write_file(&path, bytes, self.sync)?;

@@ -1,6 +1,7 @@
 //! The SQL storages' index names: a table name of any accepted length gets its expiry index,
-//! which `remove_expired` uses; no table takes another's index; a table made by an earlier
-//! version keeps the one index it has; and `migrate` fails rather than succeed without one.
+//! which `remove_expired` uses, and its owner index, which the queries by owner use; no table
+//! takes another's index; a table made by an earlier version keeps the one expiry index it
+//! has; and `migrate` fails rather than succeed without one.
 //!
 //! The servers are those of `tests/common/sql.rs`; every table is the test's own.
 #![cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
@@ -20,10 +21,19 @@ fn index_name(table: &str, column: &str) -> String {
     format!("sl_{kept}_{hash}_{column}")
 }
 
+/// What a `DELETE` by `column` selects in these tests.
+fn condition(column: &str) -> String {
+    match column {
+        "owner" => "owner = 'ann'".to_owned(),
+        _ => format!("{column} <= 1"),
+    }
+}
+
 /// The tests of one database. The module calling it defines `setup()` (a pool and what
-/// removes its database), `guard(table)` (what drops the table), `expiry_indexes(pool,
-/// table)` (the names of the indexes that start with `expires_at`, from the catalog),
-/// `plan(pool, table)` (the plan of the `remove_expired` statement), `old_ddl(table)` and
+/// removes its database), `guard(table)` (what drops the table), `indexes_on(pool, table,
+/// column)` (the names of the indexes that start with `column`, from the catalog),
+/// `plan(pool, table, column)` (the plan of a `DELETE` by `column`, as `remove_expired` or
+/// an end of an owner's sessions runs it), `old_ddl(table)` and
 /// `old_index(table)` (what `migrate` made before index names were hashed) and
 /// `NAMES_PER_SCHEMA` (whether an index name can be taken by a table).
 macro_rules! index_tests {
@@ -37,18 +47,68 @@ macro_rules! index_tests {
             done.await.unwrap_or_else(|e| panic!("{sql}: {e}"));
         }
 
+        async fn expiry_indexes(pool: &$pool, table: &str) -> Vec<String> {
+            indexes_on(pool, table, "expires_at").await
+        }
+
         /// Asserts that `table`'s one expiry index is `name` and the cleanup uses it.
         async fn assert_expiry_index(pool: &$pool, table: &str, name: &str) {
-            let indexes = expiry_indexes(pool, table).await;
-            assert!(!indexes.is_empty(), "{table} has no expiry index");
+            assert_index(pool, table, "expires_at", name).await;
+            let storage = <$storage>::new(pool.clone()).table(table);
+            storage.remove_expired().await.expect("remove_expired");
+        }
+
+        /// Asserts that `table`'s one index on `column` is `name` and a delete by `column`
+        /// uses it.
+        async fn assert_index(pool: &$pool, table: &str, column: &str, name: &str) {
+            let indexes = indexes_on(pool, table, column).await;
+            assert!(!indexes.is_empty(), "{table} has no index on {column}");
             assert_eq!(indexes, [name], "{table}");
-            let plan = plan(pool, table).await;
+            let plan = plan(pool, table, column).await;
             assert!(
                 plan.contains(name),
                 "{table}: {name} is not in the plan: {plan}"
             );
-            let storage = <$storage>::new(pool.clone()).table(table);
-            storage.remove_expired().await.expect("remove_expired");
+        }
+
+        /// The owner index is named as the expiry index is, with as long a table name.
+        #[tokio::test]
+        async fn long_table_names_get_their_owner_index() {
+            use session_layer::SessionIndex;
+            let (pool, _database) = setup().await;
+            for length in [63, 62, 58, 53] {
+                let table = unique_table_of_length(length);
+                let _drop = guard(&table).await;
+                migrate(&pool, &table).await.expect("migrate");
+                let name = index_name(&table, "owner");
+                assert!(name.len() <= 63, "{name}");
+                assert_index(&pool, &table, "owner", &name).await;
+                let storage = <$storage>::new(pool.clone()).table(&table);
+                assert_eq!(storage.end_sessions_of("ann", None).await.expect("end"), 0);
+            }
+        }
+
+        /// Only a table named after the owner index's name can take it, and then
+        /// `migrate` says so.
+        #[tokio::test]
+        async fn migrate_fails_rather_than_succeed_without_the_owner_index() {
+            let (pool, _database) = setup().await;
+            let table = unique_table_of_length(40);
+            let squatter = index_name(&table, "owner");
+            let _drops = (guard(&table).await, guard(&squatter).await);
+            execute(&pool, format!("CREATE TABLE {squatter} (x INT)")).await;
+            let migrated = migrate(&pool, &table).await;
+            if NAMES_PER_SCHEMA {
+                let error = migrated.expect_err("the index name is taken");
+                assert!(error.to_string().contains(&squatter), "{error}");
+                assert_eq!(
+                    indexes_on(&pool, &table, "owner").await,
+                    Vec::<String>::new()
+                );
+            } else {
+                migrated.expect("index names are per table");
+                assert_index(&pool, &table, "owner", &squatter).await;
+            }
         }
 
         /// At 63 characters, PostgreSQL cut `{table}_expires_at` to the table's own name.
@@ -73,12 +133,14 @@ macro_rules! index_tests {
             let _drops = (guard(&a).await, guard(&b).await);
             migrate(&pool, &a).await.expect("migrate a");
             migrate(&pool, &b).await.expect("migrate b");
-            let (of_a, of_b) = (
-                expiry_indexes(&pool, &a).await,
-                expiry_indexes(&pool, &b).await,
-            );
-            assert_eq!((of_a.len(), of_b.len()), (1, 1), "{of_a:?} {of_b:?}");
-            assert_ne!(of_a, of_b);
+            for column in ["expires_at", "owner"] {
+                let (of_a, of_b) = (
+                    indexes_on(&pool, &a, column).await,
+                    indexes_on(&pool, &b, column).await,
+                );
+                assert_eq!((of_a.len(), of_b.len()), (1, 1), "{of_a:?} {of_b:?}");
+                assert_ne!(of_a, of_b);
+            }
         }
 
         /// `{table}_expires_at` was `table`'s index name, and could be another table's.
@@ -158,25 +220,26 @@ mod postgres {
         Cleanup::named(Server::Postgres, table.to_owned()).await
     }
 
-    async fn expiry_indexes(pool: &PgPool, table: &str) -> Vec<String> {
+    async fn indexes_on(pool: &PgPool, table: &str, column: &str) -> Vec<String> {
         sqlx::query_scalar(
             "SELECT indexname::TEXT FROM pg_indexes WHERE schemaname = current_schema() \
-             AND tablename = $1 AND indexdef LIKE '%(expires_at)' ORDER BY 1",
+             AND tablename = $1 AND indexdef LIKE '%(' || $2 || ')%' ORDER BY 1",
         )
         .bind(table)
+        .bind(column)
         .fetch_all(pool)
         .await
         .expect("pg_indexes")
     }
 
     /// With sequential scans off, so that the plan of a small table shows the index.
-    async fn plan(pool: &PgPool, table: &str) -> String {
+    async fn plan(pool: &PgPool, table: &str, column: &str) -> String {
         let mut tx = pool.begin().await.expect("begin");
         sqlx::raw_sql("SET LOCAL enable_seqscan = off")
             .execute(&mut *tx)
             .await
             .expect("SET");
-        let sql = format!("EXPLAIN DELETE FROM {table} WHERE expires_at <= 1");
+        let sql = format!("EXPLAIN DELETE FROM {table} WHERE {}", condition(column));
         let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .fetch_all(&mut *tx)
             .await
@@ -224,21 +287,22 @@ mod mysql {
         Cleanup::named(Server::MySql, table.to_owned()).await
     }
 
-    async fn expiry_indexes(pool: &MySqlPool, table: &str) -> Vec<String> {
+    async fn indexes_on(pool: &MySqlPool, table: &str, column: &str) -> Vec<String> {
         sqlx::query_scalar(
             "SELECT CAST(index_name AS CHAR) FROM information_schema.statistics \
-             WHERE table_schema = DATABASE() AND table_name = ? AND column_name = 'expires_at' \
+             WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ? \
              AND seq_in_index = 1 ORDER BY 1",
         )
         .bind(table)
+        .bind(column)
         .fetch_all(pool)
         .await
         .expect("information_schema.statistics")
     }
 
     /// The index the plan uses.
-    async fn plan(pool: &MySqlPool, table: &str) -> String {
-        let sql = format!("EXPLAIN DELETE FROM {table} WHERE expires_at <= 1");
+    async fn plan(pool: &MySqlPool, table: &str, column: &str) -> String {
+        let sql = format!("EXPLAIN DELETE FROM {table} WHERE {}", condition(column));
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_one(pool)
             .await
@@ -279,19 +343,23 @@ mod sqlite {
         Cleanup::Nothing
     }
 
-    async fn expiry_indexes(pool: &SqlitePool, table: &str) -> Vec<String> {
+    async fn indexes_on(pool: &SqlitePool, table: &str, column: &str) -> Vec<String> {
         sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1 \
-             AND sql LIKE '%(expires_at)' ORDER BY 1",
+             AND sql LIKE '%(' || ?2 || ')%' ORDER BY 1",
         )
         .bind(table)
+        .bind(column)
         .fetch_all(pool)
         .await
         .expect("sqlite_master")
     }
 
-    async fn plan(pool: &SqlitePool, table: &str) -> String {
-        let sql = format!("EXPLAIN QUERY PLAN DELETE FROM {table} WHERE expires_at <= 1");
+    async fn plan(pool: &SqlitePool, table: &str, column: &str) -> String {
+        let sql = format!(
+            "EXPLAIN QUERY PLAN DELETE FROM {table} WHERE {}",
+            condition(column)
+        );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_all(pool)
             .await

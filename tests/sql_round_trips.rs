@@ -12,7 +12,7 @@ use std::future::Future;
 
 use common::logs::Statements;
 use common::scenarios::request;
-use session_layer::{Session, SessionStorage};
+use session_layer::{Session, SessionIndex, SessionStorage};
 
 /// The statements since the last call, by their first word: what they are.
 fn kinds() -> Vec<String> {
@@ -80,10 +80,84 @@ where
     );
 }
 
+/// Runs each operation on an owned session and an owner's sessions and checks the
+/// statements it ran: an owner costs a save nothing more, a listing is one query, ending
+/// one session one `DELETE`, and all of them what `ended_all` says (one `DELETE`, after
+/// the owner's lock on PostgreSQL, two on MySQL). `moved` is what a regenerate of an owned session logs.
+async fn count_owner_round_trips<S, F, Fut>(
+    storage: S,
+    fence: F,
+    moved: &[&str],
+    ended_all: &[&str],
+) where
+    S: SessionIndex,
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    fence().await;
+    kinds();
+
+    let (_, cookie) = request(&storage, None, |s| {
+        s.set_owner("ann").unwrap();
+    })
+    .await;
+    fence().await;
+    assert_eq!(kinds(), ["INSERT"], "a new owned session: one insert");
+
+    let (_, cookie) = request(&storage, cookie.as_deref(), |s| s.set("n", 1).unwrap()).await;
+    fence().await;
+    assert_eq!(
+        kinds(),
+        ["SELECT", "UPDATE"],
+        "a read, then a save of an owned session: one statement"
+    );
+
+    let (_, cookie) = request(&storage, cookie.as_deref(), |s| {
+        s.set_owner("bob").unwrap();
+    })
+    .await;
+    fence().await;
+    assert_eq!(
+        kinds(),
+        ["SELECT", "UPDATE"],
+        "an owner change: one statement"
+    );
+
+    let (_, cookie) = request(&storage, cookie.as_deref(), |s| {
+        s.regenerate_id(true).unwrap();
+    })
+    .await;
+    fence().await;
+    assert_eq!(kinds(), moved, "a regenerate of an owned session");
+
+    for _ in 0..3 {
+        request(&storage, None, |s| s.set_owner("bob").unwrap()).await;
+    }
+    fence().await;
+    kinds();
+    let listed = storage.sessions_of("bob").await.expect("sessions_of");
+    assert_eq!(listed.len(), 4);
+    fence().await;
+    assert_eq!(kinds(), ["SELECT"], "a listing: one query");
+
+    let ended = storage.end_session("bob", &listed[0].handle).await;
+    assert!(ended.expect("end_session"));
+    fence().await;
+    assert_eq!(kinds(), ["DELETE"], "ending one session: one delete");
+
+    let this = storage.read(cookie.as_deref()).await.expect("read");
+    fence().await;
+    kinds();
+    let ended = storage.end_sessions_of("bob", Some(&this)).await;
+    assert_eq!(ended.expect("end_sessions_of"), 2);
+    fence().await;
+    assert_eq!(kinds(), ended_all, "ending all but this one");
+}
+
 /// The round-trip test of one database: `$storage` its storage, `$pool` an async expression
 /// giving a pool of one connection, a table name and its cleanup.
 macro_rules! round_trips {
-    ($storage:ty, $pool:expr, moved: $moved:expr) => {
+    ($storage:ty, $pool:expr, moved: $moved:expr, owned_moved: $owned_moved:expr, ended_all: $ended_all:expr) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn statements_per_operation() {
             let _serial = Statements::serial().lock().await;
@@ -99,6 +173,23 @@ macro_rules! round_trips {
                 }
             };
             count_round_trips(storage, fence, &$moved).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn statements_per_owner_operation() {
+            let _serial = Statements::serial().lock().await;
+            let (pool, table, _cleanup) = $pool.await;
+            let storage = <$storage>::new(pool.clone()).table(&table);
+            storage.migrate().await.expect("migrate");
+            let fence = || {
+                let pool = pool.clone();
+                async move {
+                    use sqlx::Connection as _;
+                    let mut conn = pool.acquire().await.expect("the pool's connection");
+                    conn.ping().await.expect("ping");
+                }
+            };
+            count_owner_round_trips(storage, fence, &$owned_moved, &$ended_all).await;
         }
     };
 }
@@ -117,7 +208,9 @@ mod postgres {
     round_trips!(
         session_layer::PostgresStorage,
         pool(),
-        moved: ["SELECT", "INSERT", "DELETE", "COMMIT"]
+        moved: ["SELECT", "INSERT", "DELETE", "COMMIT"],
+        owned_moved: ["SELECT", "SELECT", "INSERT", "DELETE", "COMMIT"],
+        ended_all: ["SELECT", "DELETE", "COMMIT"]
     );
 }
 
@@ -134,7 +227,10 @@ mod mysql {
     round_trips!(
         session_layer::MySqlStorage,
         pool(),
-        moved: ["SELECT", "BEGIN", "INSERT", "DELETE", "COMMIT"]
+        moved: ["SELECT", "BEGIN", "INSERT", "DELETE", "COMMIT"],
+        owned_moved: ["SELECT", "BEGIN", "INSERT", "DELETE", "COMMIT"],
+        // No DELETE ... RETURNING: the expired rows, then the rest, counted.
+        ended_all: ["DELETE", "DELETE"]
     );
 }
 
@@ -151,6 +247,8 @@ mod sqlite {
     round_trips!(
         session_layer::SqliteStorage,
         pool(),
-        moved: ["SELECT", "INSERT", "DELETE"]
+        moved: ["SELECT", "INSERT", "DELETE"],
+        owned_moved: ["SELECT", "INSERT", "DELETE"],
+        ended_all: ["DELETE"]
     );
 }

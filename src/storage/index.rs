@@ -30,8 +30,9 @@ pub struct SessionInfo {
 /// Lists and ends the sessions of one owner (see [`Session::set_owner`]): "where you are
 /// signed in", "sign out that device", "sign out everywhere else".
 ///
-/// Implemented by the storages that can find sessions by owner: [`MemoryStorage`] and
-/// [`FsStorage`](crate::FsStorage) (through [`OwnerIndexBackend`]). [`CookieStorage`](crate::CookieStorage) cannot: it keeps
+/// Implemented by the storages that can find sessions by owner: [`MemoryStorage`],
+/// [`FsStorage`](crate::FsStorage) and the SQL storages (`PostgresStorage`, `MySqlStorage`,
+/// `SqliteStorage`), through [`OwnerIndexBackend`]. [`CookieStorage`](crate::CookieStorage) cannot: it keeps
 /// no server state.
 ///
 /// Ending is final, as [`Session::destroy`] is: a request that loaded a session before it
@@ -127,7 +128,7 @@ pub trait OwnerIndexBackend: SessionBackend {
 /// caught by one is deleted by the next, and new logins of the owner cannot keep it busy.
 const MAX_DELETE_ROUNDS: usize = 8;
 
-async fn delete_all_owned_in_rounds<B: OwnerIndexBackend + ?Sized>(
+pub(crate) async fn delete_all_owned_in_rounds<B: OwnerIndexBackend + ?Sized>(
     backend: &B,
     owner: &str,
     except: &[SessionHandle],

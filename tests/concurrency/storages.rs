@@ -208,13 +208,13 @@ mod model {
         memcached: super::memcached() => random_interleavings;
         custom_backend: super::custom_backend() => random_interleavings;
         #[cfg(feature = "postgres")]
-        postgres: super::postgres() => random_interleavings;
+        postgres: super::postgres() => random_interleavings_with_ends;
         #[cfg(feature = "mysql")]
-        mysql: super::mysql() => random_interleavings;
+        mysql: super::mysql() => random_interleavings_with_ends;
         #[cfg(feature = "sqlite")]
-        sqlite_file: super::sqlite_file() => random_interleavings;
+        sqlite_file: super::sqlite_file() => random_interleavings_with_ends;
         #[cfg(feature = "sqlite")]
-        sqlite_memory: super::sqlite_memory() => random_interleavings;
+        sqlite_memory: super::sqlite_memory() => random_interleavings_with_ends;
     }
 }
 

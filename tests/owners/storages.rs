@@ -44,6 +44,71 @@ pub(crate) async fn fs(ttl: Duration) -> Fixture<FsStorage> {
     }
 }
 
+/// Connections per pool of a SQL storage under test: fewer than the requests of the race.
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+const POOL: u32 = 8;
+
+/// A SQL storage on `pool` in `table`, migrated; its scan lists every row of the table as
+/// its id and owner, and its sweep is `remove_expired`. `$row` is the SQL for a row's text.
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+macro_rules! sql_fixture {
+    ($storage:ty, $pool:expr, $table:expr, $keep:expr, ttl: $ttl:expr, row: $row:literal) => {{
+        let (pool, table) = ($pool, $table);
+        let storage = <$storage>::new(pool.clone()).table(&table).ttl($ttl);
+        storage.migrate().await.expect("migrate");
+        let swept = storage.clone();
+        let scan = format!("SELECT {} FROM {table}", $row);
+        Fixture {
+            storage,
+            scan: Box::new(move || {
+                let (pool, scan) = (pool.clone(), scan.clone());
+                Box::pin(async move {
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(scan))
+                        .fetch_all(&pool)
+                        .await
+                        .expect("scan the table")
+                })
+            }),
+            sweep: Box::new(move || {
+                let swept = swept.clone();
+                Box::pin(async move {
+                    swept.remove_expired().await.expect("remove_expired");
+                })
+            }),
+            keep: Box::new($keep),
+        }
+    }};
+}
+
+#[cfg(feature = "postgres")]
+pub(crate) async fn postgres(ttl: Duration) -> Fixture<session_layer::PostgresStorage> {
+    use crate::common::sql::{Cleanup, Server, postgres_pool};
+    let (table, cleanup) = Cleanup::table(Server::Postgres).await;
+    sql_fixture!(
+        session_layer::PostgresStorage, postgres_pool(POOL).await, table, cleanup,
+        ttl: ttl, row: "id || ' ' || coalesce(owner, '-')"
+    )
+}
+
+#[cfg(feature = "mysql")]
+pub(crate) async fn mysql(ttl: Duration) -> Fixture<session_layer::MySqlStorage> {
+    use crate::common::sql::{Cleanup, Server, mysql_pool};
+    let (table, cleanup) = Cleanup::table(Server::MySql).await;
+    sql_fixture!(
+        session_layer::MySqlStorage, mysql_pool(POOL).await, table, cleanup,
+        ttl: ttl, row: "CONCAT(id, ' ', COALESCE(CAST(owner AS CHAR), '-'))"
+    )
+}
+
+#[cfg(feature = "sqlite")]
+pub(crate) async fn sqlite(ttl: Duration) -> Fixture<session_layer::SqliteStorage> {
+    let (pool, cleanup) = crate::common::sql::sqlite_file_pool(POOL).await;
+    sql_fixture!(
+        session_layer::SqliteStorage, pool, "sessions".to_owned(), cleanup,
+        ttl: ttl, row: "id || ' ' || coalesce(owner, '-')"
+    )
+}
+
 /// The files under `dir`, at any depth, by their path below it.
 fn files_under(dir: &Path) -> Vec<String> {
     let mut files = Vec::new();
@@ -93,4 +158,10 @@ macro_rules! index_suite {
 index_suite! {
     memory: memory;
     fs: fs;
+    #[cfg(feature = "postgres")]
+    postgres: postgres;
+    #[cfg(feature = "mysql")]
+    mysql: mysql;
+    #[cfg(feature = "sqlite")]
+    sqlite: sqlite;
 }

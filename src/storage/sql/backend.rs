@@ -9,6 +9,7 @@ use sqlx::pool::PoolConnection;
 
 use super::dialect::{Dialect, Statements};
 use super::driver::Param;
+use super::owners::check_owner;
 use super::table_name::check_table;
 use crate::Error;
 use crate::storage::{Expected, Moved, Record, SessionBackend, Versioned, id_digest, unix_now_ms};
@@ -72,6 +73,11 @@ impl<D: Dialect> SqlBackend<D> {
         &self.table
     }
 
+    /// The record size limit, in the signed type the statements bind it as.
+    pub(super) fn record_size_limit(&self) -> i64 {
+        self.max_record_size
+    }
+
     /// Deletes the expired rows and returns how many.
     pub(super) async fn remove_expired(&self) -> Result<u64, Error> {
         let now = Param::Int(column_ms(unix_now_ms()));
@@ -87,12 +93,12 @@ impl<D: Dialect> SqlBackend<D> {
     }
 
     /// What errors call a row: the table, never the id.
-    fn name(&self) -> String {
+    pub(super) fn name(&self) -> String {
         format!("a row of {}", self.table)
     }
 
     /// A connection of the pool, for one statement.
-    async fn connection(&self) -> Result<PoolConnection<D>, Error> {
+    pub(super) async fn connection(&self) -> Result<PoolConnection<D>, Error> {
         self.pool.acquire().await.map_err(map_error)
     }
 
@@ -130,6 +136,7 @@ impl<D: Dialect> SqlBackend<D> {
             Param::Bytes(&data),
             Param::Int(new_version()),
             Param::NullableInt(expires_at(record)),
+            Param::NullableText(record.owner.as_deref()),
         ];
         match D::execute(connection, &sql.insert, &params).await {
             Ok(done) => Ok(D::rows_affected(&done) == 1),
@@ -199,11 +206,17 @@ impl<D: Dialect> SessionBackend for SqlBackend<D> {
         expected: Expected,
     ) -> Result<bool, Error> {
         let sql = self.sql()?;
+        check_owner(record)?;
         let key = id_digest(id);
         match expected {
             Expected::Absent => {
                 let mut connection = self.connection().await?;
-                Self::insert(&mut connection, sql, &key, record).await
+                match Self::insert(&mut connection, sql, &key, record).await {
+                    // A deadlock's victim wrote nothing: as for a taken id, the lifecycle
+                    // tries again.
+                    Err(error) if is_conflict(&error) => Ok(false),
+                    inserted => inserted,
+                }
             }
             Expected::Version(old) => {
                 let data = record.encode();
@@ -211,11 +224,16 @@ impl<D: Dialect> SessionBackend for SqlBackend<D> {
                     Param::Bytes(&data),
                     Param::Int(new_version()),
                     Param::NullableInt(expires_at(record)),
+                    Param::NullableText(record.owner.as_deref()),
                     Param::Text(&key),
                     Param::Int(old as i64),
                 ];
-                // The new version always differs, so a matched row is a changed row.
-                Ok(self.execute(&sql.update, &params).await? == 1)
+                // The new version always differs, so a matched row is a changed row; a
+                // deadlock's victim wrote nothing, and the lifecycle merges and retries.
+                match self.execute(&sql.update, &params).await {
+                    Err(error) if is_conflict(&error) => Ok(false),
+                    updated => Ok(updated? == 1),
+                }
             }
             Expected::Any => {
                 let data = record.encode();
@@ -224,6 +242,7 @@ impl<D: Dialect> SessionBackend for SqlBackend<D> {
                     Param::Bytes(&data),
                     Param::Int(new_version()),
                     Param::NullableInt(expires_at(record)),
+                    Param::NullableText(record.owner.as_deref()),
                 ];
                 // MySQL counts an upsert that updated as 2 rows: any success wrote.
                 self.execute(&sql.upsert, &params).await?;
@@ -258,11 +277,44 @@ impl<D: Dialect> SessionBackend for SqlBackend<D> {
         record: &Record,
         _ttl: Option<Duration>,
     ) -> Result<Moved, Error> {
-        // Before the transaction, so that a refused table opens none.
+        // Before the transaction, so that a refused table or owner opens none.
         let sql = self.sql()?;
-        // One transaction: the new row appears only together with the old one's deletion
-        // (or check), never alone.
+        check_owner(record)?;
+        match self
+            .move_row(sql, from, expected, delete_from, to, record)
+            .await
+        {
+            // Rolled back by the database, as if the old row had changed: the lifecycle
+            // looks at it again.
+            Err(error) if is_conflict(&error) => Ok(Moved::SourceChanged),
+            moved => moved,
+        }
+    }
+
+    fn limit_record_size(&mut self, bytes: usize) {
+        self.max_record_size = i64::try_from(bytes).unwrap_or(i64::MAX);
+    }
+}
+
+impl<D: Dialect> SqlBackend<D> {
+    /// [`store_moved`](SessionBackend::store_moved), in one transaction: the new row
+    /// appears only together with the old one's deletion (or check), never alone.
+    async fn move_row(
+        &self,
+        sql: &Statements,
+        from: &str,
+        expected: u64,
+        delete_from: bool,
+        to: &str,
+        record: &Record,
+    ) -> Result<Moved, Error> {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
+        if let (Some(lock), Some(owner)) = (&sql.owner_lock, &record.owner) {
+            let key = Param::Int(self.owner_lock_key(owner));
+            D::execute(&mut tx, &lock.shared, &[key])
+                .await
+                .map_err(map_error)?;
+        }
         if !Self::insert(&mut tx, sql, &id_digest(to), record).await? {
             tx.rollback().await.map_err(map_error)?;
             return Ok(Moved::IdTaken);
@@ -276,10 +328,6 @@ impl<D: Dialect> SessionBackend for SqlBackend<D> {
             Ok(Moved::SourceChanged)
         }
     }
-
-    fn limit_record_size(&mut self, bytes: usize) {
-        self.max_record_size = i64::try_from(bytes).unwrap_or(i64::MAX);
-    }
 }
 
 /// `table`'s statements, or why the name is refused.
@@ -289,11 +337,25 @@ fn checked_statements<D: Dialect>(table: &str) -> Result<Statements, String> {
 
 /// A sqlx error as the crate's: a pool that had no connection in time is a timeout.
 /// sqlx's messages carry no bound values, so no session id reaches the log through them.
-fn map_error(error: sqlx::Error) -> Error {
+pub(super) fn map_error(error: sqlx::Error) -> Error {
     match error {
         sqlx::Error::PoolTimedOut => Error::Timeout,
         other => Error::backend(other),
     }
+}
+
+/// Whether the database rolled back a statement or transaction to break a deadlock or a
+/// serialization conflict (SQLSTATE 40001, or PostgreSQL's 40P01): it wrote nothing, and
+/// the same step again can succeed. InnoDB's locks on the owner index make an end of an
+/// owner's sessions and a move of one of them such a pair.
+pub(super) fn is_conflict(error: &Error) -> bool {
+    let Error::Backend(source) = error else {
+        return false;
+    };
+    let Some(sqlx::Error::Database(database)) = source.downcast_ref::<sqlx::Error>() else {
+        return false;
+    };
+    matches!(database.code().as_deref(), Some("40001" | "40P01"))
 }
 
 /// A new version: random, so that a row deleted and created again under the same id never
@@ -303,7 +365,7 @@ fn new_version() -> i64 {
 }
 
 /// Milliseconds since the Unix epoch as the signed `BIGINT` columns hold them.
-fn column_ms(ms: u64) -> i64 {
+pub(super) fn column_ms(ms: u64) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
 

@@ -22,16 +22,18 @@ pub trait Dialect: Driver {
 pub struct Statements {
     /// `CREATE TABLE IF NOT EXISTS`.
     pub create_table: String,
-    /// The indexes `migrate` makes sure the table has: the one on `expires_at`.
+    /// The columns `migrate` adds to a table made by an earlier version: `owner`.
+    pub columns: Vec<Column>,
+    /// The indexes `migrate` makes sure the table has: on `expires_at` and on `owner`.
     pub indexes: Vec<Index>,
     /// (limit, id) -> (version, length, data if length <= limit).
     pub load: String,
-    /// (id, data, version, expires_at), writing nothing when the id exists: either no row
-    /// affected or a unique violation, and nothing else tolerated.
+    /// (id, data, version, expires_at, owner), writing nothing when the id exists: either no
+    /// row affected or a unique violation, and nothing else tolerated.
     pub insert: String,
-    /// (data, version, expires_at, id, old version).
+    /// (data, version, expires_at, owner, id, old version).
     pub update: String,
-    /// (id, data, version, expires_at), overwriting.
+    /// (id, data, version, expires_at, owner), overwriting.
     pub upsert: String,
     /// (id, version).
     pub delete_version: String,
@@ -43,6 +45,51 @@ pub struct Statements {
     pub version_locked: String,
     /// (now ms).
     pub remove_expired: String,
+    /// (limit, owner, now ms) -> (id, data if its length <= limit) of the owner's
+    /// unexpired rows.
+    pub records_of: String,
+    /// (id, owner).
+    pub delete_owned: String,
+    /// Deletes every row of an owner but two spared ids, and counts the live ones.
+    pub delete_owned_except: DeleteOwned,
+    /// Where a single statement cannot see a row that a transaction committed while the
+    /// statement ran (PostgreSQL's snapshots), the lock that makes an end of an owner's
+    /// sessions wait for the moves of the owner's sessions under way.
+    pub owner_lock: Option<OwnerLock>,
+}
+
+/// A column that tables made by earlier versions lack, in one database's SQL.
+pub struct Column {
+    /// Its name.
+    pub name: &'static str,
+    /// () -> a row if the table has it.
+    pub find: String,
+    /// Adds it.
+    pub add: String,
+}
+
+/// How a database deletes all the rows of an owner, expired ones too (a request that loaded
+/// one before it expired could otherwise save it back), and counts only the live ones.
+pub enum DeleteOwned {
+    /// (owner, spared id, spared id) -> (expires_at) of each row it deleted.
+    Returning(String),
+    /// Without `DELETE ... RETURNING` (MySQL): `expired` (owner, spared id, spared id, now
+    /// ms) deletes the expired rows, then `rest` (owner, spared id, spared id) the others,
+    /// which it counts.
+    ExpiredFirst {
+        /// Run first.
+        expired: String,
+        /// Run second.
+        rest: String,
+    },
+}
+
+/// A lock per table and owner, held to the end of a transaction.
+pub struct OwnerLock {
+    /// (key): taken by a move to a new id, which others' moves do not wait for.
+    pub shared: String,
+    /// (key): taken by an end of the owner's sessions, which waits for every move.
+    pub exclusive: String,
 }
 
 /// An index of the table, in one database's SQL.
@@ -65,6 +112,7 @@ impl Statements {
     pub(super) fn pinned(self) -> Vec<(&'static str, String)> {
         let Statements {
             create_table,
+            columns,
             indexes,
             load,
             insert,
@@ -75,8 +123,17 @@ impl Statements {
             version,
             version_locked,
             remove_expired,
+            records_of,
+            delete_owned,
+            delete_owned_except,
+            owner_lock,
         } = self;
         let mut pinned = vec![("create_table", create_table)];
+        for Column { name, find, add } in columns {
+            pinned.push(("column name", name.to_owned()));
+            pinned.push(("column find", find));
+            pinned.push(("column add", add));
+        }
         for Index {
             column,
             name,
@@ -99,7 +156,20 @@ impl Statements {
             ("version", version),
             ("version_locked", version_locked),
             ("remove_expired", remove_expired),
+            ("records_of", records_of),
+            ("delete_owned", delete_owned),
         ]);
+        match delete_owned_except {
+            DeleteOwned::Returning(sql) => pinned.push(("delete_owned_except", sql)),
+            DeleteOwned::ExpiredFirst { expired, rest } => {
+                pinned.push(("delete_owned_except expired", expired));
+                pinned.push(("delete_owned_except rest", rest));
+            }
+        }
+        if let Some(OwnerLock { shared, exclusive }) = owner_lock {
+            pinned.push(("owner_lock shared", shared));
+            pinned.push(("owner_lock exclusive", exclusive));
+        }
         pinned
     }
 }

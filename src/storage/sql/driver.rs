@@ -19,6 +19,8 @@ pub enum Param<'a> {
     Int(i64),
     /// A nullable `BIGINT`: an `expires_at`.
     NullableInt(Option<i64>),
+    /// A nullable text: an `owner`.
+    NullableText(Option<&'a str>),
 }
 
 /// Runs a statement and reads a column on a sqlx database. It exists so that the sqlx
@@ -42,11 +44,24 @@ pub trait Driver: Database {
         params: &[Param<'_>],
     ) -> impl Future<Output = Result<Option<Self::Row>, sqlx::Error>> + Send;
 
+    /// Runs `sql` with `params` on `connection` and returns every row.
+    fn fetch_all(
+        connection: &mut Self::Connection,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send;
+
     /// Column `index` of `row`, a `BIGINT`.
     fn int(row: &Self::Row, index: usize) -> Result<i64, sqlx::Error>;
 
     /// Column `index` of `row`, bytes or `NULL`.
     fn nullable_bytes(row: &Self::Row, index: usize) -> Result<Option<Vec<u8>>, sqlx::Error>;
+
+    /// Column `index` of `row`, a nullable `BIGINT`.
+    fn nullable_int(row: &Self::Row, index: usize) -> Result<Option<i64>, sqlx::Error>;
+
+    /// Column `index` of `row`, text: an `id`.
+    fn text(row: &Self::Row, index: usize) -> Result<String, sqlx::Error>;
 }
 
 impl<DB> Driver for DB
@@ -58,6 +73,8 @@ where
     for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
     for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
@@ -69,6 +86,7 @@ where
                 Param::Bytes(bytes) => query.bind(bytes),
                 Param::Int(int) => query.bind(int),
                 Param::NullableInt(int) => query.bind(int),
+                Param::NullableText(text) => query.bind(text),
             },
         )
     }
@@ -89,11 +107,27 @@ where
         connection.fetch_optional(Self::query(sql, params))
     }
 
+    fn fetch_all(
+        connection: &mut DB::Connection,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> impl Future<Output = Result<Vec<DB::Row>, sqlx::Error>> + Send {
+        connection.fetch_all(Self::query(sql, params))
+    }
+
     fn int(row: &DB::Row, index: usize) -> Result<i64, sqlx::Error> {
         row.try_get(index)
     }
 
     fn nullable_bytes(row: &DB::Row, index: usize) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        row.try_get(index)
+    }
+
+    fn nullable_int(row: &DB::Row, index: usize) -> Result<Option<i64>, sqlx::Error> {
+        row.try_get(index)
+    }
+
+    fn text(row: &DB::Row, index: usize) -> Result<String, sqlx::Error> {
         row.try_get(index)
     }
 }

@@ -1,10 +1,12 @@
 //! SQL storages over sqlx pools: PostgreSQL, MySQL/MariaDB and SQLite.
 //!
-//! The three share everything but their SQL: a table `(id, data, version, expires_at)` where
-//! `id` is the [`id_digest`](super::id_digest) of the session id (never the id), `data` the
-//! bytes of [`Record::encode`](super::Record::encode), `version` a random `BIGINT` that every
-//! write changes, and `expires_at` milliseconds since the Unix epoch (`NULL`: no expiry),
-//! indexed for [`remove_expired`](super::ServerStorage::remove_expired).
+//! The three share everything but their SQL: a table `(id, data, version, expires_at, owner)`
+//! where `id` is the [`id_digest`](super::id_digest) of the session id (never the id), `data`
+//! the bytes of [`Record::encode`](super::Record::encode), `version` a random `BIGINT` that
+//! every write changes, `expires_at` milliseconds since the Unix epoch (`NULL`: no expiry),
+//! indexed for [`remove_expired`](super::ServerStorage::remove_expired), and `owner` the
+//! record's [`owner`](super::Record::owner) (`NULL`: none), indexed for
+//! [`SessionIndex`](super::SessionIndex).
 //!
 //! So one generic [`SqlBackend`] holds the logic, and each database gives only its
 //! [`Dialect`]: the statements, and how sqlx reports the rows a statement wrote.
@@ -14,6 +16,7 @@ mod dialect;
 mod driver;
 #[cfg(feature = "mysql")]
 mod mysql;
+mod owners;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod schema;
@@ -56,10 +59,13 @@ mod tests {
         }
     }
 
-    /// The DDL that `migrate` may run: the table, then its indexes.
+    /// The DDL that `migrate` may run: the table, the columns an older table lacks, then
+    /// the indexes.
     fn migration(statements: Statements) -> Vec<String> {
+        let columns = statements.columns.into_iter().map(|column| column.add);
         let indexes = statements.indexes.into_iter().map(|index| index.create);
         std::iter::once(statements.create_table)
+            .chain(columns)
             .chain(indexes)
             .collect()
     }

@@ -3,7 +3,8 @@
 use sqlx::mysql::{MySql, MySqlQueryResult};
 
 use super::backend::SqlBackend;
-use super::dialect::{Dialect, Index, Statements};
+use super::dialect::{Column, DeleteOwned, Dialect, Index, Statements};
+use super::owners::MAX_OWNER_LEN;
 use super::schema::index_name;
 use crate::storage::ServerStorage;
 
@@ -17,13 +18,25 @@ pub type MySqlStorage = ServerStorage<MySqlBackend>;
 
 impl Dialect for MySql {
     fn statements(table: &str) -> Statements {
-        let columns = format!("INTO {table} (id, data, version, expires_at) VALUES (?, ?, ?, ?)");
+        let columns =
+            format!("INTO {table} (id, data, version, expires_at, owner) VALUES (?, ?, ?, ?, ?)");
+        // Bytes, compared byte for byte: a text collation would take `Ann` or `ann ` for
+        // `ann`; any InnoDB row format indexes MAX_OWNER_LEN bytes whole.
         Statements {
             create_table: format!(
                 "CREATE TABLE IF NOT EXISTS {table} (id VARCHAR(64) NOT NULL PRIMARY KEY, \
-                 data LONGBLOB NOT NULL, version BIGINT NOT NULL, expires_at BIGINT NULL)"
+                 data LONGBLOB NOT NULL, version BIGINT NOT NULL, expires_at BIGINT NULL, \
+                 owner VARBINARY({MAX_OWNER_LEN}) NULL)"
             ),
-            indexes: vec![index(table, "expires_at")],
+            columns: vec![Column {
+                name: "owner",
+                find: format!("SHOW COLUMNS FROM {table} WHERE Field = 'owner'"),
+                // MySQL has no `ADD COLUMN IF NOT EXISTS` (MariaDB has).
+                add: format!(
+                    "ALTER TABLE {table} ADD COLUMN owner VARBINARY({MAX_OWNER_LEN}) NULL"
+                ),
+            }],
+            indexes: vec![index(table, "expires_at"), index(table, "owner")],
             load: format!(
                 "SELECT version, CAST(LENGTH(data) AS SIGNED), \
                  CASE WHEN LENGTH(data) <= ? THEN data END FROM {table} WHERE id = ?"
@@ -32,18 +45,33 @@ impl Dialect for MySql {
             // a duplicate id is the unique violation the backend catches.
             insert: format!("INSERT {columns}"),
             update: format!(
-                "UPDATE {table} SET data = ?, version = ?, expires_at = ? \
+                "UPDATE {table} SET data = ?, version = ?, expires_at = ?, owner = ? \
                  WHERE id = ? AND version = ?"
             ),
             upsert: format!(
                 "INSERT {columns} ON DUPLICATE KEY UPDATE data = VALUES(data), \
-                 version = VALUES(version), expires_at = VALUES(expires_at)"
+                 version = VALUES(version), expires_at = VALUES(expires_at), \
+                 owner = VALUES(owner)"
             ),
             delete_version: format!("DELETE FROM {table} WHERE id = ? AND version = ?"),
             delete_any: format!("DELETE FROM {table} WHERE id = ?"),
             version: format!("SELECT version FROM {table} WHERE id = ?"),
             version_locked: format!("SELECT version FROM {table} WHERE id = ? FOR UPDATE"),
             remove_expired: format!("DELETE FROM {table} WHERE expires_at <= ?"),
+            records_of: format!(
+                "SELECT id, CASE WHEN LENGTH(data) <= ? THEN data END \
+                 FROM {table} WHERE owner = ? AND (expires_at IS NULL OR expires_at > ?)"
+            ),
+            delete_owned: format!("DELETE FROM {table} WHERE id = ? AND owner = ?"),
+            // MariaDB has `DELETE ... RETURNING`, MySQL has not.
+            delete_owned_except: DeleteOwned::ExpiredFirst {
+                expired: format!(
+                    "DELETE FROM {table} WHERE owner = ? AND id NOT IN (?, ?) AND expires_at <= ?"
+                ),
+                rest: format!("DELETE FROM {table} WHERE owner = ? AND id NOT IN (?, ?)"),
+            },
+            // InnoDB's DELETE reads the latest rows and waits for an uncommitted new one.
+            owner_lock: None,
         }
     }
 
@@ -79,7 +107,17 @@ mod tests {
             (
                 "create_table",
                 "CREATE TABLE IF NOT EXISTS app_sessions (id VARCHAR(64) NOT NULL PRIMARY KEY, \
-             data LONGBLOB NOT NULL, version BIGINT NOT NULL, expires_at BIGINT NULL)",
+             data LONGBLOB NOT NULL, version BIGINT NOT NULL, expires_at BIGINT NULL, \
+             owner VARBINARY(255) NULL)",
+            ),
+            ("column name", "owner"),
+            (
+                "column find",
+                "SHOW COLUMNS FROM app_sessions WHERE Field = 'owner'",
+            ),
+            (
+                "column add",
+                "ALTER TABLE app_sessions ADD COLUMN owner VARBINARY(255) NULL",
             ),
             ("index column", "expires_at"),
             ("index name", "sl_app_sessions_651e9353_expires_at"),
@@ -91,6 +129,16 @@ mod tests {
                 "index create",
                 "CREATE INDEX sl_app_sessions_651e9353_expires_at ON app_sessions (expires_at)",
             ),
+            ("index column", "owner"),
+            ("index name", "sl_app_sessions_651e9353_owner"),
+            (
+                "index find",
+                "SHOW INDEX FROM app_sessions WHERE Column_name = 'owner' AND Seq_in_index = 1",
+            ),
+            (
+                "index create",
+                "CREATE INDEX sl_app_sessions_651e9353_owner ON app_sessions (owner)",
+            ),
             (
                 "load",
                 "SELECT version, CAST(LENGTH(data) AS SIGNED), \
@@ -98,18 +146,19 @@ mod tests {
             ),
             (
                 "insert",
-                "INSERT INTO app_sessions (id, data, version, expires_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO app_sessions (id, data, version, expires_at, owner) \
+             VALUES (?, ?, ?, ?, ?)",
             ),
             (
                 "update",
-                "UPDATE app_sessions SET data = ?, version = ?, expires_at = ? \
+                "UPDATE app_sessions SET data = ?, version = ?, expires_at = ?, owner = ? \
              WHERE id = ? AND version = ?",
             ),
             (
                 "upsert",
-                "INSERT INTO app_sessions (id, data, version, expires_at) VALUES (?, ?, ?, ?) \
-             ON DUPLICATE KEY UPDATE data = VALUES(data), version = VALUES(version), \
-             expires_at = VALUES(expires_at)",
+                "INSERT INTO app_sessions (id, data, version, expires_at, owner) \
+             VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE data = VALUES(data), \
+             version = VALUES(version), expires_at = VALUES(expires_at), owner = VALUES(owner)",
             ),
             (
                 "delete_version",
@@ -124,6 +173,24 @@ mod tests {
             (
                 "remove_expired",
                 "DELETE FROM app_sessions WHERE expires_at <= ?",
+            ),
+            (
+                "records_of",
+                "SELECT id, CASE WHEN LENGTH(data) <= ? THEN data END FROM app_sessions \
+             WHERE owner = ? AND (expires_at IS NULL OR expires_at > ?)",
+            ),
+            (
+                "delete_owned",
+                "DELETE FROM app_sessions WHERE id = ? AND owner = ?",
+            ),
+            (
+                "delete_owned_except expired",
+                "DELETE FROM app_sessions WHERE owner = ? AND id NOT IN (?, ?) \
+             AND expires_at <= ?",
+            ),
+            (
+                "delete_owned_except rest",
+                "DELETE FROM app_sessions WHERE owner = ? AND id NOT IN (?, ?)",
             ),
         ];
         let pinned = MySql::statements("app_sessions").pinned();

@@ -1,10 +1,10 @@
-//! The table's indexes: the names they get, and how [`migrate`](SqlBackend::migrate) makes
-//! sure each one exists.
+//! The table's columns and indexes: the names the indexes get, and how
+//! [`migrate`](SqlBackend::migrate) makes sure each one exists.
 
 use sha2::{Digest, Sha256};
 
 use super::backend::SqlBackend;
-use super::dialect::{Dialect, Index};
+use super::dialect::{Column, Dialect, Index};
 use crate::Error;
 
 /// The longest identifier PostgreSQL keeps whole, in bytes (MySQL keeps 64, SQLite any).
@@ -31,14 +31,37 @@ pub(super) fn index_name(table: &str, column: &str) -> String {
 }
 
 impl<D: Dialect> SqlBackend<D> {
-    /// Creates the table if it does not exist, then each of its indexes it lacks.
+    /// Creates the table if it does not exist, then each of its columns and indexes it
+    /// lacks.
     pub(super) async fn migrate(&self) -> Result<(), Error> {
         let sql = self.sql()?;
         self.execute(&sql.create_table, &[]).await?;
+        for column in &sql.columns {
+            self.ensure_column(column).await?;
+        }
         for index in &sql.indexes {
             self.ensure_index(index).await?;
         }
         Ok(())
+    }
+
+    /// Adds `column` to a table made by an earlier version, which lacks it.
+    async fn ensure_column(&self, column: &Column) -> Result<(), Error> {
+        if self.fetch_optional(&column.find, &[]).await?.is_some() {
+            return Ok(());
+        }
+        let added = self.execute(&column.add, &[]).await;
+        // Looked for again whatever the outcome: a concurrent migrate may have added it
+        // (and failed this one, where there is no `IF NOT EXISTS`).
+        if self.fetch_optional(&column.find, &[]).await?.is_some() {
+            return Ok(());
+        }
+        added?;
+        Err(Error::Config(format!(
+            "{} has no column {} and adding it did nothing",
+            self.table(),
+            column.name
+        )))
     }
 
     /// Creates `index` unless the table has an index that starts with its column, whatever

@@ -27,9 +27,10 @@ impl<D: Dialect> ServerStorage<SqlBackend<D>> {
         self
     }
 
-    /// Creates the table if it does not exist yet, and its expiry index unless the table
-    /// has an index whose first column is `expires_at`, under any name (as tables made by
-    /// earlier versions have). Fails rather than return with no such index.
+    /// Creates the table if it does not exist yet, adds the `owner` column to a table made
+    /// by an earlier version, and creates the expiry and owner indexes unless the table has
+    /// an index whose first column is `expires_at` (or `owner`), under any name (as tables
+    /// made by earlier versions have). Fails rather than return with no such index.
     pub async fn migrate(&self) -> Result<(), Error> {
         self.backend().migrate().await
     }

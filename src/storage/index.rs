@@ -127,7 +127,7 @@ pub trait OwnerIndexBackend: SessionBackend {
 /// caught by one is deleted by the next, and new logins of the owner cannot keep it busy.
 const MAX_DELETE_ROUNDS: usize = 8;
 
-async fn delete_all_owned_in_rounds<B: OwnerIndexBackend + ?Sized>(
+pub(crate) async fn delete_all_owned_in_rounds<B: OwnerIndexBackend + ?Sized>(
     backend: &B,
     owner: &str,
     except: &[SessionHandle],

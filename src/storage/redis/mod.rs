@@ -8,6 +8,7 @@ mod backend;
 mod cluster;
 mod connect;
 mod connection;
+mod owners;
 mod refusal;
 mod replicas;
 mod scripts;

@@ -1,0 +1,277 @@
+//! The owner index of [`RedisBackend`]: per owner a sorted set of its sessions' handles,
+//! scored by their expiry, kept by the scripts that write and delete sessions, so that
+//! [`RedisStorage`](super::RedisStorage) implements [`SessionIndex`](crate::SessionIndex).
+
+use std::time::Duration;
+
+use redis::Value;
+
+use super::backend::{MAX_TTL, RedisBackend, Written, add_script_call, script_call};
+use super::scripts::{DELETE_ALL_OWNED, DELETE_OWNED, INDEX, LIST, LOAD, UNINDEX};
+use crate::storage::{OwnerIndexBackend, Record, Versioned, delete_all_owned_in_rounds, id_digest};
+use crate::{Error, SessionHandle};
+
+/// How many listings [`RedisBackend::delete_all_owned`] makes on a single server: each
+/// catches the sessions that came or moved meanwhile, and new logins cannot keep it busy.
+const MAX_DELETE_ROUNDS: usize = 8;
+
+/// How far a Cluster's index entry may outlive its session beyond the time the record's
+/// write may take: the two are on different nodes, whose clocks may differ by this much.
+const CLUSTER_CLOCK_SKEW: Duration = Duration::from_secs(1);
+
+/// What a script that writes or deletes a session answered.
+pub(super) enum Answer {
+    /// 1 done, 0 not met, -1 (a move) the old key changed.
+    Code(i64),
+    /// Done, and the record was this owner's (its digest) before: its entry must go.
+    Owner(String),
+}
+
+impl Answer {
+    pub fn of(value: &Value) -> Result<Answer, Error> {
+        match value {
+            Value::Int(code) => Ok(Answer::Code(*code)),
+            Value::BulkString(digest) => match std::str::from_utf8(digest) {
+                Ok(digest) => Ok(Answer::Owner(digest.to_owned())),
+                Err(_) => Err(Error::backend("an owner digest that is not text")),
+            },
+            _ => Err(Error::backend("an unexpected answer to a write script")),
+        }
+    }
+
+    pub fn code(&self) -> i64 {
+        match self {
+            Answer::Code(code) => *code,
+            Answer::Owner(_) => 1,
+        }
+    }
+}
+
+/// The handle of the session under `key`: the digest after the prefix.
+pub(super) fn handle_of<'k>(key: &'k str, prefix: &str) -> &'k str {
+    &key[prefix.len()..]
+}
+
+impl RedisBackend {
+    /// The key of the set of the owner whose digest is `owner`: the owner is hashed, so
+    /// that keys stay short, hold no e-mail address or user name, and no `{`/`}` in it
+    /// can act as a Cluster hash tag.
+    pub(super) fn owner_key(&self, owner: &str) -> String {
+        format!("{}owner:{owner}", self.prefix())
+    }
+
+    /// The session key named by a handle.
+    fn handle_key(&self, handle: &str) -> String {
+        format!("{}{handle}", self.prefix())
+    }
+
+    /// Whether writes may be refused halfway and run their steps on different nodes.
+    fn split_steps(&self) -> bool {
+        self.is_cluster()
+    }
+
+    /// Whether a write took effect, after it removed the entry of the owner the record had
+    /// before (which the write answered).
+    pub(super) async fn after_write(
+        &self,
+        written: Written<Value>,
+        key: &str,
+    ) -> Result<bool, Error> {
+        let answer = Answer::of(&written.answer)?;
+        let wrote = answer.code() == 1;
+        self.replicated(written, wrote)?;
+        if let Answer::Owner(previous) = answer {
+            self.unindex_after(&previous, key).await;
+        }
+        Ok(wrote)
+    }
+
+    /// Adds the entry of a session to its owner's set before its record is written (a
+    /// Cluster), scored past the record's expiry by the time the record's write may take.
+    pub(super) async fn index_first(
+        &self,
+        owner: &str,
+        handle: &str,
+        ttl_ms: u64,
+    ) -> Result<(), Error> {
+        let set = self.owner_key(owner);
+        let margin = self
+            .write_timeout()
+            .saturating_add(CLUSTER_CLOCK_SKEW)
+            .min(MAX_TTL)
+            .as_millis() as u64;
+        let args = (handle, ttl_ms, margin);
+        let call = |in_full| script_call(&INDEX, in_full, &[&set], &args);
+        let written: Written<Value> = self.write(&set, call, true).await?;
+        self.replicated(written, true)?;
+        Ok(())
+    }
+
+    /// Removes the entry of the session under `key` from the set of the owner it no longer
+    /// has (its digest), after its record changed. A failure leaves a stale entry, which
+    /// listings skip, so it is logged rather than failing a save that took effect.
+    pub(super) async fn unindex_after(&self, owner: &str, key: &str) {
+        let handle = handle_of(key, self.prefix());
+        if let Err(error) = self.unindex(owner, &[handle]).await {
+            tracing::warn!(%error, "session storage: a stale Redis owner index entry is left");
+        }
+    }
+
+    /// Removes the entries of `handles` from the set of `owner` (a digest): on a single
+    /// server only those whose session is not the owner's, checked in the same step.
+    async fn unindex(&self, owner: &str, handles: &[&str]) -> Result<(), Error> {
+        let set = self.owner_key(owner);
+        let mut keys = vec![set.clone()];
+        if !self.split_steps() {
+            keys.extend(handles.iter().map(|handle| self.handle_key(handle)));
+        }
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let args = (owner, handles);
+        let call = |in_full| script_call(&UNINDEX, in_full, &keys, &args);
+        self.link_send(&set, call).await?;
+        Ok(())
+    }
+
+    /// The handles of the live entries of `owner`'s set (its digest).
+    async fn listed(&self, owner: &str) -> Result<Vec<String>, Error> {
+        let set = self.owner_key(owner);
+        self.eval(&LIST, &[&set], Vec::<String>::new()).await
+    }
+
+    /// The records under `keys`, each read as [`load`](crate::storage::SessionBackend::load)
+    /// reads one: in one pipeline on a single server, side by side on a Cluster.
+    async fn load_keys(
+        &self,
+        keys: Vec<String>,
+    ) -> Result<Vec<Result<Option<Versioned>, Error>>, Error> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !self.split_steps() {
+            let limit = self.max_record_size();
+            let build = |in_full| {
+                let mut commands = redis::pipe();
+                for key in &keys {
+                    add_script_call(&mut commands, &LOAD, in_full, &[key], &limit);
+                }
+                commands
+            };
+            let answers = self.link_send(&keys[0], build).await?;
+            return Ok(keys
+                .iter()
+                .zip(answers)
+                .map(|(key, answer)| self.loaded(key, answer))
+                .collect());
+        }
+        let mut reads = tokio::task::JoinSet::new();
+        for (at, key) in keys.into_iter().enumerate() {
+            let backend = self.clone();
+            reads.spawn(async move {
+                let answer = backend
+                    .eval(&LOAD, &[&key], backend.max_record_size())
+                    .await;
+                (at, answer.and_then(|answer| backend.loaded(&key, answer)))
+            });
+        }
+        let mut loaded: Vec<Option<Result<Option<Versioned>, Error>>> = Vec::new();
+        loaded.resize_with(reads.len(), || None);
+        while let Some(read) = reads.join_next().await {
+            let (at, read) =
+                read.map_err(|e| Error::backend(format!("a read task failed: {e}")))?;
+            loaded[at] = Some(read);
+        }
+        Ok(loaded.into_iter().flatten().collect())
+    }
+}
+
+/// Every listing verifies each record's owner, so an entry may be stale (its session gone
+/// or another owner's) but a live owned session is never missing: every write that makes
+/// a session an owner's adds its entry in the same script (single server) or before it (a
+/// Cluster), and an entry goes in the same script as its session or after it.
+impl OwnerIndexBackend for RedisBackend {
+    async fn records_of(&self, owner: &str) -> Result<Vec<(SessionHandle, Record)>, Error> {
+        let digest = id_digest(owner);
+        let handles = self.listed(&digest).await?;
+        let keys = handles
+            .iter()
+            .map(|handle| self.handle_key(handle))
+            .collect();
+        let loaded = self.load_keys(keys).await?;
+        let mut records = Vec::with_capacity(handles.len());
+        let mut stale = Vec::new();
+        for (handle, loaded) in handles.iter().zip(loaded) {
+            match (handle.parse::<SessionHandle>(), loaded) {
+                (Ok(parsed), Ok(Some(Versioned { record, .. })))
+                    if record.owner.as_deref() == Some(owner) =>
+                {
+                    records.push((parsed, record));
+                }
+                // Unreadable: neither listed nor dropped, as its owner is unknown.
+                (Ok(_), Err(Error::Corrupt { .. })) => {}
+                (_, Err(error)) => return Err(error),
+                _ => stale.push(handle.as_str()),
+            }
+        }
+        // On a Cluster a stale entry cannot be told from one written just before its
+        // record, so it is left to expire with the session it named.
+        if !stale.is_empty() && !self.split_steps() {
+            self.unindex(&digest, &stale).await?;
+        }
+        Ok(records)
+    }
+
+    async fn delete_owned(&self, owner: &str, handle: &SessionHandle) -> Result<bool, Error> {
+        let digest = id_digest(owner);
+        let key = self.handle_key(handle.as_str());
+        let set = self.owner_key(&digest);
+        let args = (&digest, handle.as_str());
+        let keys: Vec<&str> = if self.split_steps() {
+            vec![&key]
+        } else {
+            vec![&key, &set]
+        };
+        let call = |in_full| script_call(&DELETE_OWNED, in_full, &keys, &args);
+        // Not sent again: a second run would find the session gone and answer "not ended".
+        let written: Written<i64> = self.write(&key, call, false).await?;
+        let deleted = written.answer == 1;
+        self.replicated(written, deleted)?;
+        if deleted && self.split_steps() {
+            self.unindex_after(&digest, &key).await;
+        }
+        Ok(deleted)
+    }
+
+    async fn delete_all_owned(&self, owner: &str, except: &[SessionHandle]) -> Result<u64, Error> {
+        if self.split_steps() {
+            return delete_all_owned_in_rounds(self, owner, except).await;
+        }
+        let digest = id_digest(owner);
+        let set = self.owner_key(&digest);
+        let mut ended = 0;
+        for _ in 0..MAX_DELETE_ROUNDS {
+            let listed = self.listed(&digest).await?;
+            let left: Vec<&str> = listed
+                .iter()
+                .map(String::as_str)
+                .filter(|handle| !except.iter().any(|spared| spared.as_str() == *handle))
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            let mut keys = vec![set.clone()];
+            keys.extend(left.iter().map(|handle| self.handle_key(handle)));
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let spared: Vec<&str> = except.iter().map(SessionHandle::as_str).collect();
+            let args = (&digest, left.len(), &left, &spared);
+            let call = |in_full| script_call(&DELETE_ALL_OWNED, in_full, &keys, &args);
+            let written: Written<(u64, u64)> = self.write(&set, call, false).await?;
+            let (deleted, others) = written.answer;
+            self.replicated(written, deleted > 0)?;
+            ended += deleted;
+            if others == 0 {
+                break;
+            }
+        }
+        Ok(ended)
+    }
+}

@@ -1517,3 +1517,28 @@ async fn an_owned_save_is_one_round_trip_and_a_listing_two() {
     assert_eq!(end_all, 2, "a listing, then one script deletes them all");
     assert_eq!(end_all_commands, counts(&[("evalsha", 2)]));
 }
+
+/// A Redis that may evict keys could evict an owner's set while its sessions live: the
+/// first listing says so in the log, and a Redis that never evicts gets no warning.
+#[tokio::test]
+async fn a_redis_that_evicts_keys_is_warned_of() {
+    use common::logs::Captured;
+    use common::servers::start_redis_with;
+    use session_layer::SessionIndex;
+    let (logs, _guard) = Captured::start();
+    for (policy, warned) in [("allkeys-lru", true), ("noeviction", false)] {
+        let server = start_redis_with(&["--maxmemory-policy", policy]);
+        let url = format!("redis://127.0.0.1:{}", server.port);
+        let storage = RedisStorage::connect(&url).await.unwrap();
+        let before = logs.text().len();
+        storage.sessions_of("ann").await.unwrap();
+        storage.sessions_of("ann").await.unwrap();
+        let logged = logs.text()[before..].to_owned();
+        assert_eq!(
+            logged.matches("may evict keys").count(),
+            usize::from(warned),
+            "{policy}: {logged}"
+        );
+        assert!(!warned || logged.contains(policy), "{logged}");
+    }
+}

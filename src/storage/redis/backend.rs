@@ -1,6 +1,7 @@
 //! [`RedisBackend`]: a session's load, store and delete as Lua scripts on its key.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::{FromRedisValue, Pipeline, RedisWrite, ToRedisArgs, Value};
@@ -36,6 +37,8 @@ pub struct RedisBackend {
     prefix: Arc<str>,
     response_timeout: Duration,
     max_record_size: usize,
+    /// Whether the server's eviction policy was looked at (see `owners.rs`).
+    eviction_checked: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -68,6 +71,7 @@ impl RedisBackend {
             prefix: Arc::from(DEFAULT_PREFIX),
             response_timeout,
             max_record_size: DEFAULT_MAX_RECORD_SIZE,
+            eviction_checked: Arc::default(),
         }
     }
 
@@ -184,6 +188,11 @@ impl RedisBackend {
         self.link
             .send(key, build, true, self.response_timeout)
             .await
+    }
+
+    /// Whether this is the first call, for a check made once per backend and its clones.
+    pub(super) fn first_time_checking_eviction(&self) -> bool {
+        !self.eviction_checked.swap(true, Ordering::Relaxed)
     }
 
     /// The largest record a read accepts.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use redis::Value;
+use redis::{FromRedisValue, Value};
 
 use super::backend::{MAX_TTL, RedisBackend, Written, add_script_call, script_call};
 use super::scripts::{DELETE_ALL_OWNED, DELETE_OWNED, INDEX, LIST, LOAD, UNINDEX};
@@ -135,7 +135,43 @@ impl RedisBackend {
     /// The handles of the live entries of `owner`'s set (its digest).
     async fn listed(&self, owner: &str) -> Result<Vec<String>, Error> {
         let set = self.owner_key(owner);
+        if self.first_time_checking_eviction() {
+            self.warn_of_eviction(&set).await;
+        }
         self.eval(&LIST, &[&set], Vec::<String>::new()).await
+    }
+
+    /// Logs a warning when the server (the node of `key`) may evict keys: an evicted set
+    /// would let its owner's live sessions escape `end_sessions_of`. Looked at once, on the
+    /// first listing, since only the operator can change it; a server that refuses `INFO`
+    /// is left alone.
+    async fn warn_of_eviction(&self, key: &str) {
+        let info = |_| {
+            let mut commands = redis::pipe();
+            commands.cmd("INFO").arg("memory");
+            commands
+        };
+        let Ok(replies) = self.link_send(key, info).await else {
+            return;
+        };
+        let Some(text) = replies
+            .into_iter()
+            .next()
+            .and_then(|reply| String::from_redis_value(reply).ok())
+        else {
+            return;
+        };
+        let policy = text
+            .lines()
+            .find_map(|line| line.strip_prefix("maxmemory_policy:"))
+            .map(str::trim);
+        if let Some(policy) = policy.filter(|policy| *policy != "noeviction") {
+            tracing::warn!(
+                policy,
+                "session storage: this Redis may evict keys; an evicted owner set lets its \
+                 sessions escape end_sessions_of (set maxmemory-policy noeviction)"
+            );
+        }
     }
 
     /// The records under `keys`, each read as [`load`](crate::storage::SessionBackend::load)
@@ -214,8 +250,12 @@ impl OwnerIndexBackend for RedisBackend {
         }
         // On a Cluster a stale entry cannot be told from one written just before its
         // record, so it is left to expire with the session it named.
-        if !stale.is_empty() && !self.split_steps() {
-            self.unindex(&digest, &stale).await?;
+        // A failed trim fails no listing: the entries stay stale, and the next one tries again.
+        if !stale.is_empty()
+            && !self.split_steps()
+            && let Err(error) = self.unindex(&digest, &stale).await
+        {
+            tracing::warn!(%error, "session storage: stale Redis owner index entries are left");
         }
         Ok(records)
     }

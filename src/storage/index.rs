@@ -30,8 +30,9 @@ pub struct SessionInfo {
 /// Lists and ends the sessions of one owner (see [`Session::set_owner`]): "where you are
 /// signed in", "sign out that device", "sign out everywhere else".
 ///
-/// Implemented by the storages that can find sessions by owner: today [`MemoryStorage`]
-/// (through [`OwnerIndexBackend`]). [`CookieStorage`](crate::CookieStorage) cannot: it keeps
+/// Implemented by the storages that can find sessions by owner (through
+/// [`OwnerIndexBackend`]): today [`MemoryStorage`] and, with the `redis` feature,
+/// `RedisStorage`. [`CookieStorage`](crate::CookieStorage) cannot: it keeps
 /// no server state.
 ///
 /// Ending is final, as [`Session::destroy`] is: a request that loaded a session before it

@@ -542,3 +542,84 @@ async fn through_the_layer_an_oversize_file_starts_a_fresh_session() {
     assert_eq!((status, body.as_str()), (StatusCode::OK, "1"));
     assert_ne!(fresh.as_deref(), Some(&*cookie), "a new cookie");
 }
+
+/// An owned session has an empty entry at `owners/<sha256 of owner>/<sha256 of id>`, which
+/// moves with a new id or owner and goes with the session.
+#[tokio::test]
+async fn the_owner_index_is_a_folder_of_handles_per_owner() {
+    let fs = TempFs::new(|s| s);
+    let session = fs.storage.read(None).await.unwrap();
+    session.set_owner("ann").unwrap();
+    let id = fs.storage.save(&session).await.unwrap().unwrap();
+    let entry = |owner: &str, id: &str| {
+        PathBuf::from("owners")
+            .join(hex_sha256(owner))
+            .join(hex_sha256(id))
+    };
+    let record = |id: &str| {
+        let hex = hex_sha256(id);
+        PathBuf::from(&hex[..2]).join(&hex[2..])
+    };
+    assert_eq!(
+        all_files(&fs.root()),
+        sorted([record(&id), entry("ann", &id)])
+    );
+    assert!(
+        std::fs::read(fs.root().join(entry("ann", &id)))
+            .unwrap()
+            .is_empty()
+    );
+
+    let session = fs.storage.read(Some(&id)).await.unwrap();
+    session.regenerate_id(true).unwrap();
+    session.set_owner("bob").unwrap();
+    let moved = fs.storage.save(&session).await.unwrap().unwrap();
+    assert_eq!(
+        all_files(&fs.root()),
+        sorted([record(&moved), entry("bob", &moved)])
+    );
+    assert!(!fs.root().join("owners").join(hex_sha256("ann")).exists());
+
+    session.destroy();
+    fs.storage.save(&session).await.unwrap();
+    assert_eq!(all_files(&fs.root()), Vec::<PathBuf>::new());
+    assert!(!fs.root().join("owners").join(hex_sha256("bob")).exists());
+}
+
+fn sorted<const N: usize>(paths: [PathBuf; N]) -> Vec<PathBuf> {
+    let mut paths = paths.to_vec();
+    paths.sort();
+    paths
+}
+
+/// Entries a write left behind when it failed between its entry and its record (one that
+/// names no record, one that names another owner's) are not listed, and the sweep removes
+/// them with their folder; a live entry stays.
+#[tokio::test]
+async fn the_sweep_removes_owner_entries_that_name_no_record_of_their_owner() {
+    use session_layer::SessionIndex;
+    let fs = TempFs::new(|s| s);
+    let ann = fs.storage.read(None).await.unwrap();
+    ann.set_owner("ann").unwrap();
+    let ann_id = fs.storage.save(&ann).await.unwrap().unwrap();
+    let bob = fs.storage.read(None).await.unwrap();
+    bob.set_owner("bob").unwrap();
+    let bob_id = fs.storage.save(&bob).await.unwrap().unwrap();
+    let ann_folder = fs.root().join("owners").join(hex_sha256("ann"));
+    let no_record = hex_sha256("an id that was never stored");
+    std::fs::write(ann_folder.join(&no_record), b"").unwrap();
+    std::fs::write(ann_folder.join(hex_sha256(&bob_id)), b"").unwrap();
+    let stale_folder = fs.root().join("owners").join(hex_sha256("carol"));
+    std::fs::create_dir_all(&stale_folder).unwrap();
+    std::fs::write(stale_folder.join(hex_sha256(&ann_id)), b"").unwrap();
+
+    let listed = fs.storage.sessions_of("ann").await.unwrap();
+    assert_eq!(listed.len(), 1, "only Ann's own session");
+    assert!(fs.storage.sessions_of("carol").await.unwrap().is_empty());
+    assert_eq!(fs.storage.remove_expired().await.unwrap(), 0);
+    let entries = |folder: &Path| std::fs::read_dir(folder).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(entries(&ann_folder), 1);
+    assert!(!stale_folder.exists());
+    assert_eq!(fs.storage.sessions_of("ann").await.unwrap().len(), 1);
+    assert_eq!(fs.storage.sessions_of("bob").await.unwrap().len(), 1);
+}

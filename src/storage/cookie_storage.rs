@@ -26,6 +26,12 @@ use crate::{Error, Session, SessionData};
 /// the session, one's changes are lost, and a request that was in flight during a logout can
 /// set the old session again. Use a server-side storage where that matters.
 ///
+/// For the same reason it cannot implement [`SessionIndex`](crate::SessionIndex): nothing
+/// on the server can list a user's sessions or end one. To sign a user out everywhere,
+/// keep a counter in the user's row, copy it into the session at login, and clear the
+/// session of any request whose copy differs from the row; incrementing the counter ends
+/// every session of that user at once.
+///
 /// ```
 /// use std::time::Duration;
 /// use session_layer::CookieStorage;

@@ -1,14 +1,17 @@
 //! Sessions as files, one per session.
 
+mod owners;
+
 use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    DEFAULT_MAX_RECORD_SIZE, Error, Expected, Record, ServerStorage, SessionBackend, Versioned,
-    id_digest, unix_now_ms,
+    DEFAULT_MAX_RECORD_SIZE, Error, Expected, OwnerIndexBackend, Record, ServerStorage,
+    SessionBackend, Versioned, id_digest, unix_now_ms,
 };
+use crate::SessionHandle;
 
 /// Sessions as files under a directory: for single-server deployments that must keep
 /// sessions across restarts.
@@ -29,6 +32,15 @@ use super::{
 /// and no sweep removes anything. Then run `remove_expired` now and then, from a task of
 /// your own (see its cost there), so that the directory holds the sessions of about one TTL
 /// and one sweep interval.
+///
+/// # Sessions of one owner
+///
+/// [`SessionIndex`](crate::SessionIndex) is implemented: an owned session also has an empty
+/// file at `dir/owners/<SHA-256 of the owner>/<its handle>`, written before its record and
+/// removed after it (with the owner's folder once it is empty), so a listing reads one
+/// folder and the records it names. An unowned session's save costs nothing more. Expired
+/// sessions leave their entries until `remove_expired` deletes both, and the sweep also
+/// removes entries that a write failing halfway left behind.
 ///
 /// Writes are conditional on the file's content as loaded, checked under an exclusive lock
 /// (`flock`) on the file's directory, so several processes may share one directory on a
@@ -80,8 +92,9 @@ impl FsStorage {
         &self.backend().dir
     }
 
-    /// Deletes every expired session file, and temporary files left by a crash; returns
-    /// how many files went. Run it now and then (say hourly) to reclaim disk space.
+    /// Deletes every expired session file (with its owner index entry), temporary files
+    /// left by a crash, and owner index entries that name no session of their owner;
+    /// returns how many session and temporary files went. Run it now and then (say hourly) to reclaim disk space.
     ///
     /// Its cost grows with every file in the directory, live ones included: each is opened,
     /// read and parsed once, and each expired one is read again under its bucket's lock
@@ -112,9 +125,8 @@ impl FsStorage {
     /// # }
     /// ```
     pub async fn remove_expired(&self) -> Result<usize, Error> {
-        let dir = Arc::clone(&self.backend().dir);
-        let limit = self.backend().max_record_size;
-        blocking(move || remove_expired_in(&dir, limit)).await
+        let backend = self.backend().clone();
+        blocking(move || backend.remove_expired()).await
     }
 }
 
@@ -128,9 +140,56 @@ pub struct FsBackend {
 }
 
 impl FsBackend {
-    fn path(&self, id: &str) -> PathBuf {
-        let hex = id_digest(id);
-        self.dir.join(&hex[..2]).join(&hex[2..])
+    /// The file of the session whose handle (the digest of its id) is `handle`.
+    fn path(&self, handle: &str) -> PathBuf {
+        self.dir.join(&handle[..2]).join(&handle[2..])
+    }
+
+    /// Writes `bytes`, the record of the session `handle` owned by `owner`, if what is
+    /// stored is what `expected` says; keeps the owner index in step.
+    fn write(
+        &self,
+        handle: &str,
+        bytes: &[u8],
+        owner: Option<&str>,
+        expected: Expected,
+    ) -> Result<bool, Error> {
+        let path = self.path(handle);
+        with_bucket_lock(&path, || {
+            let Some(replaced) = check(&path, expected, self.max_record_size)? else {
+                return Ok(false);
+            };
+            if let Some(owner) = owner {
+                owners::add(&self.dir, owner, handle)?;
+            }
+            write_file(&path, bytes, self.sync)?;
+            match replaced.owner {
+                Some(old) if Some(old.as_str()) != owner => {
+                    owners::remove(&self.dir, &old, handle)?;
+                }
+                _ => {}
+            }
+            Ok(true)
+        })
+    }
+
+    /// Deletes the record of the session `handle` if what is stored is what `expected`
+    /// says (and, with `owner`, if it is that owner's), and its owner index entry.
+    fn delete(&self, handle: &str, expected: Expected, owner: Option<&str>) -> Result<bool, Error> {
+        let path = self.path(handle);
+        with_bucket_lock(&path, || {
+            let Some(deleted) = check(&path, expected, self.max_record_size)? else {
+                return Ok(false);
+            };
+            if owner.is_some() && deleted.owner.as_deref() != owner {
+                return Ok(false);
+            }
+            remove_file(&path)?;
+            if let Some(old) = deleted.owner {
+                owners::remove(&self.dir, &old, handle)?;
+            }
+            Ok(true)
+        })
     }
 }
 
@@ -192,62 +251,51 @@ fn read_bounded(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Error> {
     Ok(Some(bytes))
 }
 
-/// Whether the file at `path` is what `expected` says.
-fn is_expected(path: &Path, expected: Expected, limit: usize) -> Result<bool, Error> {
-    if expected == Expected::Any {
-        return Ok(true);
-    }
+/// What a write that met its expectation replaces.
+struct Replaced {
+    /// The owner of the record replaced, if any.
+    owner: Option<String>,
+}
+
+/// Whether the file at `path` is what `expected` says: `None` when it is not, else what is
+/// there.
+fn check(path: &Path, expected: Expected, limit: usize) -> Result<Option<Replaced>, Error> {
     let stored = match read_bounded(path, limit) {
-        Ok(bytes) => bytes.map(|bytes| version_of(&bytes)),
+        Ok(bytes) => bytes,
         // Over the limit: never loaded, so no version a load gave out names it, and it is
-        // not absent either.
-        Err(Error::Corrupt { .. }) => return Ok(false),
+        // not absent either. Its owner's entry, if any, goes at the next sweep.
+        Err(Error::Corrupt { .. }) => {
+            return Ok((expected == Expected::Any).then_some(Replaced { owner: None }));
+        }
         Err(e) => return Err(e),
     };
-    Ok(expected.is_met_by(stored))
+    if !expected.is_met_by(stored.as_deref().map(version_of)) {
+        return Ok(None);
+    }
+    let owner = stored.as_deref().and_then(Record::owner_in);
+    Ok(Some(Replaced { owner }))
 }
 
-fn write_file(
-    path: &Path,
-    bytes: &[u8],
-    sync: bool,
-    expected: Expected,
-    limit: usize,
-) -> Result<bool, Error> {
-    with_bucket_lock(path, || {
-        if !is_expected(path, expected, limit)? {
-            return Ok(false);
+/// Puts `bytes` at `path` through a temporary file, under the bucket lock.
+fn write_file(path: &Path, bytes: &[u8], sync: bool) -> Result<(), Error> {
+    let temp = path.with_file_name(format!("{TEMP_PREFIX}{}", crate::session::generate_id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&temp)?;
+    let written = (|| {
+        file.write_all(bytes)?;
+        if sync {
+            file.sync_all()?;
         }
-        let temp = path.with_file_name(format!("{TEMP_PREFIX}{}", crate::session::generate_id()));
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&temp)?;
-        let written = (|| {
-            file.write_all(bytes)?;
-            if sync {
-                file.sync_all()?;
-            }
-            drop(file);
-            replace(&temp, path)
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&temp);
-        }
-        written?;
-        Ok(true)
-    })
-}
-
-fn delete_file(path: &Path, expected: Expected, limit: usize) -> Result<bool, Error> {
-    with_bucket_lock(path, || {
-        if !is_expected(path, expected, limit)? {
-            return Ok(false);
-        }
-        remove_file(path)?;
-        Ok(true)
-    })
+        drop(file);
+        replace(&temp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    Ok(written?)
 }
 
 /// Puts the file at `temp` in place of `path` atomically: a reader finds the old record or
@@ -293,46 +341,92 @@ fn remove_file(path: &Path) -> io::Result<()> {
     }
 }
 
-fn remove_expired_in(dir: &Path, limit: usize) -> Result<usize, Error> {
-    let now = unix_now_ms();
-    let mut removed = 0;
-    for bucket in std::fs::read_dir(dir)? {
-        let bucket = bucket?;
-        if !bucket.file_type()?.is_dir() {
-            continue;
-        }
-        for entry in std::fs::read_dir(bucket.path())? {
-            let entry = entry?;
-            let path = entry.path();
-            let is_temp = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
-            let gone = if is_temp {
-                // A write in progress renames its temporary file away at any moment.
-                let modified = match entry.metadata().and_then(|m| m.modified()) {
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    modified => modified?,
-                };
-                let stale = modified.elapsed().unwrap_or_default() > STALE_TEMP_AGE;
-                stale && remove_file(&path).map(|()| true)?
-            } else {
-                match read_file(&path, limit) {
-                    // Only if still this version: a save may have renewed it meanwhile.
-                    Ok(Some(stored)) if !stored.record.is_live(now, None) => {
-                        delete_file(&path, Expected::Version(stored.version), limit)?
-                    }
-                    // Live, gone, or corrupt or over the size limit (reported on read; left
-                    // for inspection).
-                    _ => false,
-                }
+impl FsBackend {
+    /// [`FsStorage::remove_expired`]: expired records, stale temporary files, then owner
+    /// index entries that name no record of their owner.
+    fn remove_expired(&self) -> Result<usize, Error> {
+        let now = unix_now_ms();
+        let mut removed = 0;
+        for bucket in std::fs::read_dir(&*self.dir)? {
+            let bucket = bucket?;
+            let name = bucket.file_name();
+            let Some(prefix) = name.to_str().filter(|n| is_bucket_name(n)) else {
+                continue;
             };
-            removed += usize::from(gone);
+            if !bucket.file_type()?.is_dir() {
+                continue;
+            }
+            for entry in std::fs::read_dir(bucket.path())? {
+                let entry = entry?;
+                let file_name = entry.file_name();
+                let file_name = file_name.to_string_lossy();
+                let gone = if file_name.starts_with(TEMP_PREFIX) {
+                    // A write in progress renames its temporary file away at any moment.
+                    let modified = match entry.metadata().and_then(|m| m.modified()) {
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        modified => modified?,
+                    };
+                    let stale = modified.elapsed().unwrap_or_default() > STALE_TEMP_AGE;
+                    stale && remove_file(&entry.path()).map(|()| true)?
+                } else {
+                    match read_file(&entry.path(), self.max_record_size) {
+                        // Only if still this version: a save may have renewed it meanwhile.
+                        Ok(Some(stored)) if !stored.record.is_live(now, None) => {
+                            let handle = format!("{prefix}{file_name}");
+                            let expected = Expected::Version(stored.version);
+                            self.delete(&handle, expected, None)?
+                        }
+                        // Live, gone, or corrupt or over the size limit (reported on read;
+                        // left for inspection).
+                        _ => false,
+                    }
+                };
+                removed += usize::from(gone);
+            }
         }
+        self.remove_stale_owner_entries()?;
+        Ok(removed)
     }
-    Ok(removed)
+
+    /// Removes the owner index entries whose session is gone or has another owner: what a
+    /// write that failed between the entry and the record left.
+    fn remove_stale_owner_entries(&self) -> Result<(), Error> {
+        let index = self.dir.join(owners::OWNERS);
+        let folders = match std::fs::read_dir(&index) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            folders => folders?,
+        };
+        for folder in folders {
+            let folder = folder?.path();
+            for handle in owners::handles_in(&folder)? {
+                let path = self.path(handle.as_str());
+                // Under the lock, as a write adds its entry before its record.
+                with_bucket_lock(&path, || {
+                    let owner = match read_bounded(&path, self.max_record_size) {
+                        Ok(bytes) => bytes.as_deref().and_then(Record::owner_in),
+                        // Left for inspection, with its entry.
+                        Err(Error::Corrupt { .. }) => return Ok(()),
+                        Err(e) => return Err(e),
+                    };
+                    if owner.is_none_or(|owner| owners::folder(&self.dir, &owner) != folder) {
+                        owners::remove_entry(&folder, handle.as_str())?;
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `name` is a bucket's: the first two hex digits of the digests in it.
+fn is_bucket_name(name: &str) -> bool {
+    name.len() == 2 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 impl SessionBackend for FsBackend {
     async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
-        let path = self.path(id);
+        let path = self.path(&id_digest(id));
         let limit = self.max_record_size;
         blocking(move || read_file(&path, limit)).await
     }
@@ -344,19 +438,44 @@ impl SessionBackend for FsBackend {
         _ttl: Option<Duration>,
         expected: Expected,
     ) -> Result<bool, Error> {
-        let path = self.path(id);
-        let bytes = record.encode();
-        let (sync, limit) = (self.sync, self.max_record_size);
-        blocking(move || write_file(&path, &bytes, sync, expected, limit)).await
+        let (backend, handle) = (self.clone(), id_digest(id));
+        let (bytes, owner) = (record.encode(), record.owner.clone());
+        blocking(move || backend.write(&handle, &bytes, owner.as_deref(), expected)).await
     }
 
     async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
-        let path = self.path(id);
-        let limit = self.max_record_size;
-        blocking(move || delete_file(&path, expected, limit)).await
+        let (backend, handle) = (self.clone(), id_digest(id));
+        blocking(move || backend.delete(&handle, expected, None)).await
     }
 
     fn limit_record_size(&mut self, bytes: usize) {
         self.max_record_size = bytes;
+    }
+}
+
+/// Deletes run under the bucket lock of the session they touch, as saves do; a listing reads
+/// without it, as a load does.
+impl OwnerIndexBackend for FsBackend {
+    async fn records_of(&self, owner: &str) -> Result<Vec<(SessionHandle, Record)>, Error> {
+        let (backend, owner) = (self.clone(), owner.to_owned());
+        blocking(move || {
+            let mut records = Vec::new();
+            for handle in owners::handles_in(&owners::folder(&backend.dir, &owner))? {
+                let path = backend.path(handle.as_str());
+                // Unreadable ones are left out of a listing, as a load starts afresh.
+                if let Ok(Some(stored)) = read_file(&path, backend.max_record_size)
+                    && stored.record.owner.as_deref() == Some(owner.as_str())
+                {
+                    records.push((handle, stored.record));
+                }
+            }
+            Ok(records)
+        })
+        .await
+    }
+
+    async fn delete_owned(&self, owner: &str, handle: &SessionHandle) -> Result<bool, Error> {
+        let (backend, owner, handle) = (self.clone(), owner.to_owned(), handle.clone());
+        blocking(move || backend.delete(handle.as_str(), Expected::Any, Some(&owner))).await
     }
 }

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::SystemTime;
 
-use super::{Record, SessionBackend, SessionStorage};
+use super::{Record, SessionBackend, SessionStorage, unix_now_ms};
 #[cfg(doc)]
 use super::{ServerStorage, Versioned};
 use crate::{Error, Session, SessionData, SessionHandle};
@@ -31,8 +31,8 @@ pub struct SessionInfo {
 /// signed in", "sign out that device", "sign out everywhere else".
 ///
 /// Implemented by the storages that can find sessions by owner (through
-/// [`OwnerIndexBackend`]): today [`MemoryStorage`] and, with the `redis` feature,
-/// `RedisStorage`. [`CookieStorage`](crate::CookieStorage) cannot: it keeps
+/// [`OwnerIndexBackend`]): [`MemoryStorage`], [`FsStorage`](crate::FsStorage) and, with the
+/// `redis` feature, `RedisStorage`. [`CookieStorage`](crate::CookieStorage) cannot: it keeps
 /// no server state.
 ///
 /// Ending is final, as [`Session::destroy`] is: a request that loaded a session before it
@@ -112,7 +112,7 @@ pub trait OwnerIndexBackend: SessionBackend {
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
     /// Deletes every record of `owner` whose handle is not in `except`, and returns how
-    /// many went. Override it where the store can do it in one step; the default lists
+    /// many of them had not expired. Override it where the store can do it in one step; the default lists
     /// and deletes until a listing finds nothing more to delete, so that a session moved
     /// to a new id ([`Session::regenerate_id`]) meanwhile is caught under its new id.
     fn delete_all_owned(
@@ -135,17 +135,19 @@ pub(crate) async fn delete_all_owned_in_rounds<B: OwnerIndexBackend + ?Sized>(
 ) -> Result<u64, Error> {
     let mut ended = 0;
     for _ in 0..MAX_DELETE_ROUNDS {
+        let now = unix_now_ms();
         let mut left = Vec::new();
-        for (handle, _) in backend.records_of(owner).await? {
+        for (handle, record) in backend.records_of(owner).await? {
             if !except.contains(&handle) {
-                left.push(handle);
+                left.push((handle, record.is_live(now, None)));
             }
         }
         if left.is_empty() {
             break;
         }
-        for handle in &left {
-            if backend.delete_owned(owner, handle).await? {
+        for (handle, live) in &left {
+            // An expired record goes too, but it was no session to end.
+            if backend.delete_owned(owner, handle).await? && *live {
                 ended += 1;
             }
         }

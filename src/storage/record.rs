@@ -51,6 +51,17 @@ impl Record {
         serde_json::from_slice(bytes).map_err(|e| Error::corrupt(name, json_error_summary(&e)))
     }
 
+    /// The owner of the record encoded in `bytes`, read without decoding its data; `None`
+    /// for an unowned record or bytes that are not a record.
+    pub(crate) fn owner_in(bytes: &[u8]) -> Option<String> {
+        #[derive(Deserialize)]
+        struct OwnerOnly {
+            #[serde(rename = "o")]
+            owner: Option<String>,
+        }
+        serde_json::from_slice::<OwnerOnly>(bytes).ok()?.owner
+    }
+
     /// Refuses a stored record of `size` bytes over `limit`
     /// ([`SessionBackend::limit_record_size`](super::SessionBackend::limit_record_size)) as
     /// corrupt, so that the layer starts a fresh session instead of loading it.

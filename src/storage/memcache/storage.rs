@@ -45,6 +45,12 @@ const DEFAULT_POOL_SIZE: usize = 4;
 /// a broken connection is dropped and the next request opens a new one, so requests succeed
 /// again by themselves once a server is back.
 ///
+/// It does not implement [`SessionIndex`](crate::SessionIndex): Memcached has no secondary
+/// index and evicts any item without notice, so an index of an owner's sessions kept as an
+/// item could vanish while the sessions live on, and they would escape
+/// [`end_sessions_of`](crate::SessionIndex::end_sessions_of) unnoticed. Keep sessions that
+/// must be listed or ended by user in Redis or SQL (the storage guide says more).
+///
 /// ```no_run
 /// use std::time::Duration;
 /// use session_layer::MemcacheStorage;

@@ -509,9 +509,9 @@ async fn the_owner_index_in_a_cluster() {
     let _: () = redis_cmd(&mut raw, "DEL", storage.key_for(&cookies[2])).await;
 }
 
-/// Counted on every node: an owned save is the entry then the record (two commands, one
-/// after the other); an unowned one is the record only; a listing is the set, then the
-/// records side by side.
+/// Counted on every node: an owned save is the record then its entry rescored (two
+/// commands, one after the other); an unowned one is the record only; a listing is the
+/// set, then the records side by side.
 #[tokio::test]
 async fn an_owned_save_in_a_cluster_is_two_commands() {
     use session_layer::SessionIndex;

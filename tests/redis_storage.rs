@@ -1445,7 +1445,7 @@ async fn nothing_of_an_owner_is_left_once_its_sessions_expired() {
 async fn an_owned_save_is_one_round_trip_and_a_listing_two() {
     use common::proxy::LatencyProxy;
     use session_layer::SessionIndex;
-    const LATENCY: Duration = Duration::from_millis(40);
+    const LATENCY: Duration = Duration::from_millis(100);
     let server = start_redis();
     let url = format!("redis://127.0.0.1:{}", server.port);
     let proxy = LatencyProxy::start(([127, 0, 0, 1], server.port).into(), LATENCY);

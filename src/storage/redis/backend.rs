@@ -250,7 +250,7 @@ pub(super) fn add_script_call(
 /// What the scripts that write take after the expectation: the new version, the record and
 /// its TTL in milliseconds (0: none), three arguments in this order.
 pub(super) struct WriteArgs {
-    version: u64,
+    pub version: u64,
     record: Vec<u8>,
     pub ttl_ms: u64,
 }
@@ -312,19 +312,13 @@ impl SessionBackend for RedisBackend {
         };
         let owner = id_digest(owner);
         let handle = handle_of(&key, &self.prefix);
-        let written: Written<Value> = if self.is_cluster() {
-            // The owner's set is in another slot: its entry first, so that no live owned
-            // session is ever missing from it.
-            self.index_first(&owner, handle, args.1.ttl_ms).await?;
-            let args = (&args, &owner);
-            let call = |in_full| script_call(&STORE, in_full, &[&key], &args);
-            self.write(&key, call, true).await?
-        } else {
-            let set = self.owner_key(&owner);
-            let args = (&args, &owner, handle);
-            let call = |in_full| script_call(&STORE, in_full, &[&key, &set], &args);
-            self.write(&key, call, true).await?
-        };
+        if self.is_cluster() {
+            return self.store_owned_in_steps(&key, &owner, &args).await;
+        }
+        let set = self.owner_key(&owner);
+        let args = (&args, &owner, handle);
+        let call = |in_full| script_call(&STORE, in_full, &[&key, &set], &args);
+        let written: Written<Value> = self.write(&key, call, true).await?;
         self.after_write(written, &key).await
     }
 

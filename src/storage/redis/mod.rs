@@ -78,8 +78,9 @@ use super::{Error, Record, id_digest};
 /// expire with its newest session, so nothing of an owner outlives its sessions. An owned
 /// session's hash also holds its owner's digest in field `o`. On a single server (or with
 /// Sentinel) an owned save stays one script, which writes the record and its entry; on a
-/// Cluster, where the two are in different slots, the entry is written first, then the
-/// record. A save that changes or clears the owner, and the destroy of an owned session,
+/// Cluster, where the two are in different slots, it is two: a new session's entry, then
+/// its record; a saved session's record (only over one of the same owner), then its entry
+/// rescored to the new expiry. A save that changes or clears the owner, and the destroy of an owned session,
 /// take one more script, which removes the former owner's entry. A listing reads the set,
 /// then every record (in one pipeline on a single server), and lists only the records that
 /// are still the owner's.

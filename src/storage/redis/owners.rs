@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use redis::{FromRedisValue, Value};
 
-use super::backend::{MAX_TTL, RedisBackend, Written, add_script_call, script_call};
-use super::scripts::{DELETE_ALL_OWNED, DELETE_OWNED, INDEX, LIST, LOAD, UNINDEX};
+use super::backend::{MAX_TTL, RedisBackend, WriteArgs, Written, add_script_call, script_call};
+use super::scripts::{DELETE_ALL_OWNED, DELETE_OWNED, INDEX, LIST, LOAD, STORE, UNINDEX};
 use crate::storage::{OwnerIndexBackend, Record, Versioned, delete_all_owned_in_rounds, id_digest};
 use crate::{Error, SessionHandle};
 
@@ -86,13 +86,55 @@ impl RedisBackend {
         Ok(wrote)
     }
 
-    /// Adds the entry of a session to its owner's set before its record is written (a
-    /// Cluster), scored past the record's expiry by the time the record's write may take.
-    pub(super) async fn index_first(
+    /// An owned save on a Cluster, where the session's key and its owner's set are in
+    /// different slots. A new session (`Expected::Absent`) gets its entry first, then its
+    /// record. A saved one is written only over a record of the same owner, whose entry is
+    /// there, and then that entry is rescored to the new expiry: a save that finds the
+    /// session ended writes no entry. One whose owner changes gets its entry first, then its
+    /// record; the entry of the former owner goes after.
+    pub(super) async fn store_owned_in_steps(
+        &self,
+        key: &str,
+        owner: &str,
+        args: &(String, WriteArgs),
+    ) -> Result<bool, Error> {
+        let handle = handle_of(key, self.prefix());
+        let ttl_ms = args.1.ttl_ms;
+        let mut indexed = args.0 == "absent";
+        loop {
+            if indexed {
+                self.index(owner, handle, ttl_ms, false).await?;
+            }
+            let flag = if indexed { "1" } else { "0" };
+            let args = (args, owner, handle, flag);
+            let call = |in_full| script_call(&STORE, in_full, &[key], &args);
+            let written: Written<Value> = self.write(key, call, true).await?;
+            match Answer::of(&written.answer)? {
+                Answer::Code(-4) if !indexed => indexed = true,
+                Answer::Code(1) if !indexed => {
+                    self.replicated(written, true)?;
+                    // The record was the owner's, so its entry is there: it now expires
+                    // after the record again. A failure leaves it expiring before: the
+                    // session's next save rescores it.
+                    if let Err(error) = self.index(owner, handle, ttl_ms, true).await {
+                        tracing::warn!(%error, "session storage: a Redis owner index entry was not rescored");
+                    }
+                    return Ok(true);
+                }
+                _ => return self.after_write(written, key).await,
+            }
+        }
+    }
+
+    /// Writes the entry of a session in its owner's set (a Cluster), scored past the
+    /// record's expiry by the time the record's write may take and a clock skew; with
+    /// `existing`, only rescores an entry that is there.
+    async fn index(
         &self,
         owner: &str,
         handle: &str,
         ttl_ms: u64,
+        existing: bool,
     ) -> Result<(), Error> {
         let set = self.owner_key(owner);
         let margin = self
@@ -100,7 +142,8 @@ impl RedisBackend {
             .saturating_add(CLUSTER_CLOCK_SKEW)
             .min(MAX_TTL)
             .as_millis() as u64;
-        let args = (handle, ttl_ms, margin);
+        let existing = if existing { "1" } else { "0" };
+        let args = (handle, ttl_ms, margin, existing);
         let call = |in_full| script_call(&INDEX, in_full, &[&set], &args);
         let written: Written<Value> = self.write(&set, call, true).await?;
         self.replicated(written, true)?;

@@ -94,11 +94,16 @@ local function tidy(set)
     redis.call('PEXPIREAT', set, string.format('%d', newest))
   end
 end
--- The entry first: the set then holds a live member, which no trim removes.
-local function index_add(set, handle, ttl_ms, margin_ms)
+-- The entry first: the set then holds a live member, which no trim removes. With
+-- `existing`, only an entry already there is rescored.
+local function index_add(set, handle, ttl_ms, margin_ms, existing)
   local score = NO_EXPIRY
   if ttl_ms ~= '0' then score = now_ms() + tonumber(ttl_ms) + tonumber(margin_ms) end
-  redis.call('ZADD', set, string.format('%d', score), handle)
+  if existing then
+    redis.call('ZADD', set, 'XX', string.format('%d', score), handle)
+  else
+    redis.call('ZADD', set, string.format('%d', score), handle)
+  end
   tidy(set)
 end
 -- The removal last: it may empty the set, and then nothing may touch it (see the module).
@@ -114,11 +119,13 @@ end
 /// the record, ARGV[4] its TTL in milliseconds (0: none). The fields are overwritten in
 /// place; only a key of another type is deleted first.
 ///
-/// An owned record also gets ARGV[5], its owner's digest, kept in field `o`; with KEYS[2],
-/// its owner's set (single servers only), and ARGV[6], its handle, the script indexes it
-/// too. An unowned one gets exactly the four arguments, and loses a stored `o`. Answers 1,
-/// 0 (not met), or the digest of the owner the record had before when that differs, so
-/// that the caller removes its entry from that owner's set.
+/// An owned record also gets ARGV[5], its owner's digest, kept in field `o`, and ARGV[6],
+/// its handle; with KEYS[2], its owner's set (single servers only), the script indexes it
+/// too. On a Cluster, ARGV[7] says whether its entry was written first (`1`); if not
+/// (`0`), the record is written only over one of the same owner, whose entry is there, and
+/// the answer is -4 otherwise. An unowned record gets exactly the four arguments, and loses
+/// a stored `o`. Answers 1, 0 (not met), -4, or the digest of the owner the record had
+/// before when that differs, so that the caller removes its entry from that owner's set.
 pub(super) static STORE: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(concat!(
         expectation_check!(),
@@ -126,6 +133,7 @@ pub(super) static STORE: LazyLock<Lua> = LazyLock::new(|| {
         r#"local owner = ARGV[5] or ''
 local previous = redis.pcall('HGET', KEYS[1], 'o')
 if type(previous) ~= 'string' then previous = '' end
+if ARGV[7] == '0' and previous ~= owner then return -4 end
 if type(stored) == 'table' and stored.err then redis.call('DEL', KEYS[1]) end
 if owner ~= '' then
   redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3], 'o', owner)
@@ -198,14 +206,15 @@ return 1
     ))
 });
 
-/// Indexes a session in its owner's set, before its record is written (a Cluster, where
-/// they are in different slots): KEYS[1] the set, ARGV[1] the handle, ARGV[2] the TTL in
-/// milliseconds (0: none), ARGV[3] a margin added to the expiry, so that the entry
-/// outlives the record written after it on another node.
+/// Indexes a session in its owner's set on a Cluster, where the two are in different
+/// slots: KEYS[1] the set, ARGV[1] the handle, ARGV[2] the TTL in milliseconds (0: none),
+/// ARGV[3] a margin added to the expiry, so that the entry outlives a record written on
+/// another node around it; ARGV[4] `1` to only rescore an entry that is there (after its
+/// record was saved again), `0` to add it (before its record is written).
 pub(super) static INDEX: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(concat!(
         index_functions!(),
-        r#"index_add(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+        r#"index_add(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1')
 return 1
 "#
     ))

@@ -21,7 +21,8 @@ const CLUSTER_CLOCK_SKEW: Duration = Duration::from_secs(1);
 
 /// What a script that writes or deletes a session answered.
 pub(super) enum Answer {
-    /// 1 done, 0 not met, -1 (a move) the old key changed.
+    /// 1 done, 0 not met, -1 (a move) the old key changed, -4 (a Cluster save) the
+    /// stored owner is another, so the entry must be written first.
     Code(i64),
     /// Done, and the record was this owner's (its digest) before: its entry must go.
     Owner(String),

@@ -383,3 +383,225 @@ async fn a_node_down_gives_errors_and_recovery_is_automatic() {
         restarted.elapsed()
     );
 }
+
+// ---- Sessions of one owner: the index on a Cluster ----
+
+/// One plain connection per node of the cluster, to look at what each holds.
+async fn nodes(cluster: &Cluster) -> Vec<redis::aio::MultiplexedConnection> {
+    let mut conns = Vec::new();
+    for url in &cluster.urls {
+        let client = redis::Client::open(url.as_str()).unwrap();
+        conns.push(client.get_multiplexed_async_connection().await.unwrap());
+    }
+    conns
+}
+
+/// Every key under `prefix` on every node, sorted: scanned, not listed.
+async fn scan_all(conns: &mut [redis::aio::MultiplexedConnection], prefix: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    for conn in conns {
+        let mut cursor = 0u64;
+        loop {
+            let (next, found): (u64, Vec<String>) =
+                redis_cmd(conn, "SCAN", (cursor, "MATCH", format!("{prefix}*"))).await;
+            keys.extend(found);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    keys.sort();
+    keys
+}
+
+/// How many times each node ran each of `commands` since the last call, summed.
+async fn commands_run(
+    conns: &mut [redis::aio::MultiplexedConnection],
+    commands: &[&str],
+) -> Vec<u64> {
+    let mut total = vec![0; commands.len()];
+    for conn in conns {
+        let info: String = redis_cmd(conn, "INFO", "commandstats").await;
+        for (at, command) in commands.iter().enumerate() {
+            let line = info
+                .lines()
+                .find(|line| line.starts_with(&format!("cmdstat_{command}:")));
+            if let Some(calls) = line
+                .and_then(|line| line.split("calls=").nth(1))
+                .and_then(|rest| rest.split(',').next())
+            {
+                total[at] += calls.parse::<u64>().unwrap();
+            }
+        }
+        let _: () = redis_cmd(conn, "CONFIG", "RESETSTAT").await;
+    }
+    total
+}
+
+#[tokio::test]
+async fn the_owner_index_in_a_cluster() {
+    use session_layer::SessionIndex;
+    let cluster = cluster();
+    let storage = cluster.storage().await.ttl(Duration::from_secs(600));
+    let prefix = storage.backend().prefix().to_owned();
+    let mut conns = nodes(&cluster).await;
+    let ann = format!("{prefix}owner:{}", id_digest("ann"));
+    let bob = format!("{prefix}owner:{}", id_digest("bob"));
+    let login = |owner: &'static str| {
+        move |s: &Session| {
+            s.set("n", 0).unwrap();
+            s.set_owner(owner).unwrap();
+        }
+    };
+    let mut cookies = Vec::new();
+    for _ in 0..6 {
+        cookies.push(request(&storage, None, login("ann")).await.1.unwrap());
+    }
+    let mut raw = cluster.raw().await;
+    let members: Vec<String> = redis_cmd(&mut raw, "ZRANGE", (&ann, 0, -1)).await;
+    assert_eq!(members.len(), 6);
+    let pttl: i64 = redis_cmd(&mut raw, "PTTL", &ann).await;
+    // Past the sessions' expiry by the write timeout (2 s) and a second of clock skew.
+    assert!((600_000..=603_100).contains(&pttl), "{pttl}");
+    assert_eq!(storage.sessions_of("ann").await.unwrap().len(), 6);
+
+    // Regenerated (the keys on different nodes in general), moved to bob, cleared, destroyed.
+    let (moved, _) = request(&storage, Some(&cookies[0]), |s| {
+        s.regenerate_id(true).unwrap()
+    })
+    .await;
+    request(&storage, Some(&cookies[1]), |s| s.set_owner("bob").unwrap()).await;
+    request(&storage, Some(&cookies[2]), |s| s.clear_owner().unwrap()).await;
+    request(&storage, Some(&cookies[3]), |s| s.destroy()).await;
+    let members: Vec<String> = redis_cmd(&mut raw, "ZRANGE", (&ann, 0, -1)).await;
+    assert_eq!(members.len(), 3, "the moved session and two untouched ones");
+    assert!(members.contains(&moved.handle().to_string()));
+    let listed = storage.sessions_of("ann").await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert_eq!(storage.sessions_of("bob").await.unwrap().len(), 1);
+
+    // Ending: owner-checked, then all but one.
+    let bobs = storage.sessions_of("bob").await.unwrap()[0].handle.clone();
+    assert!(!storage.end_session("ann", &bobs).await.unwrap());
+    assert!(storage.end_session("bob", &bobs).await.unwrap());
+    let current = storage.read(Some(&cookies[4])).await.unwrap();
+    assert_eq!(
+        storage
+            .end_sessions_of("ann", Some(&current))
+            .await
+            .unwrap(),
+        2
+    );
+    let left = storage.sessions_of("ann").await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].handle, current.handle());
+    assert_eq!(storage.end_sessions_of("ann", None).await.unwrap(), 1);
+
+    // All that is left is the unowned session (its owner cleared).
+    let left = scan_all(&mut conns, &prefix).await;
+    assert_eq!(
+        left,
+        vec![storage.key_for(&cookies[2])],
+        "no set of ann or bob"
+    );
+    assert!(!left.contains(&ann) && !left.contains(&bob));
+    let _: () = redis_cmd(&mut raw, "DEL", storage.key_for(&cookies[2])).await;
+}
+
+/// Counted on every node: an owned save is the record then its entry rescored (two
+/// commands, one after the other); an unowned one is the record only; a listing is the
+/// set, then the records side by side.
+#[tokio::test]
+async fn an_owned_save_in_a_cluster_is_two_commands() {
+    use session_layer::SessionIndex;
+    // Counts every command the nodes run, so it needs a cluster of its own.
+    let private = RedisCluster::start(3, 0);
+    let urls = private.urls();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let storage = RedisStorage::connect_cluster(&urls)
+        .await
+        .unwrap()
+        .ttl(Duration::from_secs(600));
+    let own = Cluster {
+        urls: private.urls(),
+        _private: None,
+    };
+    let mut conns = nodes(&own).await;
+    // Every script once on every node, so that no NOSCRIPT retry is counted below.
+    for n in 0..30 {
+        let owner = format!("warm-{n}");
+        let (_, cookie) = request(&storage, None, |s| s.set_owner(&owner).unwrap()).await;
+        let (_, cookie) = request(&storage, cookie.as_deref(), |s| s.clear_owner().unwrap()).await;
+        let (_, cookie) = request(&storage, cookie.as_deref(), |s| {
+            s.set_owner(&owner).unwrap()
+        })
+        .await;
+        request(&storage, cookie.as_deref(), |s| s.destroy()).await;
+        storage.sessions_of(&owner).await.unwrap();
+    }
+    let scripts = ["evalsha", "eval"];
+    commands_run(&mut conns, &scripts).await;
+
+    let unowned = Session::new();
+    unowned.set("n", 1).unwrap();
+    storage.save(&unowned).await.unwrap();
+    let unowned_save = commands_run(&mut conns, &scripts).await;
+    let owned = Session::new();
+    owned.set_owner("ann").unwrap();
+    let cookie = storage.save(&owned).await.unwrap().unwrap();
+    let session = storage.read(Some(&cookie)).await.unwrap();
+    session.set("n", 2).unwrap();
+    commands_run(&mut conns, &scripts).await;
+    storage.save(&session).await.unwrap();
+    let owned_save = commands_run(&mut conns, &scripts).await;
+    for _ in 0..9 {
+        request(&storage, None, |s| s.set_owner("ann").unwrap()).await;
+    }
+    commands_run(&mut conns, &scripts).await;
+    assert_eq!(storage.sessions_of("ann").await.unwrap().len(), 10);
+    let listing = commands_run(&mut conns, &scripts).await;
+    println!(
+        "Scripts run on the cluster's nodes (evalsha, eval): unowned save {unowned_save:?}; \
+         owned save {owned_save:?}; listing 10 sessions {listing:?}"
+    );
+    assert_eq!(unowned_save, [1, 0]);
+    assert_eq!(owned_save, [2, 0]);
+    assert_eq!(listing, [11, 0]);
+}
+
+#[tokio::test]
+async fn nothing_of_an_owner_is_left_in_a_cluster_once_its_sessions_expired() {
+    use session_layer::SessionIndex;
+    let cluster = cluster();
+    let urls: Vec<&str> = cluster.urls.iter().map(String::as_str).collect();
+    // A short write timeout, so that the entries' margin past their sessions is short.
+    let options = NetworkOptions::new().response_timeout(Duration::from_millis(500));
+    let prefix = unique_prefix();
+    let storage = RedisStorage::connect_cluster_with(&urls, options)
+        .await
+        .unwrap()
+        .key_prefix(&prefix)
+        .ttl(Duration::from_millis(1000));
+    let mut conns = nodes(&cluster).await;
+    let mut cookies = Vec::new();
+    for owner in ["ann", "ann", "ann", "bob"] {
+        let (_, cookie) = request(&storage, None, |s| s.set_owner(owner).unwrap()).await;
+        cookies.push(cookie.unwrap());
+    }
+    request(&storage, Some(&cookies[0]), |s| {
+        s.regenerate_id(true).unwrap()
+    })
+    .await;
+    request(&storage, Some(&cookies[1]), |s| s.set_owner("bob").unwrap()).await;
+    assert_eq!(
+        scan_all(&mut conns, &prefix).await.len(),
+        6,
+        "4 sessions, 2 sets"
+    );
+    // The sessions' TTL, then the entries' margin (0.5 s write timeout + 1 s).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(storage.sessions_of("ann").await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    assert_eq!(scan_all(&mut conns, &prefix).await, Vec::<String>::new());
+}

@@ -623,7 +623,9 @@ async fn a_read_and_a_save_are_one_command_each() {
     // A read, then one script creates the new id and deletes the old one if still as
     // loaded.
     assert_eq!(regenerate, counts(&[("evalsha", 2)]));
-    assert_eq!(destroy, counts(&[("del", 2), ("evalsha", 1)]));
+    // A read, then a script per id deleted (the delete script's first use loads it): a
+    // script rather than `DEL`, which tells whether the record had an owner to unindex.
+    assert_eq!(destroy, counts(&[("eval", 1), ("evalsha", 3)]));
     assert_eq!(c5, None, "the cookie is cleared");
     let left: Vec<String> = redis_cmd(&mut conn, "KEYS", "session:*").await;
     assert_eq!(left.len(), 1, "only the fresh session is left: {left:?}");
@@ -1203,4 +1205,340 @@ async fn unbounded_timeouts_work() {
         Some(2),
         "the master holds the write"
     );
+}
+
+// ---- Sessions of one owner: the index on the server ----
+
+/// Every key under `prefix`, sorted.
+async fn keys_under(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec<String> {
+    let mut keys: Vec<String> = redis_cmd(conn, "KEYS", format!("{prefix}*")).await;
+    keys.sort();
+    keys
+}
+
+/// The members of an owner's set with their scores.
+async fn entries(conn: &mut redis::aio::MultiplexedConnection, set: &str) -> BTreeMap<String, f64> {
+    let pairs: Vec<(String, f64)> = redis_cmd(conn, "ZRANGE", (set, 0, -1, "WITHSCORES")).await;
+    pairs.into_iter().collect()
+}
+
+fn now_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as f64
+}
+
+/// A session of `owner` saved by one request; returns it and its cookie value.
+async fn logged_in(storage: &RedisStorage, owner: &str) -> (Session, String) {
+    let (session, cookie) = request(storage, None, |s| {
+        s.set("n", 0).unwrap();
+        s.set_owner(owner).unwrap();
+    })
+    .await;
+    (session, cookie.expect("a cookie"))
+}
+
+#[tokio::test]
+async fn an_owner_is_one_sorted_set_of_handles_scored_by_expiry() {
+    use session_layer::SessionIndex;
+    let redis = redis();
+    let prefix = unique_prefix();
+    let storage = redis.storage(&prefix).await.ttl(Duration::from_secs(600));
+    let mut conn = raw(&redis.url).await;
+    let owner = "ann@example.com";
+    let set = format!("{prefix}owner:{}", id_digest(owner));
+    let (first, _) = logged_in(&storage, owner).await;
+    let (second, _) = logged_in(&storage, owner).await;
+    let (unowned, _) = request(&storage, None, |s| s.set("n", 1).unwrap()).await;
+
+    let mut expected = vec![
+        set.clone(),
+        storage.key_for(&first.id()),
+        storage.key_for(&second.id()),
+        storage.key_for(&unowned.id()),
+    ];
+    expected.sort();
+    assert_eq!(keys_under(&mut conn, &prefix).await, expected);
+    assert!(
+        expected.iter().all(|key| !key.contains("ann")),
+        "{expected:?}"
+    );
+
+    let listed = entries(&mut conn, &set).await;
+    let handles: Vec<&String> = listed.keys().collect();
+    let mut wanted = [first.handle().to_string(), second.handle().to_string()];
+    wanted.sort();
+    assert_eq!(handles, wanted.iter().collect::<Vec<_>>());
+    for score in listed.values() {
+        let ahead = score - now_ms();
+        assert!(
+            (590_000.0..=601_000.0).contains(&ahead),
+            "scored {ahead} ms ahead"
+        );
+    }
+    let pttl: i64 = redis_cmd(&mut conn, "PTTL", &set).await;
+    assert!(
+        (590_000..=601_000).contains(&pttl),
+        "the set expires with its newest: {pttl}"
+    );
+
+    // Field o holds the owner's digest; an unowned session has none.
+    let o: Option<String> = redis_cmd(&mut conn, "HGET", (storage.key_for(&first.id()), "o")).await;
+    assert_eq!(o, Some(id_digest(owner)));
+    let o: Option<String> =
+        redis_cmd(&mut conn, "HGET", (storage.key_for(&unowned.id()), "o")).await;
+    assert_eq!(o, None);
+    assert_eq!(storage.sessions_of(owner).await.unwrap().len(), 2);
+
+    // Without a TTL an entry never expires, and neither does the set.
+    let forever = redis.storage(&prefix).await;
+    let (third, _) = logged_in(&forever, owner).await;
+    let listed = entries(&mut conn, &set).await;
+    assert_eq!(listed[third.handle().as_str()], 9007199254740992.0);
+    let pttl: i64 = redis_cmd(&mut conn, "PTTL", &set).await;
+    assert_eq!(pttl, -1);
+}
+
+#[tokio::test]
+async fn entries_follow_regenerate_owner_changes_and_destroy() {
+    let redis = redis();
+    let prefix = unique_prefix();
+    let storage = redis.storage(&prefix).await.ttl(Duration::from_secs(600));
+    let mut conn = raw(&redis.url).await;
+    let ann = format!("{prefix}owner:{}", id_digest("ann"));
+    let bob = format!("{prefix}owner:{}", id_digest("bob"));
+    let handles = |session: &Session| vec![session.handle().to_string()];
+    let members = |listed: BTreeMap<String, f64>| listed.into_keys().collect::<Vec<_>>();
+
+    // An anonymous session logs in: one script writes it and its entry.
+    let (_, cookie) = request(&storage, None, |s| s.set("n", 0).unwrap()).await;
+    let (session, cookie) = request(&storage, cookie.as_deref(), |s| {
+        s.regenerate_id(true).unwrap();
+        s.set_owner("ann").unwrap();
+    })
+    .await;
+    assert_eq!(members(entries(&mut conn, &ann).await), handles(&session));
+
+    // Regenerated: the entry moves with the key.
+    let old = session.handle();
+    let (session, cookie) = request(&storage, cookie.as_deref(), |s| {
+        s.regenerate_id(true).unwrap()
+    })
+    .await;
+    assert_ne!(session.handle(), old);
+    assert_eq!(members(entries(&mut conn, &ann).await), handles(&session));
+    // Regenerated keeping the old id: both are live, both listed.
+    let kept = session.handle().to_string();
+    let (session, cookie) = request(&storage, cookie.as_deref(), |s| {
+        s.regenerate_id(false).unwrap()
+    })
+    .await;
+    let mut both = vec![kept.clone(), session.handle().to_string()];
+    both.sort();
+    assert_eq!(members(entries(&mut conn, &ann).await), both);
+    let _: () = redis_cmd(&mut conn, "DEL", format!("{prefix}{kept}")).await;
+
+    // Another owner: the entry leaves ann's set, whose key goes with its last entry
+    // (the listing drops the entry of the key deleted above).
+    let (session, cookie) =
+        request(&storage, cookie.as_deref(), |s| s.set_owner("bob").unwrap()).await;
+    use session_layer::SessionIndex;
+    assert!(storage.sessions_of("ann").await.unwrap().is_empty());
+    let o: Option<String> =
+        redis_cmd(&mut conn, "HGET", (storage.key_for(&session.id()), "o")).await;
+    assert_eq!(o, Some(id_digest("bob")));
+    assert_eq!(members(entries(&mut conn, &bob).await), handles(&session));
+    let exists: bool = redis_cmd(&mut conn, "EXISTS", &ann).await;
+    assert!(!exists, "nothing of ann is left");
+
+    // No owner: the entry and field o go.
+    let (session, cookie) =
+        request(&storage, cookie.as_deref(), |s| s.clear_owner().unwrap()).await;
+    let o: Option<String> =
+        redis_cmd(&mut conn, "HGET", (storage.key_for(&session.id()), "o")).await;
+    assert_eq!(o, None);
+    assert_eq!(
+        keys_under(&mut conn, &prefix).await,
+        vec![storage.key_for(&session.id())]
+    );
+
+    // Owned again, then destroyed: nothing is left of the session or its owner.
+    let (_, cookie) = request(&storage, cookie.as_deref(), |s| s.set_owner("ann").unwrap()).await;
+    assert_eq!(keys_under(&mut conn, &prefix).await.len(), 2);
+    let (_, cookie) = request(&storage, cookie.as_deref(), |s| s.destroy()).await;
+    assert_eq!(cookie, None);
+    assert_eq!(keys_under(&mut conn, &prefix).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_listing_drops_and_trims_stale_entries() {
+    use session_layer::SessionIndex;
+    let redis = redis();
+    let prefix = unique_prefix();
+    let storage = redis.storage(&prefix).await.ttl(Duration::from_secs(600));
+    let mut conn = raw(&redis.url).await;
+    let set = format!("{prefix}owner:{}", id_digest("ann"));
+    let (live, _) = logged_in(&storage, "ann").await;
+    let (bobs, _) = logged_in(&storage, "bob").await;
+    // Entries a crash or an eviction could leave: a session that is gone, one that is
+    // another owner's, one expired, and a member that is no handle at all.
+    let gone = id_digest("gone");
+    let far = now_ms() + 600_000.0;
+    let planted = (far, &gone, far, bobs.handle().to_string(), far, "junk");
+    let _: () = redis_cmd(&mut conn, "ZADD", (&set, planted)).await;
+    let _: () = redis_cmd(&mut conn, "ZADD", (&set, 1, id_digest("expired"))).await;
+
+    let listed = storage.sessions_of("ann").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].handle, live.handle());
+    let left: Vec<String> = entries(&mut conn, &set).await.into_keys().collect();
+    assert_eq!(left, vec![live.handle().to_string()]);
+    // bob's session is untouched by a listing of ann's.
+    assert_eq!(storage.sessions_of("bob").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn nothing_of_an_owner_is_left_once_its_sessions_expired() {
+    use session_layer::SessionIndex;
+    let redis = redis();
+    let prefix = unique_prefix();
+    let storage = redis
+        .storage(&prefix)
+        .await
+        .ttl(Duration::from_millis(1500));
+    let mut conn = raw(&redis.url).await;
+    let mut cookies = Vec::new();
+    for owner in ["ann", "ann", "bob"] {
+        cookies.push(logged_in(&storage, owner).await.1);
+    }
+    // Moved, and saved again later, so that the entries have different expiries.
+    let (_, moved) = request(&storage, Some(&cookies[0]), |s| {
+        s.regenerate_id(true).unwrap()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    request(&storage, moved.as_deref(), |s| s.set("n", 2).unwrap()).await;
+    assert_eq!(
+        keys_under(&mut conn, &prefix).await.len(),
+        5,
+        "3 sessions, 2 sets"
+    );
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert!(storage.sessions_of("ann").await.unwrap().is_empty());
+    // Scanned, not listed: no key of either owner nor of a session is left.
+    let mut left = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) =
+            redis_cmd(&mut conn, "SCAN", (cursor, "MATCH", format!("{prefix}*"))).await;
+        left.extend(keys);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    assert_eq!(left, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn an_owned_save_is_one_round_trip_and_a_listing_two() {
+    use common::proxy::LatencyProxy;
+    use session_layer::SessionIndex;
+    const LATENCY: Duration = Duration::from_millis(100);
+    let server = start_redis();
+    let url = format!("redis://127.0.0.1:{}", server.port);
+    let proxy = LatencyProxy::start(([127, 0, 0, 1], server.port).into(), LATENCY);
+    let storage = RedisStorage::connect(&format!("redis://127.0.0.1:{}", proxy.port))
+        .await
+        .unwrap()
+        .ttl(Duration::from_secs(600));
+    let mut conn = raw(&url).await;
+    // Every script once, so that no NOSCRIPT round trip is counted below.
+    let (_, warm) = logged_in(&storage, "warm").await;
+    request(&storage, Some(&warm), |s| s.regenerate_id(true).unwrap()).await;
+    storage.end_sessions_of("warm", None).await.unwrap();
+    let (_, warm) = logged_in(&storage, "warm").await;
+    let (_, warm) = request(&storage, Some(&warm), |s| s.clear_owner().unwrap()).await;
+    request(&storage, warm.as_deref(), |s| s.destroy()).await;
+    count_commands(&mut conn).await;
+
+    // How many round trips `run` took: its time over the latency.
+    async fn round_trips<T>(run: impl std::future::Future<Output = T>) -> (T, u32) {
+        let started = Instant::now();
+        let answer = run.await;
+        let trips = started.elapsed().as_secs_f64() / LATENCY.as_secs_f64();
+        (answer, trips.floor() as u32)
+    }
+    let unowned = Session::new();
+    unowned.set("n", 1).unwrap();
+    let (_, unowned_save) = round_trips(storage.save(&unowned)).await;
+    let unowned_commands = commands_sent(&mut conn).await;
+    let owned = Session::new();
+    owned.set_owner("ann").unwrap();
+    let (cookie, owned_create) = round_trips(storage.save(&owned)).await;
+    let cookie = cookie.unwrap().unwrap();
+    let session = storage.read(Some(&cookie)).await.unwrap();
+    session.set("n", 2).unwrap();
+    let _ = commands_sent(&mut conn).await;
+    let (_, owned_save) = round_trips(storage.save(&session)).await;
+    let owned_commands = commands_sent(&mut conn).await;
+    for _ in 0..19 {
+        logged_in(&storage, "ann").await;
+    }
+    let _ = commands_sent(&mut conn).await;
+    let (listed, listing) = round_trips(storage.sessions_of("ann")).await;
+    assert_eq!(listed.unwrap().len(), 20);
+    let listing_commands = commands_sent(&mut conn).await;
+    let session = storage.read(Some(&cookie)).await.unwrap();
+    session.destroy();
+    let _ = commands_sent(&mut conn).await;
+    let (_, owned_destroy) = round_trips(storage.save(&session)).await;
+    let destroy_commands = commands_sent(&mut conn).await;
+    let (ended, end_all) = round_trips(storage.end_sessions_of("ann", None)).await;
+    assert_eq!(ended.unwrap(), 19);
+    let end_all_commands = commands_sent(&mut conn).await;
+    println!(
+        "Round trips (commands) on a single server: unowned save {unowned_save} \
+         ({unowned_commands:?}); owned create {owned_create}; owned save {owned_save} \
+         ({owned_commands:?}); listing 20 sessions {listing} ({listing_commands:?}); owned \
+         destroy {owned_destroy} ({destroy_commands:?}); end_sessions_of 19 sessions \
+         {end_all} ({end_all_commands:?})"
+    );
+    assert_eq!((unowned_save, owned_create, owned_save), (1, 1, 1));
+    assert_eq!(unowned_commands, counts(&[("evalsha", 1)]));
+    assert_eq!(owned_commands, counts(&[("evalsha", 1)]));
+    assert_eq!(listing, 2, "the set, then every record in one pipeline");
+    assert_eq!(listing_commands, counts(&[("evalsha", 21)]));
+    assert_eq!(owned_destroy, 2, "the record, then its entry");
+    assert_eq!(destroy_commands, counts(&[("evalsha", 2)]));
+    // The delete script says whether entries other than the spared ones are left, so no
+    // second listing is needed when none are.
+    assert_eq!(end_all, 2, "a listing, then one script deletes them all");
+    assert_eq!(end_all_commands, counts(&[("evalsha", 2)]));
+}
+
+/// A Redis that may evict keys could evict an owner's set while its sessions live: the
+/// first listing says so in the log, and a Redis that never evicts gets no warning.
+#[tokio::test]
+async fn a_redis_that_evicts_keys_is_warned_of() {
+    use common::logs::Captured;
+    use common::servers::start_redis_with;
+    use session_layer::SessionIndex;
+    let (logs, _guard) = Captured::start();
+    for (policy, warned) in [("allkeys-lru", true), ("noeviction", false)] {
+        let server = start_redis_with(&["--maxmemory-policy", policy]);
+        let url = format!("redis://127.0.0.1:{}", server.port);
+        let storage = RedisStorage::connect(&url).await.unwrap();
+        let before = logs.text().len();
+        storage.sessions_of("ann").await.unwrap();
+        storage.sessions_of("ann").await.unwrap();
+        let logged = logs.text()[before..].to_owned();
+        assert_eq!(
+            logged.matches("may evict keys").count(),
+            usize::from(warned),
+            "{policy}: {logged}"
+        );
+        assert!(!warned || logged.contains(policy), "{logged}");
+    }
 }

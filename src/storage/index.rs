@@ -30,10 +30,10 @@ pub struct SessionInfo {
 /// Lists and ends the sessions of one owner (see [`Session::set_owner`]): "where you are
 /// signed in", "sign out that device", "sign out everywhere else".
 ///
-/// Implemented by the storages that can find sessions by owner: [`MemoryStorage`],
-/// [`FsStorage`](crate::FsStorage) and the SQL storages (`PostgresStorage`, `MySqlStorage`,
-/// `SqliteStorage`), through [`OwnerIndexBackend`]. [`CookieStorage`](crate::CookieStorage) cannot: it keeps
-/// no server state.
+/// Implemented by the storages that can find sessions by owner (through
+/// [`OwnerIndexBackend`]): [`MemoryStorage`], [`FsStorage`](crate::FsStorage), and with
+/// their features `RedisStorage`, `PostgresStorage`, `MySqlStorage` and `SqliteStorage`.
+/// [`CookieStorage`](crate::CookieStorage) cannot: it keeps no server state.
 ///
 /// Ending is final, as [`Session::destroy`] is: a request that loaded a session before it
 /// was ended writes nothing back when it saves, and its response clears the cookie.

@@ -122,3 +122,95 @@ async fn stall(client: TcpStream, mut mode: watch::Receiver<Mode>) {
     let _ = mode.wait_for(|m| *m != Mode::Stall).await;
     reset(client);
 }
+
+/// A TCP proxy that delays everything a client sends by a fixed latency (replies pass at
+/// once), so that a test counts round trips by the time a sequence of requests takes:
+/// pipelined commands share one delay, commands sent one after another add theirs.
+pub struct LatencyProxy {
+    /// The port clients connect to.
+    pub port: u16,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LatencyProxy {
+    /// A proxy on a free local port, forwarding to `upstream` after `latency`.
+    pub fn start(upstream: SocketAddr, latency: std::time::Duration) -> LatencyProxy {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        std_listener.set_nonblocking(true).unwrap();
+        let port = std_listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = TcpListener::from_std(std_listener).unwrap();
+                let accept = async {
+                    loop {
+                        if let Ok((client, _)) = listener.accept().await {
+                            tokio::spawn(delay_line(client, upstream, latency));
+                        }
+                    }
+                };
+                tokio::select! {
+                    _ = stopped => {}
+                    _ = accept => {}
+                }
+            });
+        });
+        LatencyProxy {
+            port,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for LatencyProxy {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One connection: what the client sends reaches the server `latency` after it was read,
+/// chunks in their order, each on its own clock (a delay line, not a queue of pauses).
+async fn delay_line(client: TcpStream, upstream: SocketAddr, latency: std::time::Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(server) = TcpStream::connect(upstream).await else {
+        return reset(client);
+    };
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let (chunks, mut delayed) = tokio::sync::mpsc::unbounded_channel();
+    let read = async move {
+        let mut buffer = vec![0; 64 * 1024];
+        while let Ok(n) = client_read.read(&mut buffer).await {
+            if n == 0
+                || chunks
+                    .send((tokio::time::Instant::now() + latency, buffer[..n].to_vec()))
+                    .is_err()
+            {
+                break;
+            }
+        }
+    };
+    let forward = async move {
+        while let Some((due, chunk)) = delayed.recv().await {
+            tokio::time::sleep_until(due).await;
+            if server_write.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+    };
+    let back = async move {
+        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+    };
+    tokio::join!(read, forward, back);
+}

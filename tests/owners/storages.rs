@@ -109,6 +109,100 @@ pub(crate) async fn sqlite(ttl: Duration) -> Fixture<session_layer::SqliteStorag
     )
 }
 
+/// A private Redis server per fixture, its keys under a prefix of their own.
+#[cfg(feature = "redis")]
+pub(crate) async fn redis(ttl: Duration) -> Fixture<session_layer::RedisStorage> {
+    use crate::common::servers::{start_redis, unique_prefix};
+    let server = start_redis();
+    let url = format!("redis://127.0.0.1:{}", server.port);
+    let prefix = unique_prefix();
+    let storage = session_layer::RedisStorage::connect(&url)
+        .await
+        .unwrap()
+        .key_prefix(&prefix)
+        .ttl(ttl);
+    Fixture {
+        storage,
+        scan: Box::new(move || Box::pin(redis_keys(vec![url.clone()], prefix.clone()))),
+        // Redis expires the sessions and their owners' sets by itself.
+        sweep: Box::new(|| Box::pin(async {})),
+        keep: Box::new(server),
+    }
+}
+
+/// The write timeout of the Cluster fixture, short so that the entries' margin is.
+#[cfg(feature = "redis")]
+const CLUSTER_RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A three-master Cluster shared by the fixtures alive at once (starting one takes a
+/// second or two), each under a prefix of its own.
+#[cfg(feature = "redis")]
+pub(crate) async fn redis_cluster(ttl: Duration) -> Fixture<session_layer::RedisStorage> {
+    use std::sync::{Arc, Mutex, Weak};
+
+    use crate::common::redis_ha::RedisCluster;
+    use crate::common::servers::unique_prefix;
+    use session_layer::storage::NetworkOptions;
+    static SHARED: Mutex<Weak<RedisCluster>> = Mutex::new(Weak::new());
+    let cluster = {
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        shared.upgrade().unwrap_or_else(|| {
+            let started = Arc::new(RedisCluster::start(3, 0));
+            *shared = Arc::downgrade(&started);
+            started
+        })
+    };
+    let urls = cluster.urls();
+    let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let prefix = unique_prefix();
+    let options = NetworkOptions::new().response_timeout(CLUSTER_RESPONSE_TIMEOUT);
+    let storage = session_layer::RedisStorage::connect_cluster_with(&nodes, options)
+        .await
+        .unwrap()
+        .key_prefix(&prefix)
+        .ttl(ttl);
+    Fixture {
+        storage,
+        scan: Box::new(move || Box::pin(redis_keys(urls.clone(), prefix.clone()))),
+        // A Cluster writes an entry before its record, on another node: the entry is scored
+        // past the record's expiry by the write timeout and a second of clock skew, after
+        // which Redis expires it by itself.
+        sweep: Box::new(|| {
+            Box::pin(tokio::time::sleep(
+                CLUSTER_RESPONSE_TIMEOUT + Duration::from_secs(1),
+            ))
+        }),
+        keep: Box::new(cluster),
+    }
+}
+
+/// Every key under `prefix` on every server in `urls`, scanned.
+#[cfg(feature = "redis")]
+async fn redis_keys(urls: Vec<String>, prefix: String) -> Vec<String> {
+    let mut keys = Vec::new();
+    for url in urls {
+        let client = ::redis::Client::open(url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let mut cursor = 0u64;
+        loop {
+            let (next, found): (u64, Vec<String>) = ::redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{prefix}*"))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            keys.extend(found);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    keys.sort();
+    keys
+}
+
 /// The files under `dir`, at any depth, by their path below it.
 fn files_under(dir: &Path) -> Vec<String> {
     let mut files = Vec::new();
@@ -164,4 +258,8 @@ index_suite! {
     mysql: mysql;
     #[cfg(feature = "sqlite")]
     sqlite: sqlite;
+    #[cfg(feature = "redis")]
+    redis: redis;
+    #[cfg(feature = "redis")]
+    redis_cluster: redis_cluster;
 }

@@ -1,6 +1,7 @@
 //! [`RedisBackend`]: a session's load, store and delete as Lua scripts on its key.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::{FromRedisValue, Pipeline, RedisWrite, ToRedisArgs, Value};
@@ -8,6 +9,7 @@ use redis::{FromRedisValue, Pipeline, RedisWrite, ToRedisArgs, Value};
 #[cfg(doc)]
 use super::RedisStorage;
 use super::connection::{Link, Mode, single};
+use super::owners::{Answer, handle_of};
 use super::replicas::Replicas;
 use super::scripts::{DELETE, LOAD, Lua, MOVE, STORE, expectation};
 use crate::Error;
@@ -23,7 +25,7 @@ const DEFAULT_PREFIX: &str = "session:";
 /// ("value is not an integer or out of range") or one that overflows when added to the
 /// clock ("invalid expire time"), so a `Duration::MAX` TTL or lifetime is capped here, and
 /// no session needs to outlive a century.
-const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+pub(super) const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// The [`SessionBackend`] behind [`RedisStorage`]: one Redis connection (a single server,
 /// a cluster or a Sentinel-watched master), a key prefix and the largest record a read
@@ -35,6 +37,8 @@ pub struct RedisBackend {
     prefix: Arc<str>,
     response_timeout: Duration,
     max_record_size: usize,
+    /// Whether the server's eviction policy was looked at (see `owners.rs`).
+    eviction_checked: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -54,9 +58,9 @@ impl std::fmt::Debug for RedisBackend {
 }
 
 /// What a write answered, and how many replicas hold it when it waited for them.
-struct Written<T> {
-    answer: T,
-    replicas: Option<usize>,
+pub(super) struct Written<T> {
+    pub answer: T,
+    pub replicas: Option<usize>,
 }
 
 impl RedisBackend {
@@ -67,6 +71,7 @@ impl RedisBackend {
             prefix: Arc::from(DEFAULT_PREFIX),
             response_timeout,
             max_record_size: DEFAULT_MAX_RECORD_SIZE,
+            eviction_checked: Arc::default(),
         }
     }
 
@@ -93,13 +98,41 @@ impl RedisBackend {
         key
     }
 
+    /// What the read script answered for `key`.
+    pub(super) fn loaded(&self, key: &str, answer: Value) -> Result<Option<Versioned>, Error> {
+        match answer {
+            Value::Nil => Ok(None),
+            Value::Int(-1) => Err(corrupt(key, "the key is not a hash")),
+            Value::Int(-2) => Err(corrupt(key, "field v is not a version")),
+            Value::Int(size) => {
+                let size = u64::try_from(size).unwrap_or(u64::MAX);
+                Record::check_stored_size(&named(key), size, self.max_record_size)?;
+                Err(Error::backend(
+                    "the read script refused a record within the limit",
+                ))
+            }
+            Value::Array(fields) => match <[Value; 2]>::try_from(fields) {
+                Ok([Value::BulkString(version), Value::BulkString(data)]) => {
+                    let version = std::str::from_utf8(&version)
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .ok_or_else(|| corrupt(key, "field v is not a version"))?;
+                    let record = Record::decode(&named(key), &data)?;
+                    Ok(Some(Versioned { record, version }))
+                }
+                _ => Err(corrupt(key, "the hash lacks field v or d")),
+            },
+            _ => Err(Error::backend("an unexpected answer to the read script")),
+        }
+    }
+
     /// Whether this backend talks to a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
         self.link.mode() == Mode::Cluster
     }
 
     /// Runs `script` on `keys`: by its hash, and in full where the node lacks it.
-    async fn eval<T: FromRedisValue>(
+    pub(super) async fn eval<T: FromRedisValue>(
         &self,
         script: &Lua,
         keys: &[&str],
@@ -117,7 +150,7 @@ impl RedisBackend {
     /// [`RedisStorage::wait_for_replicas`] waits for the replicas in the same round trip, on
     /// a connection of the waiting ones. A `repeatable` write has no effect when sent again
     /// after it took effect.
-    async fn write<T: FromRedisValue>(
+    pub(super) async fn write<T: FromRedisValue>(
         &self,
         key: &str,
         call: impl Fn(bool) -> Pipeline,
@@ -145,8 +178,38 @@ impl RedisBackend {
         })
     }
 
+    /// Sends what `build` makes (see [`Link::send`]), which only reads or may be sent
+    /// again, and answers every reply.
+    pub(super) async fn link_send(
+        &self,
+        key: &str,
+        build: impl Fn(bool) -> Pipeline,
+    ) -> Result<Vec<Value>, Error> {
+        self.link
+            .send(key, build, true, self.response_timeout)
+            .await
+    }
+
+    /// Whether this is the first call, for a check made once per backend and its clones.
+    pub(super) fn first_time_checking_eviction(&self) -> bool {
+        !self.eviction_checked.swap(true, Ordering::Relaxed)
+    }
+
+    /// The largest record a read accepts.
+    pub(super) fn max_record_size(&self) -> usize {
+        self.max_record_size
+    }
+
+    /// How long a write may take in all, the wait for replicas included.
+    pub(super) fn write_timeout(&self) -> Duration {
+        match &self.replicas {
+            Some(replicas) => replicas.write_timeout(self.response_timeout),
+            None => self.response_timeout,
+        }
+    }
+
     /// Fails a write that fewer replicas than asked acknowledged.
-    fn replicated<T>(&self, written: Written<T>, wrote: bool) -> Result<T, Error> {
+    pub(super) fn replicated<T>(&self, written: Written<T>, wrote: bool) -> Result<T, Error> {
         if let (Some(acknowledged), Some(wanted)) = (written.replicas, &self.replicas)
             && wrote
         {
@@ -157,27 +220,43 @@ impl RedisBackend {
 }
 
 /// `EVALSHA` of `script` on `keys` with `args`, or `EVAL` with the script `in_full`.
-fn script_call(script: &Lua, in_full: bool, keys: &[&str], args: &impl ToRedisArgs) -> Pipeline {
+pub(super) fn script_call(
+    script: &Lua,
+    in_full: bool,
+    keys: &[&str],
+    args: &impl ToRedisArgs,
+) -> Pipeline {
     let mut commands = redis::pipe();
+    add_script_call(&mut commands, script, in_full, keys, args);
+    commands
+}
+
+/// Appends [`script_call`]'s command to `commands`.
+pub(super) fn add_script_call(
+    commands: &mut Pipeline,
+    script: &Lua,
+    in_full: bool,
+    keys: &[&str],
+    args: &impl ToRedisArgs,
+) {
     let call = if in_full {
         commands.cmd("EVAL").arg(script.source)
     } else {
         commands.cmd("EVALSHA").arg(&script.hash)
     };
     call.arg(keys.len()).arg(keys).arg(args);
-    commands
 }
 
 /// What the scripts that write take after the expectation: the new version, the record and
 /// its TTL in milliseconds (0: none), three arguments in this order.
-struct WriteArgs {
-    version: u64,
+pub(super) struct WriteArgs {
+    pub version: u64,
     record: Vec<u8>,
-    ttl_ms: u64,
+    pub ttl_ms: u64,
 }
 
 impl WriteArgs {
-    fn new(record: &Record, ttl: Option<Duration>) -> WriteArgs {
+    pub fn new(record: &Record, ttl: Option<Duration>) -> WriteArgs {
         WriteArgs {
             // Random, so that a version never repeats, even after a delete and a re-create.
             version: rand::random::<u64>(),
@@ -214,30 +293,7 @@ impl SessionBackend for RedisBackend {
     async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
         let key = self.key(id);
         let answer: Value = self.eval(&LOAD, &[&key], self.max_record_size).await?;
-        match answer {
-            Value::Nil => Ok(None),
-            Value::Int(-1) => Err(corrupt(&key, "the key is not a hash")),
-            Value::Int(-2) => Err(corrupt(&key, "field v is not a version")),
-            Value::Int(size) => {
-                let size = u64::try_from(size).unwrap_or(u64::MAX);
-                Record::check_stored_size(&named(&key), size, self.max_record_size)?;
-                Err(Error::backend(
-                    "the read script refused a record within the limit",
-                ))
-            }
-            Value::Array(fields) => match <[Value; 2]>::try_from(fields) {
-                Ok([Value::BulkString(version), Value::BulkString(data)]) => {
-                    let version = std::str::from_utf8(&version)
-                        .ok()
-                        .and_then(|v| v.parse().ok())
-                        .ok_or_else(|| corrupt(&key, "field v is not a version"))?;
-                    let record = Record::decode(&named(&key), &data)?;
-                    Ok(Some(Versioned { record, version }))
-                }
-                _ => Err(corrupt(&key, "the hash lacks field v or d")),
-            },
-            _ => Err(Error::backend("an unexpected answer to the read script")),
-        }
+        self.loaded(&key, answer)
     }
 
     async fn store(
@@ -249,43 +305,31 @@ impl SessionBackend for RedisBackend {
     ) -> Result<bool, Error> {
         let args = (expectation(expected), WriteArgs::new(record, ttl));
         let key = self.key(id);
-        let written = self
-            .write(
-                &key,
-                |in_full| script_call(&STORE, in_full, &[&key], &args),
-                true,
-            )
-            .await?;
-        let stored = written.answer;
-        self.replicated(written, stored)
+        let Some(owner) = &record.owner else {
+            let call = |in_full| script_call(&STORE, in_full, &[&key], &args);
+            let written: Written<Value> = self.write(&key, call, true).await?;
+            return self.after_write(written, &key).await;
+        };
+        let owner = id_digest(owner);
+        let handle = handle_of(&key, &self.prefix);
+        if self.is_cluster() {
+            return self.store_owned_in_steps(&key, &owner, &args).await;
+        }
+        let set = self.owner_key(&owner);
+        let args = (&args, &owner, handle);
+        let call = |in_full| script_call(&STORE, in_full, &[&key, &set], &args);
+        let written: Written<Value> = self.write(&key, call, true).await?;
+        self.after_write(written, &key).await
     }
 
     async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
         let key = self.key(id);
-        let written = if expected == Expected::Any {
-            let delete = |_| {
-                let mut commands = redis::pipe();
-                commands.cmd("DEL").arg(&key);
-                commands
-            };
-            let written = self.write::<()>(&key, delete, true).await?;
-            Written {
-                answer: true,
-                replicas: written.replicas,
-            }
-        } else {
-            // A delete writes no version (`ARGV[2]` empty), so an answer lost to a failover
-            // cannot be told from "not met": it is not sent again.
-            let args = (expectation(expected), "");
-            self.write(
-                &key,
-                |in_full| script_call(&DELETE, in_full, &[&key], &args),
-                false,
-            )
-            .await?
-        };
-        let deleted = written.answer;
-        self.replicated(written, deleted)
+        // A delete writes no version (`ARGV[2]` empty), so an answer lost to a failover
+        // cannot be told from "not met": only a delete of whatever is there is sent again.
+        let args = (expectation(expected), "");
+        let call = |in_full| script_call(&DELETE, in_full, &[&key], &args);
+        let written: Written<Value> = self.write(&key, call, expected == Expected::Any).await?;
+        self.after_write(written, &key).await
     }
 
     async fn store_moved(
@@ -304,16 +348,31 @@ impl SessionBackend for RedisBackend {
         let delete_from = if delete_from { "1" } else { "0" };
         let args = (expected, delete_from, WriteArgs::new(record, ttl));
         let keys = [self.key(from), self.key(to)];
-        let keys = [keys[0].as_str(), keys[1].as_str()];
-        let written = self
-            .write(
-                keys[0],
-                |in_full| script_call(&MOVE, in_full, &keys, &args),
-                true,
-            )
-            .await?;
-        let moved: i64 = written.answer;
+        let written: Written<Value> = match &record.owner {
+            None => {
+                let keys = [keys[0].as_str(), keys[1].as_str()];
+                let call = |in_full| script_call(&MOVE, in_full, &keys, &args);
+                self.write(keys[0], call, true).await?
+            }
+            Some(owner) => {
+                let owner = id_digest(owner);
+                let set = self.owner_key(&owner);
+                let handles = (
+                    handle_of(&keys[0], &self.prefix),
+                    handle_of(&keys[1], &self.prefix),
+                );
+                let args = (&args, &owner, handles.0, handles.1);
+                let keys = [keys[0].as_str(), keys[1].as_str(), set.as_str()];
+                let call = |in_full| script_call(&MOVE, in_full, &keys, &args);
+                self.write(keys[0], call, true).await?
+            }
+        };
+        let answer = Answer::of(&written.answer)?;
+        let moved = answer.code();
         self.replicated(written, moved == 1)?;
+        if let Answer::Owner(previous) = answer {
+            self.unindex_after(&previous, &keys[0]).await;
+        }
         Ok(match moved {
             1 => Moved::Stored,
             0 => Moved::IdTaken,

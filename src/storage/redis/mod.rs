@@ -8,6 +8,7 @@ mod backend;
 mod cluster;
 mod connect;
 mod connection;
+mod owners;
 mod refusal;
 mod replicas;
 mod scripts;
@@ -68,6 +69,25 @@ use super::{Error, Record, id_digest};
 /// # Ok(())
 /// # }
 /// ```
+///
+/// # Sessions of one owner
+///
+/// `RedisStorage` implements [`SessionIndex`](crate::SessionIndex). Each owner has a sorted
+/// set, `prefix` + `owner:` + the hex SHA-256 of the owner, of its sessions' handles scored
+/// by their expiry; every script that touches it drops the expired entries and makes it
+/// expire with its newest session, so nothing of an owner outlives its sessions. An owned
+/// session's hash also holds its owner's digest in field `o`. On a single server (or with
+/// Sentinel) an owned save stays one script, which writes the record and its entry; on a
+/// Cluster, where the two are in different slots, it is two: a new session's entry, then
+/// its record; a saved session's record (only over one of the same owner), then its entry
+/// rescored to the new expiry. A save that changes or clears the owner, and the destroy of an owned session,
+/// take one more script, which removes the former owner's entry. A listing reads the set,
+/// then every record (in one pipeline on a single server), and lists only the records that
+/// are still the owner's.
+///
+/// Run it on a Redis with `maxmemory-policy noeviction`: an evicted set would let its
+/// owner's sessions escape [`end_sessions_of`](crate::SessionIndex::end_sessions_of) until
+/// they are saved again. The first listing logs a warning when the policy is another.
 ///
 /// With a Redis Cluster, use [`connect_cluster`](RedisStorage::connect_cluster), with
 /// Sentinel [`connect_sentinel`](RedisStorage::connect_sentinel); timeouts are set with

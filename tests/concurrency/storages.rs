@@ -203,7 +203,7 @@ mod model {
         memory: super::memory() => random_interleavings_with_ends;
         fs: super::fs() => random_interleavings_with_ends;
         #[cfg(feature = "redis")]
-        redis: super::redis() => random_interleavings;
+        redis: super::redis() => random_interleavings_with_ends;
         #[cfg(feature = "memcache")]
         memcached: super::memcached() => random_interleavings;
         custom_backend: super::custom_backend() => random_interleavings;
@@ -247,7 +247,7 @@ async fn redis_cluster_all_scenarios() {
         )+};
     }
     with_every_scenario!(run!());
-    crate::model::random_interleavings(make().await, "redis_cluster").await;
+    crate::model::random_interleavings_with_ends(make().await, "redis_cluster").await;
 }
 
 // --- the checks can fail ----------------------------------------------------------------------

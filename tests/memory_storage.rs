@@ -225,3 +225,52 @@ async fn duration_max_never_expires() {
     assert_eq!(storage.len(), 2);
     assert!(is_held(&storage, &id).await);
 }
+
+/// A visit of a returning user: reads the session and writes it back, as a signed-in page
+/// does; says whether the session was still held.
+async fn revisit(storage: &MemoryStorage, id: &str) -> bool {
+    let session = storage.read(Some(id)).await.unwrap();
+    let held = session.get::<String>("name").is_some();
+    session.set("seen", true).unwrap();
+    storage.save(&session).await.unwrap();
+    held
+}
+
+/// Returning users survive floods: with a cap of 1,000, 100 users who came back twice keep
+/// their sessions through 10 rounds of 10,000 one-shot sessions each (the 10,000,
+/// 1,000 and 100,000 scaled down tenfold), while every new session is still stored and the
+/// cap holds. Exact LRU kept none: each burst alone is ten times the cap.
+#[tokio::test]
+async fn returning_users_survive_a_flood_of_one_shot_sessions() {
+    const CAP: usize = 1_000;
+    let storage = MemoryStorage::new().max_sessions(CAP);
+    let mut users = Vec::new();
+    for n in 0..CAP / 10 {
+        let id = create(&storage, &format!("user {n}")).await;
+        for _ in 0..2 {
+            assert!(revisit(&storage, &id).await);
+        }
+        users.push(id);
+    }
+    let mut kept = 0;
+    for _ in 0..10 {
+        let mut last = String::new();
+        for _ in 0..CAP * 10 {
+            last = create(&storage, "one-shot").await;
+            assert!(storage.len() <= CAP);
+        }
+        assert_eq!(storage.len(), CAP);
+        // Read once only, as a read counts as a use.
+        assert!(
+            is_held(&storage, &last).await,
+            "a new session is always stored"
+        );
+        for id in &users {
+            kept += usize::from(revisit(&storage, id).await);
+        }
+    }
+    assert!(
+        kept >= 99 * 10,
+        "{kept} of 1,000 returning visits found their session"
+    );
+}

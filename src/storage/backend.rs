@@ -81,6 +81,20 @@ pub trait SessionBackend: Send + Sync + 'static {
         expected: Expected,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
+    /// [`store`](SessionBackend::store), handed the record itself: the lifecycle calls this
+    /// where it needs the record no more. The default stores it by reference; a backend
+    /// that keeps records as they are (in memory) overrides it to keep this one rather than
+    /// a copy.
+    fn store_owned(
+        &self,
+        id: &str,
+        record: Record,
+        ttl: Option<Duration>,
+        expected: Expected,
+    ) -> impl Future<Output = Result<bool, Error>> + Send {
+        async move { self.store(id, &record, ttl, expected).await }
+    }
+
     /// Deletes the record under `id` if what is stored there is what `expected` says, and
     /// returns whether it matched: with [`Expected::Any`] always `true` (a missing record is
     /// not an error), with [`Expected::Absent`] whether nothing is stored.

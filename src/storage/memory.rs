@@ -3,7 +3,7 @@
 mod owners;
 mod sessions;
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use self::sessions::Sessions;
@@ -41,8 +41,15 @@ impl MemoryStorage {
     }
 
     /// Holds at most `n` sessions: saving a new session when `n` are held first removes
-    /// the expired ones, then evicts the least recently used (read or saved) until there is
-    /// room. Saving a session that is already held never evicts another.
+    /// the expired ones, then evicts until there is room, sessions seen once before
+    /// sessions used again. Saving a session that is already held never evicts another.
+    ///
+    /// A new session waits in a probation queue; the oldest there goes first, unless it was
+    /// read or saved again since, in which case it joins the main queue of sessions in use.
+    /// Those are evicted only while probation holds at most a tenth of `n` (oldest first,
+    /// each recent use buying one more pass), so a flood of one-shot sessions (a crawler, a
+    /// script, an attack on the login page) evicts other one-shot sessions, not the users
+    /// who come back. A new session is always stored, and never more than `n` are held.
     ///
     /// With `n == 0` no session can be held: saving a new one fails with [`Error::Config`]
     /// (the layer answers a bare 500), while requests that save nothing still work.
@@ -62,7 +69,7 @@ impl MemoryStorage {
 
     /// How many sessions are held, expired ones not yet removed included.
     pub fn len(&self) -> usize {
-        self.backend().sessions().len()
+        self.backend().shared().len()
     }
 
     /// Whether no session is held.
@@ -71,11 +78,12 @@ impl MemoryStorage {
     }
 }
 
-/// The [`SessionBackend`] behind [`MemoryStorage`]: the sessions, in order of use and of
-/// expiry, behind one lock (exact LRU needs one order over all of them).
+/// The [`SessionBackend`] behind [`MemoryStorage`]: the sessions, in their eviction queues
+/// and by expiry, behind one read-write lock. A read takes it shared (it only counts a use
+/// on the session), a write exclusive.
 #[derive(Clone, Default)]
 pub struct MemoryBackend {
-    inner: Arc<Mutex<Sessions>>,
+    inner: Arc<RwLock<Sessions>>,
 }
 
 impl std::fmt::Debug for MemoryBackend {
@@ -85,16 +93,22 @@ impl std::fmt::Debug for MemoryBackend {
 }
 
 impl MemoryBackend {
-    /// The sessions, locked. Nothing under the lock panics but a broken invariant (a bug),
-    /// so a poisoned lock is taken over as it is rather than failing every later request.
-    fn sessions(&self) -> MutexGuard<'_, Sessions> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The sessions, locked for writing. Nothing under the lock panics but a broken
+    /// invariant (a bug), so a poisoned lock is taken over as it is rather than failing
+    /// every later request.
+    fn sessions(&self) -> RwLockWriteGuard<'_, Sessions> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The sessions, locked for reading, shared with other reads.
+    fn shared(&self) -> RwLockReadGuard<'_, Sessions> {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl SessionBackend for MemoryBackend {
     async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
-        Ok(self.sessions().load(id))
+        Ok(self.shared().load(id))
     }
 
     async fn store(
@@ -109,6 +123,16 @@ impl SessionBackend for MemoryBackend {
         self.sessions().store(id, record, expected)
     }
 
+    async fn store_owned(
+        &self,
+        id: &str,
+        record: Record,
+        _ttl: Option<Duration>,
+        expected: Expected,
+    ) -> Result<bool, Error> {
+        self.sessions().store(id, record, expected)
+    }
+
     async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
         Ok(self.sessions().delete(id, expected))
     }
@@ -118,7 +142,7 @@ impl SessionBackend for MemoryBackend {
 /// one step that no concurrent save or move can slip through.
 impl OwnerIndexBackend for MemoryBackend {
     async fn records_of(&self, owner: &str) -> Result<Vec<(SessionHandle, Record)>, Error> {
-        Ok(self.sessions().records_of(owner))
+        Ok(self.shared().records_of(owner))
     }
 
     async fn delete_owned(&self, owner: &str, handle: &SessionHandle) -> Result<bool, Error> {

@@ -46,7 +46,7 @@ impl<B: SessionBackend> ServerStorage<B> {
         expected: Expected,
     ) -> Result<bool, Error> {
         let (record, ttl) = self.record(stored, created_at)?;
-        self.backend.store(id, &record, ttl, expected).await
+        self.backend.store_owned(id, record, ttl, expected).await
     }
 
     /// Deletes a destroyed session: its current id and, for a loaded session, the id it was

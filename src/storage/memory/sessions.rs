@@ -1,27 +1,39 @@
 //! [`Sessions`]: the sessions a [`MemoryBackend`](super::MemoryBackend) holds, indexed by
-//! id, by expiry and by order of use, so that a lookup, an eviction of the least recently
-//! used and the removal of what expired each cost in proportion to what they touch.
+//! id, by expiry and in two queues, so that a lookup, an eviction and the removal of what
+//! expired each cost in proportion to what they touch.
+//!
+//! Eviction keeps sessions that were used again over sessions seen once (after S3-FIFO):
+//! a new session enters `Queue::Probation`; when room is needed, the oldest there goes,
+//! unless it was used since it entered, in which case it moves to `Queue::Main`. Sessions
+//! in `Main` are evicted only while `Probation` holds at most a tenth of the limit, oldest
+//! first, each use buying one more pass. A use only counts (an atomic add), so a read
+//! needs no exclusive lock.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::owners::Owners;
 use crate::storage::{Expected, Record, Versioned, unix_now_ms};
 use crate::{Error, SessionHandle};
 
-/// The sessions, in order of use and of expiry.
+/// Uses counted beyond this one buy nothing more: a session evicted from `Main` is passed
+/// over at most this many times, so an eviction never walks far.
+const MAX_USES: u8 = 3;
+
+/// The sessions, in their queues and by expiry.
 #[derive(Default)]
 pub(super) struct Sessions {
     /// Where each held session is in `slots`.
     slot_of: HashMap<Arc<str>, usize>,
-    /// The held sessions, linked from the most to the least recently used: a doubly linked
-    /// list, so that a use moves a session to the front in a few writes. `None` where a
-    /// session was removed, until a new one takes the place.
+    /// The held sessions, each linked into its queue: a doubly linked list, so that a
+    /// session leaves its queue in a few writes. `None` where a session was removed, until
+    /// a new one takes the place.
     slots: Vec<Option<Slot>>,
     /// The `None` places in `slots`.
     free: Vec<usize>,
-    newest: Option<usize>,
-    oldest: Option<usize>,
+    /// The ends of `Queue::Probation` and `Queue::Main`, in that order.
+    queues: [Ends; 2],
     /// Soonest expiry first, so that removing what expired never scans what is alive.
     by_expiry: BTreeMap<ExpiryKey, usize>,
     /// The last version given to a write: versions are never reused, even across a delete.
@@ -32,14 +44,45 @@ pub(super) struct Sessions {
     pub(super) max_sessions: Option<usize>,
 }
 
+/// Which queue a session is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Queue {
+    /// Saved once and not used since it entered: the first to go.
+    Probation = 0,
+    /// Used again after it was first saved.
+    Main = 1,
+}
+
+/// The two ends of a queue and how many sessions it holds.
+#[derive(Clone, Copy, Default)]
+struct Ends {
+    newest: Option<usize>,
+    oldest: Option<usize>,
+    len: usize,
+}
+
 struct Slot {
     /// Shared with `slot_of`, to remove the session from it when it is evicted or expires.
     id: Arc<str>,
     stored: Versioned,
-    /// The next more recently used session; `None` for the newest.
+    /// Reads and writes since it entered its queue or was last passed over, up to
+    /// `MAX_USES`; atomic, so that a read under the shared lock can count itself.
+    uses: AtomicU8,
+    queue: Queue,
+    /// The next newer session in its queue; `None` for the newest.
     newer: Option<usize>,
-    /// The next less recently used session; `None` for the oldest.
+    /// The next older session in its queue; `None` for the oldest.
     older: Option<usize>,
+}
+
+impl Slot {
+    /// Counts a use, up to `MAX_USES`. Two reads at once may count as one: a use is a hint.
+    fn count_use(&self) {
+        let uses = self.uses.load(Ordering::Relaxed);
+        if uses < MAX_USES {
+            self.uses.store(uses + 1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A session's place in `by_expiry`: its expiry, then its version, which is unique and so
@@ -70,10 +113,11 @@ impl Sessions {
             .expect("every place that is linked or indexed holds a session")
     }
 
-    pub(super) fn load(&mut self, id: &str) -> Option<Versioned> {
-        let at = *self.slot_of.get(id)?;
-        self.mark_used(at);
-        Some(self.slot(at).stored.clone())
+    /// The record under `id`, counted as a use: takes `&self`, so reads share the lock.
+    pub(super) fn load(&self, id: &str) -> Option<Versioned> {
+        let slot = self.slots[*self.slot_of.get(id)?].as_ref()?;
+        slot.count_use();
+        Some(slot.stored.clone())
     }
 
     pub(super) fn store(
@@ -95,10 +139,11 @@ impl Sessions {
         match held {
             Some(at) => {
                 self.unindex_expiry(at);
-                let previous = std::mem::replace(&mut self.slot(at).stored, stored);
+                let slot = self.slot(at);
+                let previous = std::mem::replace(&mut slot.stored, stored);
+                slot.count_use();
                 self.index_expiry(at);
                 self.reindex_owner(at, previous.record.owner);
-                self.mark_used(at);
             }
             None => {
                 // Expired sessions make room before any live one is evicted.
@@ -125,7 +170,10 @@ impl Sessions {
         true
     }
 
-    /// Evicts the least recently used sessions until one more fits under the limit.
+    /// Evicts sessions until one more fits under the limit: from `Probation` while it holds
+    /// more than a tenth of the limit (or `Main` is empty), else from `Main`. A used session
+    /// at the old end of `Probation` moves to `Main`; one at the old end of `Main` goes to
+    /// its new end, one use spent. Each step removes, moves or spends a use, so this ends.
     fn make_room(&mut self) -> Result<(), Error> {
         let Some(limit) = self.max_sessions else {
             return Ok(());
@@ -136,10 +184,27 @@ impl Sessions {
             ));
         }
         while self.len() >= limit {
-            let Some(oldest) = self.oldest else {
-                break;
+            let probation = self.queues[Queue::Probation as usize];
+            let main = self.queues[Queue::Main as usize];
+            let (queue, oldest) = match (probation.oldest, main.oldest) {
+                (Some(at), _) if probation.len > limit / 10 || main.len == 0 => {
+                    (Queue::Probation, at)
+                }
+                (_, Some(at)) => (Queue::Main, at),
+                (Some(at), None) => (Queue::Probation, at),
+                (None, None) => break,
             };
-            self.remove(oldest);
+            let uses = self.slot(oldest).uses.get_mut();
+            if *uses == 0 {
+                self.remove(oldest);
+                continue;
+            }
+            *uses = match queue {
+                Queue::Probation => 0,
+                Queue::Main => *uses - 1,
+            };
+            self.unlink(oldest);
+            self.link_as_newest(oldest, Queue::Main);
         }
         Ok(())
     }
@@ -164,6 +229,8 @@ impl Sessions {
         let slot = Slot {
             id: Arc::clone(&id),
             stored,
+            uses: AtomicU8::new(0),
+            queue: Queue::Probation,
             newer: None,
             older: None,
         };
@@ -180,7 +247,7 @@ impl Sessions {
         self.slot_of.insert(id, at);
         self.index_expiry(at);
         self.reindex_owner(at, None);
-        self.link_as_newest(at);
+        self.link_as_newest(at, Queue::Probation);
     }
 
     fn remove(&mut self, at: usize) {
@@ -265,34 +332,35 @@ impl Sessions {
         }
     }
 
-    fn mark_used(&mut self, at: usize) {
-        if self.newest != Some(at) {
-            self.unlink(at);
-            self.link_as_newest(at);
-        }
-    }
-
-    /// Takes the session at `at` out of the order of use, joining its neighbours.
+    /// Takes the session at `at` out of its queue, joining its neighbours.
     fn unlink(&mut self, at: usize) {
         let slot = self.slot(at);
-        let (newer, older) = (slot.newer.take(), slot.older.take());
+        let (newer, older, queue) = (slot.newer.take(), slot.older.take(), slot.queue);
+        let ends = &mut self.queues[queue as usize];
+        ends.len -= 1;
         match newer {
             Some(newer) => self.slot(newer).older = older,
-            None => self.newest = older,
+            None => self.queues[queue as usize].newest = older,
         }
         match older {
             Some(older) => self.slot(older).newer = newer,
-            None => self.oldest = newer,
+            None => self.queues[queue as usize].oldest = newer,
         }
     }
 
-    /// Puts the (unlinked) session at `at` first in the order of use.
-    fn link_as_newest(&mut self, at: usize) {
-        let previous = self.newest.replace(at);
-        self.slot(at).older = previous;
-        match previous {
-            Some(previous) => self.slot(previous).newer = Some(at),
-            None => self.oldest = Some(at),
+    /// Puts the (unlinked) session at `at` at the new end of `queue`.
+    fn link_as_newest(&mut self, at: usize, queue: Queue) {
+        let ends = &mut self.queues[queue as usize];
+        ends.len += 1;
+        let previous = ends.newest.replace(at);
+        if previous.is_none() {
+            ends.oldest = Some(at);
+        }
+        let slot = self.slot(at);
+        slot.older = previous;
+        slot.queue = queue;
+        if let Some(previous) = previous {
+            self.slot(previous).newer = Some(at);
         }
     }
 }
@@ -315,26 +383,33 @@ mod tests {
         }
     }
 
-    /// Checks that the order of use, the id index and the expiry index all describe the
-    /// same sessions.
+    /// Checks that the queues, the id index and the expiry index all describe the same
+    /// sessions.
     fn assert_consistent(sessions: &Sessions) {
         let mut in_order = 0;
-        let mut newer = None;
-        let mut at = sessions.newest;
-        while let Some(here) = at {
-            let slot = sessions.slots[here]
-                .as_ref()
-                .expect("a linked place is held");
-            assert_eq!(slot.newer, newer);
-            assert_eq!(sessions.slot_of.get(&slot.id), Some(&here));
-            if let Some(key) = expiry_key(&slot.stored) {
-                assert_eq!(sessions.by_expiry.get(&key), Some(&here));
+        for queue in [Queue::Probation, Queue::Main] {
+            let ends = sessions.queues[queue as usize];
+            let mut in_queue = 0;
+            let mut newer = None;
+            let mut at = ends.newest;
+            while let Some(here) = at {
+                let slot = sessions.slots[here]
+                    .as_ref()
+                    .expect("a linked place is held");
+                assert_eq!(slot.newer, newer);
+                assert_eq!(slot.queue, queue);
+                assert_eq!(sessions.slot_of.get(&slot.id), Some(&here));
+                if let Some(key) = expiry_key(&slot.stored) {
+                    assert_eq!(sessions.by_expiry.get(&key), Some(&here));
+                }
+                in_queue += 1;
+                newer = at;
+                at = slot.older;
             }
-            in_order += 1;
-            newer = at;
-            at = slot.older;
+            assert_eq!(ends.oldest, newer);
+            assert_eq!(ends.len, in_queue);
+            in_order += in_queue;
         }
-        assert_eq!(sessions.oldest, newer);
         assert_eq!(in_order, sessions.len());
         let held = sessions.slots.iter().filter(|slot| slot.is_some()).count();
         assert_eq!(held, sessions.len());
@@ -364,7 +439,7 @@ mod tests {
     }
 
     /// After any mix of stores, loads, deletes, evictions and expiries, the indexes and the
-    /// order of use describe the same sessions, and the limit holds.
+    /// queues describe the same sessions, and the limit holds.
     #[test]
     fn the_indexes_follow_the_sessions() {
         let mut sessions = Sessions {
@@ -423,10 +498,10 @@ mod tests {
         assert_eq!(sessions.records_of("ann"), []);
         store(&mut sessions, "a", owned(None, None));
         assert_eq!(sessions.owner_count(), 0);
-        // Evicted by the limit.
-        store(&mut sessions, "a", owned(Some("ann"), None));
+        // Evicted by the limit: seen once, so the first to go.
+        store(&mut sessions, "d", owned(Some("ann"), None));
         store(&mut sessions, "b", record(None));
-        store(&mut sessions, "c", record(None));
+        assert!(sessions.load("d").is_none());
         assert_eq!(sessions.owner_count(), 0, "evicted");
         // Expired, then removed.
         store(&mut sessions, "a", owned(Some("ann"), Some(now + 50)));

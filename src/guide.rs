@@ -51,6 +51,7 @@ macro_rules! links {
             "[deployment.md]: crate::guide::deployment\n",
             "[deployment.md#redis]: crate::guide::deployment#redis\n",
             "[deployment.md#memcached]: crate::guide::deployment#memcached\n",
+            "[deployment.md#eviction]: crate::guide::deployment#eviction\n",
             "[deployment.md#failover-measured]: crate::guide::deployment#failover-measured\n",
             "[grpc.md]: crate::guide::grpc\n",
             "[benchmarks.md]: crate::guide::benchmarks\n",

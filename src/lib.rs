@@ -82,7 +82,7 @@
 //! # Security
 //!
 //! The cookie is always signed with HMAC-SHA256 over its name and value (or, with
-//! [`SessionCookie::encrypted`], sealed with XChaCha20-Poly1305), with secret rotation. Ids
+//! [`SessionCookie::encrypted`], sealed with XAES-256-GCM), with secret rotation. Ids
 //! are 144 random bits. The whole model: [`guide::security`]; running it in production
 //! (HTTPS, secrets, several servers, Redis and Memcached): [`guide::deployment`].
 //!

@@ -672,13 +672,14 @@ fn encrypted_value_is_not_readable() {
 }
 
 #[test]
-fn encrypted_layout_is_a_192_bit_nonce_ciphertext_and_tag() {
+fn encrypted_layout_is_a_format_byte_192_bit_nonce_ciphertext_and_tag() {
     let cookie = encrypted("sid");
     for value in ["", "v", "a longer value of some 40 bytes, give or take"] {
         let bytes = URL_SAFE_NO_PAD
             .decode(raw_value(&cookie.serialize(value).unwrap()))
             .unwrap();
-        assert_eq!(bytes.len(), 24 + value.len() + 16, "{value:?}");
+        assert_eq!(bytes[0], 1, "XAES-256-GCM's format byte");
+        assert_eq!(bytes.len(), 1 + 24 + value.len() + 16, "{value:?}");
     }
 }
 
@@ -971,12 +972,11 @@ fn random_garbage_never_panics_and_never_verifies() {
     }
 }
 
-/// Values sealed by this build must open in every later one: the format is nonce (24 bytes)
-/// || XChaCha20-Poly1305 ciphertext || tag, base64url, and must stay so, or every user is
-/// logged out by an upgrade. The first was sealed with the older secret, the second with the
-/// oldest.
+/// Values sealed by 0.1 (nonce (24 bytes) || XChaCha20-Poly1305 ciphertext || tag, base64url)
+/// still open after the switch to XAES-256-GCM, or every user would be logged out by the
+/// upgrade. The first was sealed with the older secret, the second with the oldest.
 #[test]
-fn encrypted_values_sealed_by_an_earlier_build_still_open() {
+fn xchacha20_poly1305_values_of_0_1_still_open() {
     let cookie = SessionCookie::new("__session")
         .secrets([
             "newest secret, 32 bytes or longer",
@@ -995,6 +995,39 @@ fn encrypted_values_sealed_by_an_earlier_build_still_open() {
         Some("sealed with the oldest secret")
     );
     // Without the secret that sealed it, nothing opens.
+    let rotated_out = SessionCookie::new("__session")
+        .secrets([
+            "newest secret, 32 bytes or longer",
+            "older secret, also 32 bytes or more",
+        ])
+        .encrypted(true);
+    assert_eq!(rotated_out.parse(Some(by_oldest)), None);
+}
+
+/// Values sealed by this build must open in every later one: the format is `1` || nonce
+/// (24 bytes) || XAES-256-GCM ciphertext || tag, base64url, and must stay so, or every user
+/// is logged out by an upgrade. Made by an implementation of C2SP's XAES-256-GCM apart from
+/// the crate's (pyca/cryptography's AES); the first with the older secret, the second with
+/// the oldest.
+#[test]
+fn xaes_256_gcm_values_of_this_format_keep_opening() {
+    let cookie = SessionCookie::new("__session")
+        .secrets([
+            "newest secret, 32 bytes or longer",
+            "older secret, also 32 bytes or more",
+            "oldest secret, 32 bytes or more too",
+        ])
+        .encrypted(true);
+    let by_older = "__session=ATJrR2GK2TycfhCZd9sY4Nl81-QcjNvz1XbtI3YoDBdNMvEwpQ2poYbBeNe6X3UejCQedJIf-5rbWbd9SzSrIETS6-CnCqA-VeJXQgEr4hlnOTc";
+    assert_eq!(
+        cookie.parse(Some(by_older)).as_deref(),
+        Some("a value sealed with XAES-256-GCM, format 1")
+    );
+    let by_oldest = "__session=AcV5oso_THzNHTCfGJOg6Ild4WJ4QAQbYZgfoE66Uzcq1lXg2-YWaiGoRrwHXnTHMNA1g73yXjMEqZHZIXQ64JTJ9eKYJA";
+    assert_eq!(
+        cookie.parse(Some(by_oldest)).as_deref(),
+        Some("sealed with the oldest secret")
+    );
     let rotated_out = SessionCookie::new("__session")
         .secrets([
             "newest secret, 32 bytes or longer",

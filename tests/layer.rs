@@ -536,6 +536,52 @@ async fn rotation_accepts_old_cookies_and_resigns_with_the_new_secret() {
     );
 }
 
+/// Seals `value` as session-layer 0.1 did: base64url of nonce || XChaCha20-Poly1305
+/// ciphertext || tag, under HMAC-SHA256(secret, label), the cookie's name as associated data.
+fn seal_as_0_1(secret: &str, nonce: [u8; 24], value: &str) -> String {
+    use base64::Engine as _;
+    use chacha20poly1305::aead::{AeadInOut, KeyInit};
+    use hmac::Mac as _;
+    let mut derive = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    derive.update(b"session-layer xchacha20-poly1305 key");
+    let cipher = chacha20poly1305::XChaCha20Poly1305::new(&derive.finalize().into_bytes());
+    let mut bytes = [&nonce[..], value.as_bytes()].concat();
+    let tag = cipher
+        .encrypt_inout_detached(&nonce.into(), NAME.as_bytes(), (&mut bytes[24..]).into())
+        .unwrap();
+    bytes.extend_from_slice(&tag);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[tokio::test]
+async fn an_encrypted_cookie_of_0_1_keeps_its_session_and_is_sealed_again() {
+    let secret = "the first secret, thirty-two bytes+";
+    let encrypted = cookie().encrypted(true);
+    let app = plain(
+        SessionLayer::new(encrypted.clone(), MemoryStorage::new()),
+        count,
+    );
+    let r1 = app.clone().oneshot(req(None)).await.unwrap();
+    let id = encrypted
+        .parse(Some(&pair(&session_set_cookie(&r1).unwrap())))
+        .unwrap();
+    // A nonce starting with XAES-256-GCM's format byte is tried as XAES-256-GCM first.
+    for (round, first_byte) in [(2, 7), (3, 1)] {
+        let old = format!("{NAME}={}", seal_as_0_1(secret, [first_byte; 24], &id));
+        let response = app.clone().oneshot(req(Some(&old))).await.unwrap();
+        assert_eq!(response.body(), &format!("Count: {round}"), "same session");
+        let resealed = pair(&session_set_cookie(&response).expect("sealed again"));
+        assert_ne!(resealed, old);
+        let value = resealed.split_once('=').unwrap().1;
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(value)
+            .unwrap();
+        assert_eq!(bytes[0], 1, "in the XAES-256-GCM format");
+        assert_eq!(encrypted.parse(Some(&resealed)), Some(id.clone()));
+    }
+}
+
 #[tokio::test]
 async fn encrypted_cookie_storage_end_to_end() {
     fn remember(session: &Session) -> (StatusCode, String) {

@@ -9,7 +9,7 @@
 //! It also prints the allocations per request (a counting global allocator).
 //!
 //! Cases: memory_read_write, memory_read_only, no_cookie_untouched, redis_read_write
-//! (REDIS_URL), cookie_signed_read_write, cookie_encrypted_read_write (ours only); crates:
+//! (REDIS_URL), cookie_signed_read_write, cookie_encrypted_read_write; crates:
 //! ours, theirs, bare.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -98,6 +98,14 @@ fn main() {
         ("cookie_encrypted_read_write", "ours") => {
             ours::app(CookieStorage::new(), true, get(ours::read_write))
         }
+        ("cookie_signed_read_write", "theirs") => session_layer_compare::cookie_store::app(
+            false,
+            get(session_layer_compare::peer_014::read_write),
+        ),
+        ("cookie_encrypted_read_write", "theirs") => session_layer_compare::cookie_store::app(
+            true,
+            get(session_layer_compare::peer_014::read_write),
+        ),
         ("memory_read_write", "theirs") => peer::app(
             tower_sessions::MemoryStore::default(),
             get(peer::read_write),

@@ -8,7 +8,7 @@
 use axum::Router;
 use axum::routing::{MethodRouter, get};
 
-/// 64 bytes: enough for session-layer's HMAC and XChaCha20-Poly1305 keys and for tower-sessions' `Key`.
+/// 64 bytes: enough for session-layer's HMAC and XAES-256-GCM keys and for tower-sessions' `Key`.
 pub const SECRET: &[u8; 64] = b"a benchmark secret of sixty-four bytes, the same for both crates";
 
 /// A handler that touches no session: the bare Router's baseline, and the "untouched" case.

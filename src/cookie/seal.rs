@@ -2,18 +2,23 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chacha20poly1305::aead::AeadInOut;
-use chacha20poly1305::{Tag, XNonce};
 use hmac::Mac;
+use xaes_256_gcm::aead::AeadInOut;
+use xaes_256_gcm::aead::array::Array;
 
 use super::secrets::HmacSha256;
 use super::{MAX_COOKIE_SIZE, SessionCookie};
 
 /// Bytes of an HMAC-SHA256 tag.
 const TAG_LEN: usize = 32;
-/// Bytes of an XChaCha20-Poly1305 nonce: 192 random bits, so nonces never repeat in practice.
+/// The first byte of a value sealed with XAES-256-GCM. Values of 0.1 (XChaCha20-Poly1305)
+/// start with their nonce instead, so one in 256 of them starts with this too, and opens as
+/// 0.1's once XAES-256-GCM has refused it.
+const XAES_FORMAT: u8 = 1;
+/// Bytes of a nonce, XAES-256-GCM's as XChaCha20-Poly1305's: 192 random bits, so nonces
+/// never repeat in practice.
 const NONCE_LEN: usize = 24;
-/// Bytes of a Poly1305 tag.
+/// Bytes of a GCM or Poly1305 tag.
 const AEAD_TAG_LEN: usize = 16;
 
 impl SessionCookie {
@@ -26,25 +31,15 @@ impl SessionCookie {
             return decode_text(sealed).map(|value| (value, true));
         }
         if self.encrypted {
-            // nonce || ciphertext || tag, opened in place: no buffer besides the decoded one.
             let mut bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
-            if bytes.len() < NONCE_LEN + AEAD_TAG_LEN {
-                return None;
+            if bytes.first() == Some(&XAES_FORMAT)
+                && let Some(key) = open_in_place(&self.keys.ciphers, &self.name, &mut bytes, 1)
+            {
+                return String::from_utf8(bytes).ok().map(|value| (value, key == 0));
             }
-            let tag_at = bytes.len() - AEAD_TAG_LEN;
-            let nonce = XNonce::try_from(&bytes[..NONCE_LEN]).ok()?;
-            let tag = Tag::try_from(&bytes[tag_at..]).ok()?;
-            // A wrong key leaves the buffer as it was (the tag is checked before
-            // decrypting), so each secret can be tried on the same bytes.
-            let key = self.keys.ciphers.iter().position(|cipher| {
-                let ciphertext = &mut bytes[NONCE_LEN..tag_at];
-                cipher
-                    .decrypt_inout_detached(&nonce, self.name.as_bytes(), ciphertext.into(), &tag)
-                    .is_ok()
-            })?;
-            bytes.truncate(tag_at);
-            bytes.drain(..NONCE_LEN);
-            String::from_utf8(bytes).ok().map(|value| (value, key == 0))
+            // Not the newest secret's seal, so that the layer seals it again as XAES-256-GCM.
+            open_in_place(&self.keys.legacy_ciphers, &self.name, &mut bytes, 0)?;
+            String::from_utf8(bytes).ok().map(|value| (value, false))
         } else {
             let (payload, tag) = sealed.rsplit_once('.')?;
             let mut tag_bytes = [0u8; TAG_LEN];
@@ -72,20 +67,20 @@ impl SessionCookie {
         if self.encrypted
             && let Some(cipher) = self.keys.ciphers.first()
         {
-            let mut nonce_bytes = [0u8; NONCE_LEN];
-            rand::fill(&mut nonce_bytes);
-            let nonce = XNonce::from(nonce_bytes);
-            // nonce || ciphertext || tag, encrypted in place in one buffer.
-            let mut bytes = Vec::with_capacity(NONCE_LEN + value.len() + AEAD_TAG_LEN);
-            bytes.extend_from_slice(&nonce_bytes);
+            let mut nonce = xaes_256_gcm::Nonce::default();
+            rand::fill(nonce.as_mut_slice());
+            // format || nonce || ciphertext || tag, encrypted in place in one buffer.
+            let mut bytes = Vec::with_capacity(1 + NONCE_LEN + value.len() + AEAD_TAG_LEN);
+            bytes.push(XAES_FORMAT);
+            bytes.extend_from_slice(&nonce);
             bytes.extend_from_slice(value.as_bytes());
             let tag = cipher
                 .encrypt_inout_detached(
                     &nonce,
                     self.name.as_bytes(),
-                    (&mut bytes[NONCE_LEN..]).into(),
+                    (&mut bytes[1 + NONCE_LEN..]).into(),
                 )
-                .expect("XChaCha20-Poly1305 encrypts any message under 256 GiB");
+                .expect("XAES-256-GCM encrypts any message under 64 GiB");
             bytes.extend_from_slice(&tag);
             return URL_SAFE_NO_PAD.encode(bytes);
         }
@@ -102,4 +97,29 @@ impl SessionCookie {
 fn decode_text(encoded: &str) -> Option<String> {
     let bytes = URL_SAFE_NO_PAD.decode(encoded).ok()?;
     String::from_utf8(bytes).ok()
+}
+
+/// Opens `[skip..]` of `bytes` (nonce || ciphertext || tag) with the first of `ciphers` that
+/// verifies it, and leaves the plaintext alone in `bytes`; gives that cipher's position.
+fn open_in_place<A>(ciphers: &[A], name: &str, bytes: &mut Vec<u8>, skip: usize) -> Option<usize>
+where
+    A: AeadInOut,
+{
+    if bytes.len() < skip + NONCE_LEN + AEAD_TAG_LEN {
+        return None;
+    }
+    let tag_at = bytes.len() - AEAD_TAG_LEN;
+    let nonce = Array::try_from(&bytes[skip..skip + NONCE_LEN]).ok()?;
+    let tag = Array::try_from(&bytes[tag_at..]).ok()?;
+    // A wrong key leaves the buffer as it was (the tag is checked before decrypting), so
+    // each secret can be tried on the same bytes.
+    let key = ciphers.iter().position(|cipher| {
+        let ciphertext = &mut bytes[skip + NONCE_LEN..tag_at];
+        cipher
+            .decrypt_inout_detached(&nonce, name.as_bytes(), ciphertext.into(), &tag)
+            .is_ok()
+    })?;
+    bytes.truncate(tag_at);
+    bytes.drain(..skip + NONCE_LEN);
+    Some(key)
 }

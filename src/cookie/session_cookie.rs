@@ -22,7 +22,7 @@ pub enum SameSite {
 /// [`CookieStorage`](crate::CookieStorage) the data itself).
 ///
 /// Values are signed with HMAC-SHA256, or with [`encrypted(true)`](SessionCookie::encrypted)
-/// sealed with XChaCha20-Poly1305. Either way the cookie's name is bound into the seal, so a value
+/// sealed with XAES-256-GCM. Either way the cookie's name is bound into the seal, so a value
 /// cannot be moved to another cookie, and each secret given to
 /// [`secrets`](SessionCookie::secrets) is tried in turn when verifying, so secrets can be
 /// rotated without logging everybody out.
@@ -105,14 +105,15 @@ impl SessionCookie {
         self
     }
 
-    /// Seal values with XChaCha20-Poly1305 (confidential and tamper-proof) instead of signing
-    /// them with HMAC-SHA256 (tamper-proof, readable by the client).
+    /// Seal values with XAES-256-GCM (confidential and tamper-proof) instead of signing them
+    /// with HMAC-SHA256 (tamper-proof, readable by the client).
     ///
     /// Each value gets a random 192-bit nonce, so a key can seal any number of cookies, where
-    /// AES-GCM's random 96-bit nonces allow about 2^32; AES-GCM-SIV would only soften a nonce
-    /// collision, and per-message keys would add a derivation per seal and per secret tried,
-    /// which XChaCha20 already does inside, from the nonce. The key is derived from each
-    /// secret with HMAC-SHA256, apart from the signing key.
+    /// AES-GCM's random 96-bit nonces allow about 2^32: XAES-256-GCM derives an AES-256-GCM
+    /// key from each nonce with two AES blocks, on the CPU's AES instructions. The key is
+    /// derived from each secret with HMAC-SHA256, apart from the signing key. Values
+    /// encrypted by 0.1 (XChaCha20-Poly1305) still open, and are sealed again with
+    /// XAES-256-GCM when their session is next saved.
     pub fn encrypted(mut self, encrypted: bool) -> Self {
         self.encrypted = encrypted;
         self

@@ -140,6 +140,7 @@ impl Sessions {
                 break;
             };
             self.remove(oldest);
+            crate::observe::memory_evicted();
         }
         Ok(())
     }

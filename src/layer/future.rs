@@ -127,7 +127,7 @@ where
         loop {
             let next = match this.state.as_mut().project() {
                 StateProj::Reading { storage, waiting } => {
-                    let _entered = this.span.enter();
+                    let _entered = observe::enter(this.span);
                     let calls = storage.as_mut().expect(POLLED_AFTER_READY);
                     let read = ready!(calls.as_mut().poll_read(cx));
                     let waiting = waiting.take().expect(POLLED_AFTER_READY);
@@ -140,15 +140,14 @@ where
                     let response = ready!(future.poll(cx))?;
                     let context = context.take().expect(POLLED_AFTER_READY);
                     if !context.save_needed(&response) {
-                        this.span
-                            .in_scope(|| observe::save(St::NAME, Save::Unchanged));
+                        observe::in_span(this.span, || observe::save(St::NAME, Save::Unchanged));
                         return Poll::Ready(Ok(response));
                     }
                     let (context, response) = (Some(context), Some(response));
                     State::Saving { context, response }
                 }
                 StateProj::Saving { context, response } => {
-                    let _entered = this.span.enter();
+                    let _entered = observe::enter(this.span);
                     let saving = context.as_mut().expect(POLLED_AFTER_READY);
                     let saved = ready!(saving.poll_save(cx));
                     let context = context.take().expect(POLLED_AFTER_READY);

@@ -66,7 +66,7 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let layer = self.layer.clone();
         let span = observe::request_span(St::NAME);
-        let incoming = span.in_scope(|| {
+        let incoming = observe::in_span(&span, || {
             let incoming = layer.transport.receive(request.headers());
             if incoming.is_none() {
                 observe::load(St::NAME, Load::New);

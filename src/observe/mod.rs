@@ -11,12 +11,13 @@ mod outcome;
 mod span;
 
 pub(crate) use self::outcome::{Load, Refusal, Save};
-pub(crate) use self::span::{id_prefix, request_span};
+pub(crate) use self::span::{enter, id_prefix, in_span, request_span};
 
 #[cfg(feature = "metrics")]
 use self::metrics as names;
 
 /// How a request's session was loaded, on the request's span and counted by storage.
+#[inline]
 pub(crate) fn load(storage: &'static str, outcome: Load) {
     span::record("session.load", outcome.as_str());
     #[cfg(feature = "metrics")]
@@ -27,6 +28,7 @@ pub(crate) fn load(storage: &'static str, outcome: Load) {
 }
 
 /// How a request's session was saved, on the request's span and counted by storage.
+#[inline]
 pub(crate) fn save(storage: &'static str, outcome: Save) {
     span::record("session.save", outcome.as_str());
     #[cfg(feature = "metrics")]
@@ -37,11 +39,13 @@ pub(crate) fn save(storage: &'static str, outcome: Save) {
 }
 
 /// What kind of error failed the request, on its span: never the error's text.
+#[inline]
 pub(crate) fn error(error: &crate::Error) {
     span::record("error.type", error.kind());
 }
 
 /// A session value the request carried was refused.
+#[inline]
 pub(crate) fn refused(reason: Refusal) {
     span::record("session.cookie_refused", reason.as_str());
     #[cfg(feature = "metrics")]

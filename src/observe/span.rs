@@ -5,9 +5,14 @@ use tracing::field::Empty;
 
 use crate::session::id_digest;
 
-/// The span of one request's session work, or a disabled span when no subscriber wants
-/// DEBUG spans of this crate (then it costs a check of the callsite's interest).
+/// The span of one request's session work, or `Span::none()` when no subscriber was ever
+/// set: then no span macro runs, as with tracing's `log` feature (which many dependencies
+/// turn on) even a disabled span costs about 150 instructions per request.
+#[inline]
 pub(crate) fn request_span(storage: &'static str) -> tracing::Span {
+    if !listening() {
+        return tracing::Span::none();
+    }
     tracing::debug_span!(
         "session",
         db.system.name = storage,
@@ -23,8 +28,9 @@ pub(crate) fn request_span(storage: &'static str) -> tracing::Span {
 /// Records the first 8 hex digits of the digest of the id `id()` gives on the current
 /// span: enough to join the lines of one session, useless to take it over. The id is
 /// asked for only when a subscriber listens.
+#[inline]
 pub(crate) fn id_prefix(id: impl FnOnce() -> String) {
-    if tracing::level_enabled!(tracing::Level::DEBUG) {
+    if listening() {
         let span = tracing::Span::current();
         if !span.is_disabled() {
             span.record("session.id_prefix", &id_digest(&id())[..8]);
@@ -34,15 +40,40 @@ pub(crate) fn id_prefix(id: impl FnOnce() -> String) {
 
 /// Records `value` on the current span (the request's, entered around the storage calls);
 /// a check of the global level filter when nothing listens.
+#[inline]
 pub(super) fn record(field: &'static str, value: &'static str) {
-    if tracing::level_enabled!(tracing::Level::DEBUG) {
+    if listening() {
         tracing::Span::current().record(field, value);
     }
 }
 
 /// Like [`record`], for a number.
+#[inline]
 pub(super) fn record_u64(field: &'static str, value: u64) {
-    if tracing::level_enabled!(tracing::Level::DEBUG) {
+    if listening() {
         tracing::Span::current().record(field, value);
     }
+}
+
+/// Runs `f` inside `span`, without touching a span that is none.
+#[inline]
+pub(crate) fn in_span<R>(span: &tracing::Span, f: impl FnOnce() -> R) -> R {
+    if span.is_none() {
+        f()
+    } else {
+        span.in_scope(f)
+    }
+}
+
+/// Enters `span` until the guard drops, unless it is none.
+#[inline]
+pub(crate) fn enter(span: &tracing::Span) -> Option<tracing::span::Entered<'_>> {
+    (!span.is_none()).then(|| span.enter())
+}
+
+/// Whether a subscriber may want the session span: one was set (globally or for a thread)
+/// and DEBUG is not filtered out everywhere.
+#[inline]
+fn listening() -> bool {
+    tracing::dispatcher::has_been_set() && tracing::level_enabled!(tracing::Level::DEBUG)
 }

@@ -16,6 +16,7 @@
 //!     cargo run --example demo --features mysql
 //! SESSION_STORAGE=redis cargo run --example demo --features redis   # in Redis at $REDIS_URL
 //! SESSION_SECRET=... PORT=8080 SESSION_TTL=600 cargo run --example demo
+//! cargo run --example demo --features metrics      # session metrics at /metrics
 //! ```
 //!
 //! Settings, all optional:
@@ -32,6 +33,9 @@
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | the `redis` storage's server |
 //! | `SESSION_KEY_PREFIX` | `demo:session:` | the `redis` storage's key prefix |
 //! | `PORT` | `3000` | on 127.0.0.1; `0` picks a free port (the log says which) |
+//!
+//! `/metrics` serves the metrics in Prometheus text through `metrics-exporter-prometheus`;
+//! the session's own appear with the feature `metrics` (docs/observability.md).
 //!
 //! The routes and pages are in `examples/demo/`; the browser test (`tests/browser/`)
 //! serves the same router. `scripts/load` serves this demo (built with `--release`) to `wrk`
@@ -51,7 +55,9 @@ mod sessions;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use axum::serve;
+use axum::routing::get;
+use axum::{Router, serve};
+use metrics_exporter_prometheus::PrometheusBuilder;
 use session_layer::{CookieStorage, Error, FsStorage, MemoryStorage};
 use tracing_subscriber::EnvFilter;
 
@@ -251,6 +257,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
 
+    let app = app.merge(metrics_page()?);
+
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".to_owned());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
     tracing::info!(
@@ -261,6 +269,29 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
     serve(listener, app).await?;
     Ok(())
+}
+
+/// `/metrics`: what the process recorded, in Prometheus text, rendered from the exporter's
+/// handle in a route (so the exporter needs no HTTP listener of its own).
+fn metrics_page() -> Result<Router, Box<dyn std::error::Error>> {
+    let handle = PrometheusBuilder::new().install_recorder()?;
+    #[cfg(feature = "metrics")]
+    session_layer::metrics::describe();
+    let page = move || {
+        let handle = handle.clone();
+        async move {
+            let mut text = handle.render();
+            if cfg!(not(feature = "metrics")) {
+                text.insert_str(
+                    0,
+                    "# session-layer was built without its metrics feature: run the demo \
+                     with --features metrics\n",
+                );
+            }
+            text
+        }
+    };
+    Ok(Router::new().route("/metrics", get(page)))
 }
 
 /// The error for a storage whose feature this build lacks: the name is also the feature's.

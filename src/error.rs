@@ -46,6 +46,23 @@ pub enum Error {
 }
 
 impl Error {
+    /// The kind of error, for the `error.type` field of the session span: never its text,
+    /// which may name a server or a record.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Error::Destroyed => "destroyed",
+            Error::CookieTooLarge { .. } => "cookie_too_large",
+            Error::RecordTooLarge { .. } => "record_too_large",
+            Error::Serialize(_) => "serialize",
+            Error::Corrupt { .. } => "corrupt",
+            Error::Config(_) => "config",
+            Error::Io(_) => "io",
+            Error::Backend(_) => "backend",
+            Error::Timeout => "timeout",
+            Error::MissingLayer => "missing_layer",
+        }
+    }
+
     /// Wraps any error of a storage backend.
     pub fn backend(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Error::Backend(error.into())

@@ -8,6 +8,8 @@
 //! * [`deployment`]: HTTPS and secrets, several app servers, Redis and Memcached in
 //!   production.
 //! * [`grpc`]: tonic servers and clients, and what a gRPC client sees when a session fails.
+//! * [`observability`]: the `session` span's fields, the metrics of the feature `metrics`,
+//!   and the alerts worth setting.
 //! * [`benchmarks`]: what it costs against tower-sessions, per storage and over HTTP, and
 //!   what floods and faults do.
 //! * [`comparison`]: against tower-sessions and actix-session.
@@ -55,6 +57,7 @@ macro_rules! links {
             "[deployment.md#failover-measured]: crate::guide::deployment#failover-measured\n",
             "[grpc.md]: crate::guide::grpc\n",
             "[benchmarks.md]: crate::guide::benchmarks\n",
+            "[observability.md]: crate::guide::observability\n",
             "[comparison.md]: crate::guide::comparison\n",
             "[storage module]: crate::storage\n",
             published!("benchmarks.svg", "docs/benchmarks.svg"),
@@ -101,6 +104,13 @@ pub mod deployment {}
 pub mod grpc {}
 
 #[doc = links!()]
+#[cfg_attr(
+    any(not(doctest), feature = "metrics"),
+    doc = include_str!("../docs/observability.md")
+)]
+pub mod observability {}
+
+#[doc = links!()]
 #[doc = include_str!("../docs/benchmarks.md")]
 pub mod benchmarks {}
 
@@ -111,7 +121,7 @@ pub mod comparison {}
 #[cfg(test)]
 mod tests {
     /// The pages included above.
-    const GUIDES: [(&str, &str); 8] = [
+    const GUIDES: [(&str, &str); 9] = [
         ("storages.md", include_str!("../docs/storages.md")),
         ("sql.md", include_str!("../docs/sql.md")),
         ("concurrency.md", include_str!("../docs/concurrency.md")),
@@ -120,6 +130,7 @@ mod tests {
         ("grpc.md", include_str!("../docs/grpc.md")),
         ("benchmarks.md", include_str!("../docs/benchmarks.md")),
         ("comparison.md", include_str!("../docs/comparison.md")),
+        ("observability.md", include_str!("../docs/observability.md")),
     ];
 
     /// A link to another file that rustdoc cannot check: an inline relative link, or a

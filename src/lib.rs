@@ -121,6 +121,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod layer;
+mod observe;
 mod session;
 pub mod storage;
 #[cfg(feature = "tonic")]
@@ -129,6 +130,9 @@ mod tonic;
 pub use crate::cookie::{MAX_COOKIE_SIZE, SameSite, SessionCookie};
 pub use crate::error::Error;
 pub use crate::layer::{ResponseFuture, SessionLayer, SessionService};
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use crate::observe::metrics;
 pub use crate::session::{InvalidSessionHandle, Key, Session, SessionData, SessionHandle};
 #[cfg(any(feature = "redis", feature = "memcache"))]
 pub use crate::storage::NetworkOptions;

@@ -97,6 +97,9 @@ fn handlers(read_write: bool) -> (MethodRouter, MethodRouter) {
 }
 
 fn benches(c: &mut Criterion) {
+    // With the feature `metrics`, the session metrics go to a real recorder.
+    #[cfg(feature = "metrics")]
+    let _ = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -3,6 +3,8 @@
 //!
 //! ```sh
 //! cargo build --release -p session-layer-compare --example profile
+//! # the same with session-layer's metrics recorded into a Prometheus recorder:
+//! cargo build --release -p session-layer-compare --example profile --features metrics
 //! valgrind --tool=callgrind target/release/examples/profile memory_read_write ours 20000
 //! ```
 //!
@@ -58,6 +60,11 @@ fn main() {
         panic!("usage: profile CASE ours|theirs|bare COUNT");
     };
     let count: usize = count.parse().expect("COUNT is a number");
+    // With the feature `metrics`, the session metrics go to a real recorder, as in production.
+    #[cfg(feature = "metrics")]
+    let _metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .expect("the only recorder");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

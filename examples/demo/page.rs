@@ -229,7 +229,7 @@ fn layout(main: String) -> Html<String> {
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>session-layer demo</title><style>{STYLE}</style></head>
-<body><header><h1>session-layer demo</h1><nav><a href="/">Home</a></nav></header>
+<body><header><h1>session-layer demo</h1><nav><a href="/">Home</a> <a href="/metrics">Metrics</a></nav></header>
 {main}
 </body></html>
 "#

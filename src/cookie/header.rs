@@ -2,6 +2,7 @@
 //! planted second cookie.
 
 use super::SessionCookie;
+use crate::observe::{self, Refusal};
 
 /// What the values of this cookie in a request say.
 enum Lookup {
@@ -92,6 +93,7 @@ impl SessionCookie {
                 continue;
             }
             let Some((value, by_newest_secret)) = self.open(sealed) else {
+                observe::refused(self.refusal(sealed));
                 continue;
             };
             match &found {
@@ -138,6 +140,7 @@ fn unquote(value: &str) -> &str {
 /// sibling subdomain planted, so neither is used, and operators hear of it (without either
 /// value, as both are credentials).
 fn planted<T>(name: &str) -> Option<T> {
+    observe::refused(Refusal::PlantedDuplicate);
     tracing::warn!(
         cookie = name,
         "two different valid session cookies in one request (a cookie planted by another \

@@ -8,6 +8,7 @@ use xaes_256_gcm::aead::array::Array;
 
 use super::secrets::HmacSha256;
 use super::{MAX_COOKIE_SIZE, SessionCookie};
+use crate::observe::Refusal;
 
 /// Bytes of an HMAC-SHA256 tag.
 const TAG_LEN: usize = 32;
@@ -52,6 +53,31 @@ impl SessionCookie {
                 .iter()
                 .position(|mac| self.mac(mac, payload).verify_slice(&tag_bytes).is_ok())?;
             decode_text(payload).map(|value| (value, key == 0))
+        }
+    }
+    /// Why [`open`](Self::open) refused `sealed`: recomputed only for a refused value, so
+    /// that opening stays as it is.
+    pub(super) fn refusal(&self, sealed: &str) -> Refusal {
+        if sealed.len() > MAX_COOKIE_SIZE {
+            return Refusal::Oversize;
+        }
+        let well_formed = if !self.is_signed() {
+            false
+        } else if self.encrypted {
+            URL_SAFE_NO_PAD
+                .decode(sealed)
+                .is_ok_and(|bytes| bytes.len() >= NONCE_LEN + AEAD_TAG_LEN)
+        } else {
+            sealed.rsplit_once('.').is_some_and(|(payload, tag)| {
+                let mut tag_bytes = [0u8; TAG_LEN];
+                URL_SAFE_NO_PAD.decode_slice(tag, &mut tag_bytes).ok() == Some(TAG_LEN)
+                    && decode_text(payload).is_some()
+            })
+        };
+        if well_formed {
+            Refusal::Tampered
+        } else {
+            Refusal::Malformed
         }
     }
     /// The MAC over `name=payload`, so the signature binds the cookie's name.

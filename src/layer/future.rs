@@ -14,6 +14,7 @@ use super::grpc_status;
 use super::request_context::{RequestContext, failed, loaded};
 use super::storage_calls::StorageCalls;
 use crate::cookie::Received;
+use crate::observe::{self, Load, Save};
 use crate::{Error, Session, SessionStorage};
 
 pin_project! {
@@ -21,6 +22,9 @@ pin_project! {
     pub struct ResponseFuture<S: Service<Request<ReqBody>>, St, ReqBody> {
         #[pin]
         pub(super) state: State<S, St, ReqBody>,
+        // The request's `session` span, entered around the storage calls only, so that
+        // the inner service's own events are not taken for the session's.
+        pub(super) span: tracing::Span,
     }
 }
 
@@ -93,10 +97,15 @@ where
             layer,
             incoming,
         } = self;
-        let (session, unreadable) = loaded(read).map_err(|error| {
+        let (session, unreadable) = loaded::<St>(read).map_err(|error| {
+            observe::load(St::NAME, Load::Error);
             let grpc = grpc_status::is_call(&request);
             failed(&error, "session storage read failed", grpc)
         })?;
+        if session.is_loaded() {
+            observe::load(St::NAME, Load::Loaded);
+            observe::id_prefix(|| session.id());
+        }
         let mut context = RequestContext::new(layer, session, storage, Some(incoming), &request);
         context.unreadable = unreadable;
         Ok(State::call(context, &mut inner, request))
@@ -118,6 +127,7 @@ where
         loop {
             let next = match this.state.as_mut().project() {
                 StateProj::Reading { storage, waiting } => {
+                    let _entered = observe::enter(this.span);
                     let calls = storage.as_mut().expect(POLLED_AFTER_READY);
                     let read = ready!(calls.as_mut().poll_read(cx));
                     let waiting = waiting.take().expect(POLLED_AFTER_READY);
@@ -130,12 +140,14 @@ where
                     let response = ready!(future.poll(cx))?;
                     let context = context.take().expect(POLLED_AFTER_READY);
                     if !context.save_needed(&response) {
+                        observe::in_span(this.span, || observe::save(St::NAME, Save::Unchanged));
                         return Poll::Ready(Ok(response));
                     }
                     let (context, response) = (Some(context), Some(response));
                     State::Saving { context, response }
                 }
                 StateProj::Saving { context, response } => {
+                    let _entered = observe::enter(this.span);
                     let saving = context.as_mut().expect(POLLED_AFTER_READY);
                     let saved = ready!(saving.poll_save(cx));
                     let context = context.take().expect(POLLED_AFTER_READY);

@@ -10,6 +10,7 @@ use super::SessionLayer;
 use super::grpc_status;
 use super::storage_calls::{SaveResult, StorageCalls, storage_calls};
 use crate::cookie::Received;
+use crate::observe::{self, Load, Save};
 use crate::{Error, Session, SessionStorage};
 
 /// What a request's session needs from the read to the save.
@@ -80,10 +81,21 @@ impl<St: SessionStorage> RequestContext<St> {
         saved: SaveResult,
         mut response: Response<B>,
     ) -> Response<B> {
+        let outcome = match &saved {
+            Ok(None) => Save::Unchanged,
+            Ok(Some(value)) if !value.is_empty() => Save::Saved,
+            Ok(Some(_)) if self.session.is_destroyed() => Save::Destroyed,
+            Ok(Some(_)) => Save::Gone,
+            Err(_) => Save::Error,
+        };
+        observe::save(St::NAME, outcome);
         let value = match saved {
             Ok(None) if self.unreadable => String::new(),
             Ok(None) => return response,
-            Ok(Some(value)) => value,
+            Ok(Some(value)) => {
+                observe::id_prefix(|| self.session.id());
+                value
+            }
             Err(error) => return failed(&error, "session could not be saved", self.grpc),
         };
         // The value the request brought, unchanged, need not be sealed again.
@@ -108,11 +120,15 @@ impl<St: SessionStorage> RequestContext<St> {
 
 /// The session a read gave, and whether the cookie named a record that can never load
 /// again, which must not lock its user out with a 500 on every request: it starts afresh.
-pub(super) fn loaded(read: Result<Session, Error>) -> Result<(Session, bool), Error> {
+pub(super) fn loaded<St: SessionStorage>(
+    read: Result<Session, Error>,
+) -> Result<(Session, bool), Error> {
     match read {
         Ok(session) => Ok((session, false)),
         Err(error @ Error::Corrupt { .. }) => {
-            tracing::error!(%error, "starting a fresh session");
+            observe::load(St::NAME, Load::Corrupt);
+            observe::error(&error);
+            tracing::error!(%error, error.type = error.kind(), "starting a fresh session");
             Ok((Session::new(), true))
         }
         Err(error) => Err(error),
@@ -122,7 +138,8 @@ pub(super) fn loaded(read: Result<Session, Error>) -> Result<(Session, bool), Er
 /// Logs `error` and answers a bare 500, or for a gRPC call status INTERNAL: no detail of
 /// what failed reaches the client.
 pub(super) fn failed<B: Default>(error: &Error, what: &str, grpc: bool) -> Response<B> {
-    tracing::error!(%error, "{what}");
+    observe::error(error);
+    tracing::error!(%error, error.type = error.kind(), "{what}");
     if grpc {
         return grpc_status::internal_error();
     }

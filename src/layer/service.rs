@@ -9,6 +9,7 @@ use super::SessionLayer;
 use super::future::{ResponseFuture, State, Waiting};
 use super::request_context::RequestContext;
 use super::storage_calls::storage_calls;
+use crate::observe::{self, Load};
 use crate::{Session, SessionStorage};
 
 /// The service [`SessionLayer`] wraps around an inner service.
@@ -64,11 +65,20 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let layer = self.layer.clone();
-        let Some(incoming) = layer.transport.receive(request.headers()) else {
+        let span = observe::request_span(St::NAME);
+        let incoming = observe::in_span(&span, || {
+            let incoming = layer.transport.receive(request.headers());
+            if incoming.is_none() {
+                observe::load(St::NAME, Load::New);
+            }
+            incoming
+        });
+        let Some(incoming) = incoming else {
             // No session to load: the fresh one needs no storage call.
             let context = RequestContext::new(layer, Session::new(), None, None, &request);
             return ResponseFuture {
                 state: State::call(context, &mut self.inner, request),
+                span,
             };
         };
         let storage = storage_calls(&layer.storage, Some(incoming.value.clone()));
@@ -86,6 +96,7 @@ where
                     incoming,
                 }),
             },
+            span,
         }
     }
 }

@@ -68,6 +68,11 @@ pub struct Versioned {
 /// with native expiry (Redis, Memcached, a `DELETE ... WHERE expires < now()` job) should
 /// also use `ttl` so that expired records do not pile up.
 pub trait SessionBackend: Send + Sync + 'static {
+    /// The store's name in the `session` span (`db.system.name`) and in metric labels: a
+    /// fixed name per backend type, after OpenTelemetry's `db.system.name` where the store
+    /// has one. `"custom"` unless set.
+    const NAME: &'static str = "custom";
+
     /// The record stored under `id`, if any, with its version.
     fn load(&self, id: &str) -> impl Future<Output = Result<Option<Versioned>, Error>> + Send;
 

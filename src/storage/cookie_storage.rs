@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{Expiry, Record, SessionStorage, json_error_summary};
+use crate::observe::{self, Load};
 use crate::session::{Pending, SaveSnapshot, StoredSession};
 use crate::{Error, Session, SessionData};
 
@@ -89,6 +90,7 @@ impl CookieStorage {
                     error = %json_error_summary(&e),
                     "discarding an undecodable cookie session"
                 );
+                observe::load(Self::NAME, Load::Corrupt);
                 return None;
             }
         };
@@ -100,13 +102,20 @@ impl CookieStorage {
             saved_at_ms: None,
         };
         if decoded.id.is_empty() {
+            observe::load(Self::NAME, Load::Corrupt);
             return None;
         }
-        self.expiry.load(&decoded.id, record, None)
+        let session = self.expiry.load(&decoded.id, record, None);
+        if session.is_none() {
+            observe::load(Self::NAME, Load::Expired);
+        }
+        session
     }
 }
 
 impl SessionStorage for CookieStorage {
+    const NAME: &'static str = "cookie";
+
     async fn read(&self, value: Option<&str>) -> Result<Session, Error> {
         Ok(value
             .filter(|v| !v.is_empty())

@@ -428,6 +428,8 @@ fn is_bucket_name(name: &str) -> bool {
 }
 
 impl SessionBackend for FsBackend {
+    const NAME: &'static str = "fs";
+
     async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
         let path = self.path(&id_digest(id));
         let limit = self.max_record_size;

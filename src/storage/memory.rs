@@ -12,6 +12,7 @@ use super::{
     unix_now_ms,
 };
 use crate::SessionHandle;
+use crate::observe;
 
 /// Sessions in process memory: for tests, development and single-process apps.
 ///
@@ -107,6 +108,8 @@ impl MemoryBackend {
 }
 
 impl SessionBackend for MemoryBackend {
+    const NAME: &'static str = "memory";
+
     async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
         Ok(self.shared().load(id))
     }
@@ -120,7 +123,10 @@ impl SessionBackend for MemoryBackend {
     ) -> Result<bool, Error> {
         // Copied before locking, to keep the lock held briefly.
         let record = record.clone();
-        self.sessions().store(id, record, expected)
+        let mut sessions = self.sessions();
+        let stored = sessions.store(id, record, expected);
+        observe::memory_held(sessions.len());
+        stored
     }
 
     async fn store_owned(
@@ -134,7 +140,10 @@ impl SessionBackend for MemoryBackend {
     }
 
     async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
-        Ok(self.sessions().delete(id, expected))
+        let mut sessions = self.sessions();
+        let deleted = sessions.delete(id, expected);
+        observe::memory_held(sessions.len());
+        Ok(deleted)
     }
 }
 

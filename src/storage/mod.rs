@@ -132,6 +132,10 @@ pub use crate::session::id_digest;
 /// ends the stored session) and return `Some("")`; else if dirty, write [`Session::data`]
 /// and return the cookie value; else `None`.
 pub trait SessionStorage: Send + Sync + 'static {
+    /// The storage's name in the `session` span (`db.system.name`) and in metric labels: a
+    /// fixed name per storage type. `"custom"` unless set.
+    const NAME: &'static str = "custom";
+
     /// `value`: the verified cookie value (an id, or for [`CookieStorage`] the data itself).
     ///
     /// `None`, `Some("")` and a value naming no stored session give a fresh session.

@@ -102,3 +102,142 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Recorder {
         STATEMENTS.lock().unwrap().push(text);
     }
 }
+
+/// One span as it ended: its name and every field recorded on it, in order.
+#[derive(Clone, Debug, Default)]
+pub struct SpanRecord {
+    pub name: String,
+    pub fields: Vec<(String, String)>,
+}
+
+impl SpanRecord {
+    /// The last value recorded for `field`, if any.
+    pub fn get(&self, field: &str) -> Option<&str> {
+        let mut found = self.fields.iter().filter(|(name, _)| name == field);
+        found.next_back().map(|(_, value)| value.as_str())
+    }
+}
+
+/// One event: its level, and its fields (the message under `message`).
+#[derive(Clone, Debug)]
+pub struct EventRecord {
+    pub level: tracing::Level,
+    pub fields: Vec<(String, String)>,
+}
+
+impl EventRecord {
+    pub fn get(&self, field: &str) -> Option<&str> {
+        let mut found = self.fields.iter().filter(|(name, _)| name == field);
+        found.next_back().map(|(_, value)| value.as_str())
+    }
+}
+
+#[derive(Default)]
+struct Traces {
+    open: std::collections::HashMap<tracing::span::Id, SpanRecord>,
+    closed: Vec<SpanRecord>,
+    events: Vec<EventRecord>,
+}
+
+/// Every span (with its fields) and every event, at every level, on this thread while its
+/// guard lives: for tests of what the crate tells a subscriber.
+#[derive(Clone, Default)]
+pub struct Traced(Arc<Mutex<Traces>>);
+
+impl Traced {
+    pub fn start() -> (Traced, DefaultGuard) {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let traced = Traced::default();
+        let subscriber = tracing_subscriber::registry().with(traced.clone());
+        (traced, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// The spans named `name` closed so far.
+    pub fn spans(&self, name: &str) -> Vec<SpanRecord> {
+        let traces = self.0.lock().unwrap();
+        traces
+            .closed
+            .iter()
+            .filter(|s| s.name == name)
+            .cloned()
+            .collect()
+    }
+
+    pub fn events(&self) -> Vec<EventRecord> {
+        self.0.lock().unwrap().events.clone()
+    }
+
+    /// Every span name, field name and value, and event field, as one text to search.
+    pub fn everything(&self) -> String {
+        let traces = self.0.lock().unwrap();
+        let spans = traces.closed.iter().chain(traces.open.values());
+        let mut text = String::new();
+        for span in spans {
+            text += &format!("{} {:?}\n", span.name, span.fields);
+        }
+        for event in &traces.events {
+            text += &format!("{} {:?}\n", event.level, event.fields);
+        }
+        text
+    }
+}
+
+/// Collects a span's or an event's fields as text.
+struct Fields<'a>(&'a mut Vec<(String, String)>);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.push((field.name().to_owned(), value.to_owned()));
+    }
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push((field.name().to_owned(), format!("{value:?}")));
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for Traced
+where
+    S: tracing::Subscriber + for<'l> tracing_subscriber::registry::LookupSpan<'l>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut span = SpanRecord {
+            name: attrs.metadata().name().to_owned(),
+            fields: Vec::new(),
+        };
+        attrs.record(&mut Fields(&mut span.fields));
+        self.0.lock().unwrap().open.insert(id.clone(), span);
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if let Some(span) = self.0.lock().unwrap().open.get_mut(id) {
+            values.record(&mut Fields(&mut span.fields));
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let mut fields = Vec::new();
+        event.record(&mut Fields(&mut fields));
+        let level = *event.metadata().level();
+        self.0
+            .lock()
+            .unwrap()
+            .events
+            .push(EventRecord { level, fields });
+    }
+
+    fn on_close(&self, id: tracing::span::Id, _: tracing_subscriber::layer::Context<'_, S>) {
+        let mut traces = self.0.lock().unwrap();
+        if let Some(span) = traces.open.remove(&id) {
+            traces.closed.push(span);
+        }
+    }
+}

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 pub(crate) use self::expiry::Expiry;
 use super::{DEFAULT_MAX_RECORD_SIZE, Expected, SessionBackend, SessionStorage, Versioned};
+use crate::observe::{self, Load};
 use crate::session::{Origin, Pending, SaveSnapshot, StoredSession};
 use crate::{Error, Session};
 
@@ -117,17 +118,28 @@ impl<B: SessionBackend> ServerStorage<B> {
 }
 
 impl<B: SessionBackend> SessionStorage for ServerStorage<B> {
+    const NAME: &'static str = B::NAME;
+
     async fn read(&self, value: Option<&str>) -> Result<Session, Error> {
         let Some(id) = value.filter(|v| !v.is_empty()) else {
             return Ok(Session::new());
         };
-        let loaded = self.backend.load(id).await?;
+        let loaded = observe::timed(B::NAME, "load", self.backend.load(id)).await?;
+        let found = loaded.is_some();
         let session = loaded
             .and_then(|Versioned { record, version }| self.expiry.load(id, record, Some(version)));
         // An expired record is left to the store's own expiry or a sweep: deleting it here
         // could delete a save that a request which loaded it just before it expired makes
         // meanwhile.
-        Ok(session.unwrap_or_else(|| self.unknown(id)))
+        Ok(session.unwrap_or_else(|| {
+            let outcome = if found {
+                Load::Expired
+            } else {
+                Load::UnknownId
+            };
+            observe::load(B::NAME, outcome);
+            self.unknown(id)
+        }))
     }
 
     async fn save(&self, session: &Session) -> Result<Option<String>, Error> {
@@ -167,7 +179,8 @@ impl<B: SessionBackend> SessionStorage for ServerStorage<B> {
                 let id = self.create(session, stored, created_at).await?;
                 if regeneration.delete_original {
                     let original = &regeneration.original_id;
-                    self.backend.delete(original, Expected::Any).await?;
+                    let delete = self.backend.delete(original, Expected::Any);
+                    observe::timed(B::NAME, "delete", delete).await?;
                 }
                 Saved::Written(id)
             }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::backoff::Backoff;
 use super::{Saved, ServerStorage};
+use crate::observe;
 use crate::session::clock::unix_now_secs;
 use crate::session::{ChangeSet, Merged, Origin, Regeneration, StoredSession};
 use crate::storage::{Expected, Moved, Record, SessionBackend, Versioned};
@@ -29,6 +30,7 @@ impl<B: SessionBackend> ServerStorage<B> {
         let (record, ttl) = self.expiry.record(stored, created_at);
         let size = record.encoded_len();
         if size > self.max_record_size {
+            observe::record_too_large(B::NAME);
             return Err(Error::RecordTooLarge {
                 size,
                 limit: self.max_record_size,
@@ -46,7 +48,8 @@ impl<B: SessionBackend> ServerStorage<B> {
         expected: Expected,
     ) -> Result<bool, Error> {
         let (record, ttl) = self.record(stored, created_at)?;
-        self.backend.store_owned(id, record, ttl, expected).await
+        let store = self.backend.store_owned(id, record, ttl, expected);
+        observe::timed(B::NAME, "store", store).await
     }
 
     /// Deletes a destroyed session: its current id and, for a loaded session, the id it was
@@ -61,9 +64,11 @@ impl<B: SessionBackend> ServerStorage<B> {
             && (regeneration.delete_original || origin.is_loaded())
         {
             let original = &regeneration.original_id;
-            self.backend.delete(original, Expected::Any).await?;
+            let delete = self.backend.delete(original, Expected::Any);
+            observe::timed(B::NAME, "delete", delete).await?;
         }
-        self.backend.delete(id, Expected::Any).await?;
+        let delete = self.backend.delete(id, Expected::Any);
+        observe::timed(B::NAME, "delete", delete).await?;
         Ok(())
     }
 
@@ -78,11 +83,8 @@ impl<B: SessionBackend> ServerStorage<B> {
         let (record, ttl) = self.record(stored, created_at)?;
         for _ in 0..MAX_ID_DRAWS {
             let id = session.id();
-            if self
-                .backend
-                .store(&id, &record, ttl, Expected::Absent)
-                .await?
-            {
+            let store = self.backend.store(&id, &record, ttl, Expected::Absent);
+            if observe::timed(B::NAME, "store", store).await? {
                 return Ok(id);
             }
             // Another session holds this id: ours is new, so take another.
@@ -99,20 +101,21 @@ impl<B: SessionBackend> ServerStorage<B> {
         changes: &ChangeSet,
     ) -> Result<Option<(StoredSession, u64, Expected)>, Error> {
         let now = unix_now_secs();
-        let (data, created_at, expected) = match self.backend.load(id).await? {
-            // An expired record is overwritten as if nothing were stored.
-            Some(Versioned { record, version }) => match self.expiry.live_since(&record) {
-                Some(created_at) => {
-                    let stored = StoredSession {
-                        data: record.data,
-                        owner: record.owner,
-                    };
-                    (Some(stored), created_at, Expected::Version(version))
-                }
-                None => (None, now, Expected::Version(version)),
-            },
-            None => (None, now, Expected::Absent),
-        };
+        let (data, created_at, expected) =
+            match observe::timed(B::NAME, "load", self.backend.load(id)).await? {
+                // An expired record is overwritten as if nothing were stored.
+                Some(Versioned { record, version }) => match self.expiry.live_since(&record) {
+                    Some(created_at) => {
+                        let stored = StoredSession {
+                            data: record.data,
+                            owner: record.owner,
+                        };
+                        (Some(stored), created_at, Expected::Version(version))
+                    }
+                    None => (None, now, Expected::Version(version)),
+                },
+                None => (None, now, Expected::Absent),
+            };
         match changes.apply(data)? {
             Merged::Write(stored) => Ok(Some((stored, created_at, expected))),
             Merged::Gone | Merged::Delete => Ok(None),
@@ -140,28 +143,41 @@ impl<B: SessionBackend> ServerStorage<B> {
         if let Some(expected) = expected
             && self.store(&id, stored, created_at, expected).await?
         {
+            observe::save_attempts(B::NAME, 1);
             return Ok(Saved::Written(id));
         }
+        let tried = u32::from(expected.is_some());
+        if tried > 0 {
+            observe::conflict(B::NAME);
+        }
         // Boxed: the rare path would otherwise more than double every save's future.
-        Box::pin(self.merge_until_stored(session, id)).await
+        Box::pin(self.merge_until_stored(session, id, tried)).await
     }
 
     /// Another request saved first: replays this request's changes on what is stored now
-    /// and writes at that version, backing off between attempts.
-    async fn merge_until_stored(&self, session: &Session, id: String) -> Result<Saved, Error> {
+    /// and writes at that version, backing off between attempts; `tried`: the writes
+    /// already tried.
+    async fn merge_until_stored(
+        &self,
+        session: &Session,
+        id: String,
+        tried: u32,
+    ) -> Result<Saved, Error> {
         let changes = session.change_set();
         let mut backoff = Backoff::new();
-        for _ in 0..MAX_SAVE_ATTEMPTS {
+        for attempt in tried + 1..=tried + MAX_SAVE_ATTEMPTS {
             backoff.start();
             let Some((stored, created_at, expected)) = self.merge(&id, &changes).await? else {
                 return Ok(Saved::Gone);
             };
             if self.store(&id, stored, created_at, expected).await? {
+                observe::save_attempts(B::NAME, attempt);
                 return Ok(Saved::Written(id));
             }
+            observe::conflict(B::NAME);
             backoff.wait().await;
         }
-        Err(conflict())
+        Err(self.conflict(tried + MAX_SAVE_ATTEMPTS))
     }
 
     /// Saves a loaded session whose id changed: moves it to the new id if the old record is
@@ -186,7 +202,7 @@ impl<B: SessionBackend> ServerStorage<B> {
         let mut changes = None;
         let mut draws = 1;
         let mut backoff = Backoff::new();
-        for _ in 0..MAX_SAVE_ATTEMPTS {
+        for attempt in 1..=MAX_SAVE_ATTEMPTS {
             backoff.start();
             let (record, ttl, version) = match base.take() {
                 Some(base) => base,
@@ -207,8 +223,11 @@ impl<B: SessionBackend> ServerStorage<B> {
             let moved = self
                 .backend
                 .store_moved(&old, version, delete_old, &id, &record, ttl);
-            match moved.await? {
-                Moved::Stored => return Ok(Saved::Written(id)),
+            match observe::timed(B::NAME, "store_moved", moved).await? {
+                Moved::Stored => {
+                    observe::save_attempts(B::NAME, attempt);
+                    return Ok(Saved::Written(id));
+                }
                 Moved::IdTaken if draws < MAX_ID_DRAWS => {
                     // Another session holds the fresh id: draw another.
                     session.redraw_id();
@@ -216,17 +235,22 @@ impl<B: SessionBackend> ServerStorage<B> {
                     base = Some((record, ttl, version));
                 }
                 Moved::IdTaken => return Err(ids_taken()),
-                Moved::SourceChanged => backoff.wait().await,
+                Moved::SourceChanged => {
+                    observe::conflict(B::NAME);
+                    backoff.wait().await;
+                }
             }
         }
-        Err(conflict())
+        Err(self.conflict(MAX_SAVE_ATTEMPTS))
+    }
+
+    /// Gives up on a session that other requests kept changing, after `attempts`.
+    fn conflict(&self, attempts: u32) -> Error {
+        observe::retries_exhausted(B::NAME, attempts);
+        Error::backend("the session kept changing under every save attempt")
     }
 }
 
 fn ids_taken() -> Error {
     Error::backend("the backend reported every freshly drawn session id as taken")
-}
-
-fn conflict() -> Error {
-    Error::backend("the session kept changing under every save attempt")
 }

@@ -92,6 +92,8 @@ impl MemcacheBackend {
 }
 
 impl SessionBackend for MemcacheBackend {
+    const NAME: &'static str = "memcached";
+
     async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
         let key = self.key(id);
         let Item { data, cas } = match self.gets(&key).await? {

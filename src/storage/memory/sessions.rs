@@ -197,6 +197,7 @@ impl Sessions {
             let uses = self.slot(oldest).uses.get_mut();
             if *uses == 0 {
                 self.remove(oldest);
+                crate::observe::memory_evicted();
                 continue;
             }
             *uses = match queue {

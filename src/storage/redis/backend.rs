@@ -290,6 +290,8 @@ fn corrupt(key: &str, reason: &str) -> Error {
 }
 
 impl SessionBackend for RedisBackend {
+    const NAME: &'static str = "redis";
+
     async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
         let key = self.key(id);
         let answer: Value = self.eval(&LOAD, &[&key], self.max_record_size).await?;

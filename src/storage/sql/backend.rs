@@ -176,6 +176,8 @@ impl<D: Dialect> SqlBackend<D> {
 }
 
 impl<D: Dialect> SessionBackend for SqlBackend<D> {
+    const NAME: &'static str = D::SYSTEM_NAME;
+
     async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
         let sql = self.sql()?;
         let key = id_digest(id);

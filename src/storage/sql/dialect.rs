@@ -8,6 +8,9 @@ use super::driver::Driver;
 ///
 /// Sealed: its methods name types private to this crate, so only these three implement it.
 pub trait Dialect: Driver {
+    /// The database's OpenTelemetry `db.system.name`, the storage's name in metrics.
+    const SYSTEM_NAME: &'static str;
+
     /// The statements for `table`, a name already checked to be a plain identifier, as the
     /// database is sent them.
     fn statements(table: &str) -> Statements;

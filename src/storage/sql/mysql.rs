@@ -17,6 +17,8 @@ pub type MySqlBackend = SqlBackend<MySql>;
 pub type MySqlStorage = ServerStorage<MySqlBackend>;
 
 impl Dialect for MySql {
+    const SYSTEM_NAME: &'static str = "mysql";
+
     fn statements(table: &str) -> Statements {
         let columns =
             format!("INTO {table} (id, data, version, expires_at, owner) VALUES (?, ?, ?, ?, ?)");

@@ -26,6 +26,8 @@ pub type PostgresBackend = SqlBackend<Postgres>;
 pub type PostgresStorage = ServerStorage<PostgresBackend>;
 
 impl Dialect for Postgres {
+    const SYSTEM_NAME: &'static str = "postgresql";
+
     fn statements(table: &str) -> Statements {
         let columns = format!(
             "INSERT INTO {table} (id, data, version, expires_at, owner) VALUES ($1, $2, $3, $4, $5)"

@@ -19,6 +19,8 @@ pub type SqliteBackend = SqlBackend<Sqlite>;
 pub type SqliteStorage = ServerStorage<SqliteBackend>;
 
 impl Dialect for Sqlite {
+    const SYSTEM_NAME: &'static str = "sqlite";
+
     fn statements(table: &str) -> Statements {
         let columns = format!(
             "INTO {table} (id, data, version, expires_at, owner) VALUES (?1, ?2, ?3, ?4, ?5)"

@@ -156,7 +156,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 .key_prefix(&prefix)
                 .ttl(ttl);
             tracing::info!(prefix, "sessions are in Redis");
-            app(cookie, storage, settings)?
+            app_with_index(cookie, storage, settings)?
         }
         #[cfg(feature = "sqlite")]
         "sqlite" => {
@@ -189,7 +189,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 let sweeper = sweeper.clone();
                 async move { sweeper.remove_expired().await }
             });
-            app(cookie, storage, settings)?
+            app_with_index(cookie, storage, settings)?
         }
         #[cfg(feature = "postgres")]
         "postgres" => {
@@ -214,7 +214,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 let sweeper = sweeper.clone();
                 async move { sweeper.remove_expired().await }
             });
-            app(cookie, storage, settings)?
+            app_with_index(cookie, storage, settings)?
         }
         #[cfg(feature = "mysql")]
         "mysql" => {
@@ -238,7 +238,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 let sweeper = sweeper.clone();
                 async move { sweeper.remove_expired().await }
             });
-            app(cookie, storage, settings)?
+            app_with_index(cookie, storage, settings)?
         }
         #[cfg(not(feature = "redis"))]
         "redis" => return Err(needs_feature("redis")),

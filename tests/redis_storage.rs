@@ -1371,6 +1371,55 @@ async fn entries_follow_regenerate_owner_changes_and_destroy() {
     assert_eq!(keys_under(&mut conn, &prefix).await, Vec::<String>::new());
 }
 
+/// A save or a destroy is told the owner of the record its request loaded, so that one
+/// script moves the entry; another request may have changed the owner since, and then the
+/// entry of the owner actually stored still goes.
+#[tokio::test]
+async fn an_owner_changed_meanwhile_leaves_no_stale_entry() {
+    use session_layer::SessionIndex;
+    let redis = redis();
+    let prefix = unique_prefix();
+    let storage = redis.storage(&prefix).await.ttl(Duration::from_secs(600));
+    let mut conn = raw(&redis.url).await;
+    let set = |owner| format!("{prefix}owner:{}", id_digest(owner));
+
+    // Destroyed by a request that loaded it as ann's, after another made it bob's.
+    let (_, cookie) = logged_in(&storage, "ann").await;
+    let late = storage.read(Some(&cookie)).await.unwrap();
+    request(&storage, Some(&cookie), |s| s.set_owner("bob").unwrap()).await;
+    assert_eq!(storage.sessions_of("bob").await.unwrap().len(), 1);
+    late.destroy();
+    storage.save(&late).await.unwrap();
+    assert_eq!(keys_under(&mut conn, &prefix).await, Vec::<String>::new());
+
+    // Written as carol's over what the writer takes for ann's record, which is bob's.
+    let (session, _) = logged_in(&storage, "bob").await;
+    let (ann, _) = logged_in(&storage, "ann").await;
+    let mut record = record("carol");
+    record.owner = Some("carol".into());
+    let ttl = Some(Duration::from_secs(600));
+    let backend = storage.backend();
+    let id = session.id();
+    let written = backend.store_replacing(&id, record.clone(), ttl, Expected::Any, Some("ann"));
+    assert!(written.await.unwrap());
+    assert!(!redis_cmd::<bool>(&mut conn, "EXISTS", set("bob")).await);
+    let carols = entries(&mut conn, &set("carol")).await.into_keys();
+    assert_eq!(
+        carols.collect::<Vec<_>>(),
+        vec![session.handle().to_string()]
+    );
+    let anns = entries(&mut conn, &set("ann")).await.into_keys();
+    assert_eq!(anns.collect::<Vec<_>>(), vec![ann.handle().to_string()]);
+
+    // Cleared over what the writer takes for bob's record, which is carol's.
+    record.owner = None;
+    let written = backend.store_replacing(&id, record, ttl, Expected::Any, Some("bob"));
+    assert!(written.await.unwrap());
+    assert!(!redis_cmd::<bool>(&mut conn, "EXISTS", set("carol")).await);
+    assert!(!redis_cmd::<bool>(&mut conn, "EXISTS", set("bob")).await);
+    assert_eq!(storage.sessions_of("ann").await.unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn a_listing_drops_and_trims_stale_entries() {
     use session_layer::SessionIndex;
@@ -1490,7 +1539,27 @@ async fn an_owned_save_is_one_round_trip_and_a_listing_two() {
     let (listed, listing) = round_trips(storage.sessions_of("ann")).await;
     assert_eq!(listed.unwrap().len(), 20);
     let listing_commands = commands_sent(&mut conn).await;
+    // The owner changed, then cleared, then set again, each by a request of its own.
+    let mut changes = Vec::new();
+    for owner in [Some("bob"), None, Some("ann")] {
+        let session = storage.read(Some(&cookie)).await.unwrap();
+        match owner {
+            Some(owner) => session.set_owner(owner).unwrap(),
+            None => session.clear_owner().unwrap(),
+        }
+        let _ = commands_sent(&mut conn).await;
+        let (_, trips) = round_trips(storage.save(&session)).await;
+        changes.push((trips, commands_sent(&mut conn).await));
+    }
+    let set = |owner| format!("session:owner:{}", id_digest(owner));
+    let bobs: Vec<String> = redis_cmd(&mut conn, "ZRANGE", (set("bob"), 0, -1)).await;
+    assert_eq!(
+        bobs,
+        Vec::<String>::new(),
+        "bob's entry went with his ownership"
+    );
     let session = storage.read(Some(&cookie)).await.unwrap();
+    let handle = session.handle().to_string();
     session.destroy();
     let _ = commands_sent(&mut conn).await;
     let (_, owned_destroy) = round_trips(storage.save(&session)).await;
@@ -1501,17 +1570,29 @@ async fn an_owned_save_is_one_round_trip_and_a_listing_two() {
     println!(
         "Round trips (commands) on a single server: unowned save {unowned_save} \
          ({unowned_commands:?}); owned create {owned_create}; owned save {owned_save} \
-         ({owned_commands:?}); listing 20 sessions {listing} ({listing_commands:?}); owned \
-         destroy {owned_destroy} ({destroy_commands:?}); end_sessions_of 19 sessions \
-         {end_all} ({end_all_commands:?})"
+         ({owned_commands:?}); listing 20 sessions {listing} ({listing_commands:?}); owner \
+         changed, cleared, set {changes:?}; owned destroy {owned_destroy} \
+         ({destroy_commands:?}); end_sessions_of 19 sessions {end_all} ({end_all_commands:?})"
     );
     assert_eq!((unowned_save, owned_create, owned_save), (1, 1, 1));
     assert_eq!(unowned_commands, counts(&[("evalsha", 1)]));
     assert_eq!(owned_commands, counts(&[("evalsha", 1)]));
     assert_eq!(listing, 2, "the set, then every record in one pipeline");
     assert_eq!(listing_commands, counts(&[("evalsha", 21)]));
-    assert_eq!(owned_destroy, 2, "the record, then its entry");
-    assert_eq!(destroy_commands, counts(&[("evalsha", 2)]));
+    for (trips, commands) in changes {
+        assert_eq!(
+            trips, 1,
+            "one script rewrites the record and moves its entry"
+        );
+        assert_eq!(commands, counts(&[("evalsha", 1)]));
+    }
+    assert_eq!(
+        owned_destroy, 1,
+        "one script deletes the record and its entry"
+    );
+    assert_eq!(destroy_commands, counts(&[("evalsha", 1)]));
+    let score: Option<f64> = redis_cmd(&mut conn, "ZSCORE", (set("ann"), handle)).await;
+    assert_eq!(score, None, "the destroyed session's entry went with it");
     // The delete script says whether entries other than the spared ones are left, so no
     // second listing is needed when none are.
     assert_eq!(end_all, 2, "a listing, then one script deletes them all");

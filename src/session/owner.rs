@@ -44,8 +44,11 @@ impl Session {
     fn replace_owner(&self, owner: Option<String>) -> Result<(), Error> {
         let mut guard = self.lock();
         let state = guard.mutable()?;
-        state.owner = owner;
-        state.owner_changed = true;
+        let previous = std::mem::replace(&mut state.owner, owner);
+        if !state.owner_changed {
+            state.first_owner = previous;
+            state.owner_changed = true;
+        }
         self.mark_dirty();
         Ok(())
     }

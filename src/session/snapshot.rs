@@ -53,4 +53,7 @@ pub(crate) struct SaveSnapshot {
     pub origin: Origin,
     pub regeneration: Option<Regeneration>,
     pub pending: Pending,
+    /// The owner of the record the session was loaded from (`None` for one not loaded):
+    /// a storage whose index is keyed by owner updates that owner's entry as it writes.
+    pub stored_owner: Option<String>,
 }

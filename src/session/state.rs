@@ -34,6 +34,9 @@ pub(super) struct SessionState {
     pub(super) owner: Option<String>,
     /// Whether this request set or cleared the owner, so that a merge replays it.
     pub(super) owner_changed: bool,
+    /// The owner the session had when it was created or loaded, once this request changed
+    /// it: the owner of the stored record a save replaces.
+    pub(super) first_owner: Option<String>,
 }
 
 impl SessionState {
@@ -59,6 +62,7 @@ impl SessionState {
             created_at,
             owner,
             owner_changed: false,
+            first_owner: None,
         }
     }
 
@@ -149,11 +153,19 @@ impl SessionState {
             original_id: self.original_id().to_owned(),
             delete_original: self.delete_original,
         });
+        let stored_owner = if !self.origin.is_loaded() {
+            None
+        } else if self.owner_changed {
+            self.first_owner.clone()
+        } else {
+            self.owner.clone()
+        };
         SaveSnapshot {
             id: self.id.clone(),
             origin: self.origin,
             regeneration,
             pending,
+            stored_owner,
         }
     }
 

@@ -109,6 +109,38 @@ pub trait SessionBackend: Send + Sync + 'static {
         expected: Expected,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
+    /// [`store_owned`](SessionBackend::store_owned), told the owner of the record the
+    /// lifecycle expects to replace (that of the record it loaded, or reloaded after a
+    /// conflict; `None` for an unowned one): the lifecycle calls this when a write may
+    /// replace an owned record. The owner is a hint, which another request may have made
+    /// stale: an index whose entries are keyed by owner (Redis) uses it to remove the
+    /// entry of a former owner in the same step, and must still find the owner stored when
+    /// it differs. The default ignores it.
+    fn store_replacing(
+        &self,
+        id: &str,
+        record: Record,
+        ttl: Option<Duration>,
+        expected: Expected,
+        stored_owner: Option<&str>,
+    ) -> impl Future<Output = Result<bool, Error>> + Send {
+        let _ = stored_owner;
+        self.store_owned(id, record, ttl, expected)
+    }
+
+    /// [`delete`](SessionBackend::delete), told the owner of the record the lifecycle
+    /// expects to delete, as [`store_replacing`](SessionBackend::store_replacing) is. The
+    /// default ignores it.
+    fn delete_replacing(
+        &self,
+        id: &str,
+        expected: Expected,
+        stored_owner: Option<&str>,
+    ) -> impl Future<Output = Result<bool, Error>> + Send {
+        let _ = stored_owner;
+        self.delete(id, expected)
+    }
+
     /// Moves a session to a new id (`regenerate_id`): stores `record` under `to`, which must
     /// be free, if `from` still holds version `expected`, and with `delete_from` deletes
     /// `from` in the same step. Override it where the store can do that in one round trip

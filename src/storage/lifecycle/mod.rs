@@ -148,11 +148,13 @@ impl<B: SessionBackend> SessionStorage for ServerStorage<B> {
             origin,
             regeneration,
             pending,
+            stored_owner,
         } = session.snapshot();
         let (stored, created_at) = match pending {
             Pending::Nothing => return Ok(None),
             Pending::Destroy => {
-                self.delete(&id, origin, regeneration).await?;
+                self.delete(&id, origin, regeneration, stored_owner.as_deref())
+                    .await?;
                 return Ok(Some(String::new()));
             }
             Pending::Write {
@@ -166,7 +168,8 @@ impl<B: SessionBackend> SessionStorage for ServerStorage<B> {
                 Saved::Written(self.create(session, stored, created_at).await?)
             }
             (_, None) => {
-                self.save_in_place(session, id, origin, stored, created_at)
+                let owner = stored_owner.as_deref();
+                self.save_in_place(session, id, origin, stored, created_at, owner)
                     .await?
             }
             // Boxed, as logins are rare: see `save_in_place`.

@@ -39,37 +39,71 @@ impl<B: SessionBackend> ServerStorage<B> {
         Ok((record, ttl))
     }
 
-    /// Writes `stored` under `id` if what is stored is `expected`.
+    /// Writes `stored` under `id` if what is stored is `expected`, a record of
+    /// `stored_owner` as far as this request knows.
     async fn store(
         &self,
         id: &str,
         stored: StoredSession,
         created_at: u64,
         expected: Expected,
+        stored_owner: Option<&str>,
     ) -> Result<bool, Error> {
         let (record, ttl) = self.record(stored, created_at)?;
-        let store = self.backend.store_owned(id, record, ttl, expected);
-        observe::timed(B::NAME, "store", store).await
+        match stored_owner {
+            // Only a replaced owned record can leave an index entry behind.
+            Some(owner) if record.owner.as_deref() != Some(owner) => {
+                let store = self
+                    .backend
+                    .store_replacing(id, record, ttl, expected, Some(owner));
+                observe::timed(B::NAME, "store", store).await
+            }
+            _ => {
+                let store = self.backend.store_owned(id, record, ttl, expected);
+                observe::timed(B::NAME, "store", store).await
+            }
+        }
     }
 
     /// Deletes a destroyed session: its current id and, for a loaded session, the id it was
-    /// loaded under, since its record is still there after a `regenerate_id(false)`.
+    /// loaded under, since its record is still there after a `regenerate_id(false)`. The
+    /// loaded record is `stored_owner`'s.
     pub(super) async fn delete(
         &self,
         id: &str,
         origin: Origin,
         regeneration: Option<Regeneration>,
+        stored_owner: Option<&str>,
     ) -> Result<(), Error> {
+        let stored_owner = stored_owner.filter(|_| origin.is_loaded());
         if let Some(regeneration) = regeneration
             && (regeneration.delete_original || origin.is_loaded())
         {
             let original = &regeneration.original_id;
-            let delete = self.backend.delete(original, Expected::Any);
+            self.delete_record(original, stored_owner).await?;
+            let delete = self.backend.delete(id, Expected::Any);
             observe::timed(B::NAME, "delete", delete).await?;
+            return Ok(());
         }
-        let delete = self.backend.delete(id, Expected::Any);
-        observe::timed(B::NAME, "delete", delete).await?;
+        self.delete_record(id, stored_owner).await?;
         Ok(())
+    }
+
+    /// Deletes whatever is under `id`, a record of `stored_owner` as far as this request
+    /// knows.
+    async fn delete_record(&self, id: &str, stored_owner: Option<&str>) -> Result<bool, Error> {
+        match stored_owner {
+            Some(_) => {
+                let delete = self
+                    .backend
+                    .delete_replacing(id, Expected::Any, stored_owner);
+                observe::timed(B::NAME, "delete", delete).await
+            }
+            None => {
+                let delete = self.backend.delete(id, Expected::Any);
+                observe::timed(B::NAME, "delete", delete).await
+            }
+        }
     }
 
     /// Writes a new session under a fresh id, drawing another on a collision. Returns the
@@ -94,30 +128,35 @@ impl<B: SessionBackend> ServerStorage<B> {
     }
 
     /// Replays `changes` on what is stored under `id` now: the session to write, its
-    /// creation time and the version to expect, or `None` when the session is gone.
-    async fn merge(
-        &self,
-        id: &str,
-        changes: &ChangeSet,
-    ) -> Result<Option<(StoredSession, u64, Expected)>, Error> {
+    /// creation time, the version to expect and the owner of what is stored, or `None` when
+    /// the session is gone.
+    async fn merge(&self, id: &str, changes: &ChangeSet) -> Result<Option<Merge>, Error> {
         let now = unix_now_secs();
-        let (data, created_at, expected) =
-            match observe::timed(B::NAME, "load", self.backend.load(id)).await? {
-                // An expired record is overwritten as if nothing were stored.
-                Some(Versioned { record, version }) => match self.expiry.live_since(&record) {
-                    Some(created_at) => {
-                        let stored = StoredSession {
-                            data: record.data,
-                            owner: record.owner,
-                        };
-                        (Some(stored), created_at, Expected::Version(version))
-                    }
-                    None => (None, now, Expected::Version(version)),
-                },
-                None => (None, now, Expected::Absent),
-            };
+        let loaded = observe::timed(B::NAME, "load", self.backend.load(id)).await?;
+        let stored_owner = loaded
+            .as_ref()
+            .and_then(|loaded| loaded.record.owner.clone());
+        let (data, created_at, expected) = match loaded {
+            // An expired record is overwritten as if nothing were stored.
+            Some(Versioned { record, version }) => match self.expiry.live_since(&record) {
+                Some(created_at) => {
+                    let stored = StoredSession {
+                        data: record.data,
+                        owner: record.owner,
+                    };
+                    (Some(stored), created_at, Expected::Version(version))
+                }
+                None => (None, now, Expected::Version(version)),
+            },
+            None => (None, now, Expected::Absent),
+        };
         match changes.apply(data)? {
-            Merged::Write(stored) => Ok(Some((stored, created_at, expected))),
+            Merged::Write(stored) => Ok(Some(Merge {
+                stored,
+                created_at,
+                expected,
+                stored_owner,
+            })),
             Merged::Gone | Merged::Delete => Ok(None),
         }
     }
@@ -131,6 +170,7 @@ impl<B: SessionBackend> ServerStorage<B> {
         origin: Origin,
         stored: StoredSession,
         created_at: u64,
+        stored_owner: Option<&str>,
     ) -> Result<Saved, Error> {
         let expected = match origin {
             Origin::Loaded {
@@ -141,7 +181,9 @@ impl<B: SessionBackend> ServerStorage<B> {
             Origin::Generated | Origin::Given => Some(Expected::Absent),
         };
         if let Some(expected) = expected
-            && self.store(&id, stored, created_at, expected).await?
+            && self
+                .store(&id, stored, created_at, expected, stored_owner)
+                .await?
         {
             observe::save_attempts(B::NAME, 1);
             return Ok(Saved::Written(id));
@@ -167,10 +209,12 @@ impl<B: SessionBackend> ServerStorage<B> {
         let mut backoff = Backoff::new();
         for attempt in tried + 1..=tried + MAX_SAVE_ATTEMPTS {
             backoff.start();
-            let Some((stored, created_at, expected)) = self.merge(&id, &changes).await? else {
+            let Some(merge) = self.merge(&id, &changes).await? else {
                 return Ok(Saved::Gone);
             };
-            if self.store(&id, stored, created_at, expected).await? {
+            let owner = merge.stored_owner.as_deref();
+            let stored = self.store(&id, merge.stored, merge.created_at, merge.expected, owner);
+            if stored.await? {
                 observe::save_attempts(B::NAME, attempt);
                 return Ok(Saved::Written(id));
             }
@@ -210,7 +254,11 @@ impl<B: SessionBackend> ServerStorage<B> {
                 None => {
                     let changes = changes.get_or_insert_with(|| session.change_set());
                     match self.merge(&old, changes).await? {
-                        Some((merged, _, Expected::Version(version))) => {
+                        Some(Merge {
+                            stored: merged,
+                            expected: Expected::Version(version),
+                            ..
+                        }) => {
                             let (record, ttl) = self.record(merged, created_at)?;
                             (record, ttl, version)
                         }
@@ -249,6 +297,18 @@ impl<B: SessionBackend> ServerStorage<B> {
         observe::retries_exhausted(B::NAME, attempts);
         Error::backend("the session kept changing under every save attempt")
     }
+}
+
+/// What [`ServerStorage::merge`] makes of a session's changes and its stored record.
+struct Merge {
+    /// The session to write.
+    stored: StoredSession,
+    /// When it was first created.
+    created_at: u64,
+    /// What the write expects to find.
+    expected: Expected,
+    /// The owner of the stored record.
+    stored_owner: Option<String>,
 }
 
 fn ids_taken() -> Error {

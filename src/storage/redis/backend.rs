@@ -289,6 +289,92 @@ fn corrupt(key: &str, reason: &str) -> Error {
     Error::corrupt(named(key), reason)
 }
 
+impl RedisBackend {
+    /// Stores `record` under `id`, over a record of `stored_owner` as far as the caller
+    /// knows: on a single server, the script then also gets that owner's set, and removes
+    /// the entry there when the record it replaces is indeed that owner's, so that a save
+    /// that changes or clears the owner takes one round trip rather than two.
+    async fn store_over(
+        &self,
+        id: &str,
+        record: &Record,
+        ttl: Option<Duration>,
+        expected: Expected,
+        stored_owner: Option<&str>,
+    ) -> Result<bool, Error> {
+        let args = (expectation(expected), WriteArgs::new(record, ttl));
+        let key = self.key(id);
+        let owner = record.owner.as_deref().map(id_digest);
+        if self.is_cluster() {
+            // The sets are in other slots than the key: the hint cannot be used.
+            if let Some(owner) = &owner {
+                return self.store_owned_in_steps(&key, owner, &args).await;
+            }
+            let call = |in_full| script_call(&STORE, in_full, &[&key], &args);
+            let written: Written<Value> = self.write(&key, call, true).await?;
+            return self.after_write(written, &key).await;
+        }
+        // An index entry to remove only when the record may leave its owner.
+        let former = stored_owner
+            .filter(|former| record.owner.as_deref() != Some(*former))
+            .map(id_digest);
+        let handle = handle_of(&key, &self.prefix);
+        let mut keys = vec![key.as_str()];
+        let set = owner.as_deref().map(|owner| self.owner_key(owner));
+        keys.extend(set.as_deref());
+        let former_set = former.as_deref().map(|former| self.owner_key(former));
+        keys.extend(former_set.as_deref());
+        let written: Written<Value> = match (&owner, &former) {
+            (None, None) => {
+                let call = |in_full| script_call(&STORE, in_full, &keys, &args);
+                self.write(&key, call, true).await?
+            }
+            (Some(owner), None) => {
+                let args = (&args, owner, handle);
+                let call = |in_full| script_call(&STORE, in_full, &keys, &args);
+                self.write(&key, call, true).await?
+            }
+            (owner, Some(former)) => {
+                let owner = owner.as_deref().unwrap_or("");
+                let args = (&args, owner, handle, "", former);
+                let call = |in_full| script_call(&STORE, in_full, &keys, &args);
+                self.write(&key, call, true).await?
+            }
+        };
+        self.after_write(written, &key).await
+    }
+
+    /// Deletes the record under `id` if what is stored there is what `expected` says; on a
+    /// single server, the entry of `stored_owner`, the owner the caller expects the record
+    /// to have, goes in the same script when the record is indeed that owner's.
+    async fn delete_over(
+        &self,
+        id: &str,
+        expected: Expected,
+        stored_owner: Option<&str>,
+    ) -> Result<bool, Error> {
+        let key = self.key(id);
+        // A delete writes no version (`ARGV[2]` empty), so an answer lost to a failover
+        // cannot be told from "not met": only a delete of whatever is there is sent again.
+        let repeatable = expected == Expected::Any;
+        let args = (expectation(expected), "");
+        let written: Written<Value> = match stored_owner.filter(|_| !self.is_cluster()) {
+            None => {
+                let call = |in_full| script_call(&DELETE, in_full, &[&key], &args);
+                self.write(&key, call, repeatable).await?
+            }
+            Some(owner) => {
+                let owner = id_digest(owner);
+                let set = self.owner_key(&owner);
+                let args = (&args, &owner, handle_of(&key, &self.prefix));
+                let call = |in_full| script_call(&DELETE, in_full, &[&key, &set], &args);
+                self.write(&key, call, repeatable).await?
+            }
+        };
+        self.after_write(written, &key).await
+    }
+}
+
 impl SessionBackend for RedisBackend {
     const NAME: &'static str = "redis";
 
@@ -305,33 +391,32 @@ impl SessionBackend for RedisBackend {
         ttl: Option<Duration>,
         expected: Expected,
     ) -> Result<bool, Error> {
-        let args = (expectation(expected), WriteArgs::new(record, ttl));
-        let key = self.key(id);
-        let Some(owner) = &record.owner else {
-            let call = |in_full| script_call(&STORE, in_full, &[&key], &args);
-            let written: Written<Value> = self.write(&key, call, true).await?;
-            return self.after_write(written, &key).await;
-        };
-        let owner = id_digest(owner);
-        let handle = handle_of(&key, &self.prefix);
-        if self.is_cluster() {
-            return self.store_owned_in_steps(&key, &owner, &args).await;
-        }
-        let set = self.owner_key(&owner);
-        let args = (&args, &owner, handle);
-        let call = |in_full| script_call(&STORE, in_full, &[&key, &set], &args);
-        let written: Written<Value> = self.write(&key, call, true).await?;
-        self.after_write(written, &key).await
+        self.store_over(id, record, ttl, expected, None).await
     }
 
     async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
-        let key = self.key(id);
-        // A delete writes no version (`ARGV[2]` empty), so an answer lost to a failover
-        // cannot be told from "not met": only a delete of whatever is there is sent again.
-        let args = (expectation(expected), "");
-        let call = |in_full| script_call(&DELETE, in_full, &[&key], &args);
-        let written: Written<Value> = self.write(&key, call, expected == Expected::Any).await?;
-        self.after_write(written, &key).await
+        self.delete_over(id, expected, None).await
+    }
+
+    async fn store_replacing(
+        &self,
+        id: &str,
+        record: Record,
+        ttl: Option<Duration>,
+        expected: Expected,
+        stored_owner: Option<&str>,
+    ) -> Result<bool, Error> {
+        self.store_over(id, &record, ttl, expected, stored_owner)
+            .await
+    }
+
+    async fn delete_replacing(
+        &self,
+        id: &str,
+        expected: Expected,
+        stored_owner: Option<&str>,
+    ) -> Result<bool, Error> {
+        self.delete_over(id, expected, stored_owner).await
     }
 
     async fn store_moved(

@@ -80,8 +80,11 @@ use super::{Error, Record, id_digest};
 /// Sentinel) an owned save stays one script, which writes the record and its entry; on a
 /// Cluster, where the two are in different slots, it is two: a new session's entry, then
 /// its record; a saved session's record (only over one of the same owner), then its entry
-/// rescored to the new expiry. A save that changes or clears the owner, and the destroy of an owned session,
-/// take one more script, which removes the former owner's entry. A listing reads the set,
+/// rescored to the new expiry. A save that changes or clears the owner, and the destroy of
+/// an owned session, are one script too on a single server: it is given the set of the owner
+/// the request loaded the session with, and removes the entry there in the same step (one
+/// more script when another request changed the owner meanwhile, as on a Cluster, where it
+/// always takes one more). A listing reads the set,
 /// then every record (in one pipeline on a single server), and lists only the records that
 /// are still the owner's.
 ///

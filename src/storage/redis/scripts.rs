@@ -126,6 +126,11 @@ end
 /// the answer is -4 otherwise. An unowned record gets exactly the four arguments, and loses
 /// a stored `o`. Answers 1, 0 (not met), -4, or the digest of the owner the record had
 /// before when that differs, so that the caller removes its entry from that owner's set.
+///
+/// On a single server, a write that the caller expects to replace a record of another
+/// owner gets that owner's digest as ARGV[8] (ARGV[5] empty for an unowned record, ARGV[7]
+/// empty) and its set as the last of `KEYS`: when the record it replaces is that owner's,
+/// the entry there goes in the same script, and the answer is 1.
 pub(super) static STORE: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(concat!(
         expectation_check!(),
@@ -146,8 +151,11 @@ if ARGV[4] ~= '0' then
 else
   redis.call('PERSIST', KEYS[1])
 end
-if KEYS[2] then index_add(KEYS[2], ARGV[6], ARGV[4], '0') end
-if previous ~= '' and previous ~= owner then return previous end
+if owner ~= '' and KEYS[2] then index_add(KEYS[2], ARGV[6], ARGV[4], '0') end
+if previous ~= '' and previous ~= owner then
+  if previous ~= ARGV[8] then return previous end
+  index_remove(KEYS[#KEYS], ARGV[6])
+end
 return 1
 "#
     ))
@@ -155,13 +163,20 @@ return 1
 
 /// Deletes the key if it holds what is expected (ARGV[2] is empty: a delete writes no
 /// version). Answers 0 (not met), 1, or the digest of the deleted record's owner (field
-/// `o`), so that the caller removes its entry from that owner's set.
+/// `o`), so that the caller removes its entry from that owner's set. On a single server,
+/// a delete that the caller expects to find an owned record gets KEYS[2], the owner's set,
+/// ARGV[3], the owner's digest, and ARGV[4], the handle: when the record is that owner's,
+/// its entry goes in the same script, and the answer is 1.
 pub(super) static DELETE: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(concat!(
         expectation_check!(),
+        index_functions!(),
         r#"local owner = redis.pcall('HGET', KEYS[1], 'o')
 redis.call('DEL', KEYS[1])
-if type(owner) == 'string' and owner ~= '' then return owner end
+if type(owner) == 'string' and owner ~= '' then
+  if not KEYS[2] or owner ~= ARGV[3] then return owner end
+  index_remove(KEYS[2], ARGV[4])
+end
 return 1
 "#
     ))

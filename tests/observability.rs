@@ -7,15 +7,14 @@ mod common;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
 use axum::routing::get;
-use http::{Request, StatusCode, header};
+use http::StatusCode;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use session_layer::storage::id_digest;
 use session_layer::{MemoryStorage, Session, SessionCookie, SessionLayer, SessionStorage};
 use tokio::sync::Barrier;
-use tower::ServiceExt;
 
+use common::app::send;
 use common::broken::Broken;
 use common::logs::{SpanRecord, Traced};
 
@@ -59,32 +58,6 @@ fn app<St: SessionStorage>(storage: St, barrier: Option<Arc<Barrier>>) -> Router
         .route("/bump", get(bump))
         .route("/logout", get(logout))
         .layer(SessionLayer::new(cookie, storage))
-}
-
-/// Sends one GET; returns the status, the cookie pair set (if any) and the body.
-async fn send(
-    app: &Router,
-    cookie: Option<&str>,
-    path: &str,
-) -> (StatusCode, Option<String>, String) {
-    let mut request = Request::get(path);
-    if let Some(cookie) = cookie {
-        request = request.header(header::COOKIE, cookie);
-    }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let pair = response
-        .headers()
-        .get(header::SET_COOKIE)
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
-    let body = axum::body::to_bytes(response.into_body(), 1 << 16)
-        .await
-        .unwrap();
-    (status, pair, String::from_utf8(body.to_vec()).unwrap())
 }
 
 /// A recorder for this thread (the tests run on a current-thread runtime).

@@ -972,69 +972,53 @@ fn random_garbage_never_panics_and_never_verifies() {
     }
 }
 
-/// Values sealed by 0.1 (nonce (24 bytes) || XChaCha20-Poly1305 ciphertext || tag, base64url)
-/// still open after the switch to XAES-256-GCM, or every user would be logged out by the
-/// upgrade. The first was sealed with the older secret, the second with the oldest.
-#[test]
-fn xchacha20_poly1305_values_of_0_1_still_open() {
+/// The secrets the fixed values below were sealed with, newest first.
+const FIXED_SECRETS: [&str; 3] = [
+    "newest secret, 32 bytes or longer",
+    "older secret, also 32 bytes or more",
+    "oldest secret, 32 bytes or more too",
+];
+
+/// Fixed values sealed with the older and the oldest of [`FIXED_SECRETS`] open to what
+/// they hold, and the oldest no longer once its secret is rotated out.
+fn fixed_values_open_until_rotated_out(by_older: &str, older_holds: &str, by_oldest: &str) {
     let cookie = SessionCookie::new("__session")
-        .secrets([
-            "newest secret, 32 bytes or longer",
-            "older secret, also 32 bytes or more",
-            "oldest secret, 32 bytes or more too",
-        ])
+        .secrets(FIXED_SECRETS)
         .encrypted(true);
-    let by_older = "__session=DTJg8CndNF7lPeC7upB22y2eczaNf0n6DreILAvfp_iwLaW96hGFdSKyz27oiTgCa0I1_4Qjm9g_ZVUeDinBO6BUjcowjwSEzekJKAfyv6Fc-h4uHR-ziFmwHbfm6dhYl56P";
-    assert_eq!(
-        cookie.parse(Some(by_older)).as_deref(),
-        Some("a value sealed by session-layer 0.1 with XChaCha20-Poly1305")
-    );
-    let by_oldest = "__session=Z5kc4HPBgHPZvpMZCqGgX7YwPffJdWBszrNgIKsHJdFkqk1UVXwTiNGAUwuUr42gTt4a-VxB5WRfjBFgQR1nx647Cz2T";
+    assert_eq!(cookie.parse(Some(by_older)).as_deref(), Some(older_holds));
     assert_eq!(
         cookie.parse(Some(by_oldest)).as_deref(),
         Some("sealed with the oldest secret")
     );
-    // Without the secret that sealed it, nothing opens.
     let rotated_out = SessionCookie::new("__session")
-        .secrets([
-            "newest secret, 32 bytes or longer",
-            "older secret, also 32 bytes or more",
-        ])
+        .secrets(&FIXED_SECRETS[..2])
         .encrypted(true);
     assert_eq!(rotated_out.parse(Some(by_oldest)), None);
+}
+
+/// Values sealed by 0.1 (nonce (24 bytes) || XChaCha20-Poly1305 ciphertext || tag, base64url)
+/// still open after the switch to XAES-256-GCM, or every user would be logged out by the
+/// upgrade.
+#[test]
+fn xchacha20_poly1305_values_of_0_1_still_open() {
+    fixed_values_open_until_rotated_out(
+        "__session=DTJg8CndNF7lPeC7upB22y2eczaNf0n6DreILAvfp_iwLaW96hGFdSKyz27oiTgCa0I1_4Qjm9g_ZVUeDinBO6BUjcowjwSEzekJKAfyv6Fc-h4uHR-ziFmwHbfm6dhYl56P",
+        "a value sealed by session-layer 0.1 with XChaCha20-Poly1305",
+        "__session=Z5kc4HPBgHPZvpMZCqGgX7YwPffJdWBszrNgIKsHJdFkqk1UVXwTiNGAUwuUr42gTt4a-VxB5WRfjBFgQR1nx647Cz2T",
+    );
 }
 
 /// Values sealed by this build must open in every later one: the format is `1` || nonce
 /// (24 bytes) || XAES-256-GCM ciphertext || tag, base64url, and must stay so, or every user
 /// is logged out by an upgrade. Made by an implementation of C2SP's XAES-256-GCM apart from
-/// the crate's (pyca/cryptography's AES); the first with the older secret, the second with
-/// the oldest.
+/// the crate's (pyca/cryptography's AES).
 #[test]
 fn xaes_256_gcm_values_of_this_format_keep_opening() {
-    let cookie = SessionCookie::new("__session")
-        .secrets([
-            "newest secret, 32 bytes or longer",
-            "older secret, also 32 bytes or more",
-            "oldest secret, 32 bytes or more too",
-        ])
-        .encrypted(true);
-    let by_older = "__session=ATJrR2GK2TycfhCZd9sY4Nl81-QcjNvz1XbtI3YoDBdNMvEwpQ2poYbBeNe6X3UejCQedJIf-5rbWbd9SzSrIETS6-CnCqA-VeJXQgEr4hlnOTc";
-    assert_eq!(
-        cookie.parse(Some(by_older)).as_deref(),
-        Some("a value sealed with XAES-256-GCM, format 1")
+    fixed_values_open_until_rotated_out(
+        "__session=ATJrR2GK2TycfhCZd9sY4Nl81-QcjNvz1XbtI3YoDBdNMvEwpQ2poYbBeNe6X3UejCQedJIf-5rbWbd9SzSrIETS6-CnCqA-VeJXQgEr4hlnOTc",
+        "a value sealed with XAES-256-GCM, format 1",
+        "__session=AcV5oso_THzNHTCfGJOg6Ild4WJ4QAQbYZgfoE66Uzcq1lXg2-YWaiGoRrwHXnTHMNA1g73yXjMEqZHZIXQ64JTJ9eKYJA",
     );
-    let by_oldest = "__session=AcV5oso_THzNHTCfGJOg6Ild4WJ4QAQbYZgfoE66Uzcq1lXg2-YWaiGoRrwHXnTHMNA1g73yXjMEqZHZIXQ64JTJ9eKYJA";
-    assert_eq!(
-        cookie.parse(Some(by_oldest)).as_deref(),
-        Some("sealed with the oldest secret")
-    );
-    let rotated_out = SessionCookie::new("__session")
-        .secrets([
-            "newest secret, 32 bytes or longer",
-            "older secret, also 32 bytes or more",
-        ])
-        .encrypted(true);
-    assert_eq!(rotated_out.parse(Some(by_oldest)), None);
 }
 
 /// Values sealed with AES-256-GCM, before the switch to XChaCha20-Poly1305 (commit 9b958f2,

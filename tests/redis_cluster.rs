@@ -345,7 +345,7 @@ async fn a_node_down_gives_errors_and_recovery_is_automatic() {
     cluster.nodes[0].kill();
     let mut failed = 0;
     let mut attempts = 0;
-    while attempts < 12 && failed < 2 {
+    while attempts < 48 && failed < 2 {
         attempts += 1;
         let (saved, took) = save_new().await;
         assert!(
@@ -357,7 +357,8 @@ async fn a_node_down_gives_errors_and_recovery_is_automatic() {
             failed += 1;
         }
     }
-    // Each fresh id lands on the dead node with probability 1/3.
+    // Each fresh id lands on the dead node with probability 1/3, so 48 tries all miss it
+    // once in 280 million runs.
     assert!(failed > 0, "no save failed with a third of the slots down");
 
     cluster.nodes[0].restart();

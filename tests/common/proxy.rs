@@ -26,38 +26,21 @@ pub struct Proxy {
     /// The port clients connect to.
     pub port: u16,
     mode: Arc<watch::Sender<Mode>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: Background,
 }
 
 impl Proxy {
     /// A proxy on a free local port, forwarding to `upstream`.
     pub fn start(upstream: SocketAddr) -> Proxy {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
-        std_listener.set_nonblocking(true).unwrap();
-        let port = std_listener.local_addr().unwrap().port();
         let (mode, _) = watch::channel(Mode::Pass);
         let mode = Arc::new(mode);
-        let (stop, stopped) = tokio::sync::oneshot::channel();
         let modes = Arc::clone(&mode);
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = TcpListener::from_std(std_listener).unwrap();
-                tokio::select! {
-                    _ = stopped => {}
-                    _ = accept_loop(listener, upstream, modes) => {}
-                }
-            });
-        });
+        let (port, server) =
+            Background::start(move |listener| accept_loop(listener, upstream, modes));
         Proxy {
             port,
             mode,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -67,7 +50,46 @@ impl Proxy {
     }
 }
 
-impl Drop for Proxy {
+/// A server on its own thread and runtime, so that the test's runtime cannot slow it;
+/// stopped when dropped.
+struct Background {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Runs `serve` on a listener on a free local port; returns the port.
+    fn start<F, Fut>(serve: F) -> (u16, Background)
+    where
+        F: FnOnce(TcpListener) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        std_listener.set_nonblocking(true).unwrap();
+        let port = std_listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = TcpListener::from_std(std_listener).unwrap();
+                tokio::select! {
+                    _ = stopped => {}
+                    _ = serve(listener) => {}
+                }
+            });
+        });
+        let background = Background {
+            stop: Some(stop),
+            thread: Some(thread),
+        };
+        (port, background)
+    }
+}
+
+impl Drop for Background {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -129,52 +151,22 @@ async fn stall(client: TcpStream, mut mode: watch::Receiver<Mode>) {
 pub struct LatencyProxy {
     /// The port clients connect to.
     pub port: u16,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: Background,
 }
 
 impl LatencyProxy {
     /// A proxy on a free local port, forwarding to `upstream` after `latency`.
     pub fn start(upstream: SocketAddr, latency: std::time::Duration) -> LatencyProxy {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
-        std_listener.set_nonblocking(true).unwrap();
-        let port = std_listener.local_addr().unwrap().port();
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = TcpListener::from_std(std_listener).unwrap();
-                let accept = async {
-                    loop {
-                        if let Ok((client, _)) = listener.accept().await {
-                            tokio::spawn(delay_line(client, upstream, latency));
-                        }
-                    }
-                };
-                tokio::select! {
-                    _ = stopped => {}
-                    _ = accept => {}
+        let (port, server) = Background::start(move |listener| async move {
+            loop {
+                if let Ok((client, _)) = listener.accept().await {
+                    tokio::spawn(delay_line(client, upstream, latency));
                 }
-            });
+            }
         });
         LatencyProxy {
             port,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for LatencyProxy {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            _server: server,
         }
     }
 }

@@ -11,8 +11,10 @@
 //! It also prints the allocations per request (a counting global allocator).
 //!
 //! Cases: memory_read_write, memory_read_only, no_cookie_untouched, redis_read_write
-//! (REDIS_URL), cookie_signed_read_write, cookie_encrypted_read_write; crates:
-//! ours, theirs, bare.
+//! (REDIS_URL), postgres_read_write (DATABASE_URL), memcached_read_write (MEMCACHED_ADDR,
+//! session-layer only: tower-sessions has no Memcached store), cookie_signed_read_write,
+//! cookie_encrypted_read_write; crates: ours, theirs, bare. With a server-side store only
+//! this process's instructions are counted, not the server's.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -51,6 +53,9 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
+/// tower-sessions' default expiry, given to session-layer too, so that both write an expiry.
+const TWO_WEEKS: std::time::Duration = std::time::Duration::from_secs(14 * 24 * 3600);
+
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
@@ -71,6 +76,10 @@ fn main() {
         .unwrap();
     let redis_url =
         || std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let database_url = || {
+        std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    };
     let app: Router = match (case.as_str(), which.as_str()) {
         ("redis_read_write", "ours") => {
             let storage = rt
@@ -90,6 +99,44 @@ fn main() {
                 tower_sessions_redis_store::RedisStore::new(pool),
                 get(session_layer_compare::peer_014::read_write),
             )
+        }
+        ("postgres_read_write", "ours") => {
+            let storage = rt.block_on(async {
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&database_url())
+                    .await
+                    .unwrap();
+                let storage = session_layer::PostgresStorage::new(pool).table("profile_ours");
+                storage.migrate().await.unwrap();
+                storage
+            });
+            ours::app(storage.ttl(TWO_WEEKS), false, get(ours::read_write))
+        }
+        ("postgres_read_write", "theirs") => {
+            use tower_sessions_sqlx_store::{PostgresStore, sqlx as sqlx08};
+            let store = rt.block_on(async {
+                let pool = sqlx08::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&database_url())
+                    .await
+                    .unwrap();
+                let store = PostgresStore::new(pool);
+                store.migrate().await.unwrap();
+                store
+            });
+            session_layer_compare::peer_014::app(
+                store,
+                get(session_layer_compare::peer_014::read_write),
+            )
+        }
+        ("memcached_read_write", "ours") => {
+            let addr =
+                std::env::var("MEMCACHED_ADDR").unwrap_or_else(|_| "127.0.0.1:11211".to_owned());
+            let storage = rt
+                .block_on(session_layer::MemcacheStorage::connect(&addr))
+                .unwrap();
+            ours::app(storage.ttl(TWO_WEEKS), false, get(ours::read_write))
         }
         (_, "bare") => bare(),
         ("memory_read_write", "ours") => {

@@ -54,11 +54,15 @@ fn value(stored: &Option<Versioned>) -> Option<&str> {
 }
 
 async fn put(db: &RedbBackend, id: &str, record: &Record, expected: Expected) -> bool {
-    db.store(id, record, None, expected).await.unwrap()
+    db.store(&id.into(), record, None, expected).await.unwrap()
 }
 
 async fn version(db: &RedbBackend, id: &str) -> u64 {
-    db.load(id).await.unwrap().expect("a stored row").version
+    db.load(&id.into())
+        .await
+        .unwrap()
+        .expect("a stored row")
+        .version
 }
 
 #[tokio::test]
@@ -66,11 +70,11 @@ async fn absent_never_overwrites_and_load_shows_expired_rows() {
     let db = &redb_backend();
     assert!(put(db, "a", &record("first", None), Expected::Absent).await);
     assert!(!put(db, "a", &record("second", None), Expected::Absent).await);
-    assert_eq!(value(&db.load("a").await.unwrap()), Some("first"));
+    assert_eq!(value(&db.load(&"a".into()).await.unwrap()), Some("first"));
 
     let before = version(db, "a").await;
     assert!(put(db, "a", &record("third", None), Expected::Any).await);
-    let after = db.load("a").await.unwrap();
+    let after = db.load(&"a".into()).await.unwrap();
     assert_eq!(value(&after), Some("third"));
     assert_ne!(
         after.unwrap().version,
@@ -83,7 +87,7 @@ async fn absent_never_overwrites_and_load_shows_expired_rows() {
     let past = record("old", Some(now_ms() - 1000));
     assert!(put(db, "b", &past, Expected::Any).await);
     let expired = db
-        .load("b")
+        .load(&"b".into())
         .await
         .unwrap()
         .expect("expired rows are loaded");
@@ -92,18 +96,18 @@ async fn absent_never_overwrites_and_load_shows_expired_rows() {
     assert!(!put(db, "b", &new, Expected::Absent).await);
     let at = Expected::Version(expired.version);
     assert!(put(db, "b", &new, at).await);
-    assert_eq!(value(&db.load("b").await.unwrap()), Some("new"));
+    assert_eq!(value(&db.load(&"b".into()).await.unwrap()), Some("new"));
 
     let old = record("old", Some(now_ms() - 1000));
     assert!(put(db, "c", &old, Expected::Any).await);
     assert_eq!(db.remove_expired().await.unwrap(), 1);
-    assert_eq!(db.load("c").await.unwrap(), None);
-    assert!(db.delete("a", Expected::Any).await.unwrap());
+    assert_eq!(db.load(&"c".into()).await.unwrap(), None);
+    assert!(db.delete(&"a".into(), Expected::Any).await.unwrap());
     assert!(
-        db.delete("a", Expected::Any).await.unwrap(),
+        db.delete(&"a".into(), Expected::Any).await.unwrap(),
         "deleting a missing row is fine"
     );
-    assert_eq!(db.load("a").await.unwrap(), None);
+    assert_eq!(db.load(&"a".into()).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -113,17 +117,17 @@ async fn a_store_at_a_stale_version_writes_nothing() {
     let stale = version(db, "a").await;
     let at = Expected::Version(stale);
     assert!(put(db, "a", &record("second", None), at).await);
-    let current = db.load("a").await.unwrap();
+    let current = db.load(&"a".into()).await.unwrap();
 
     assert!(!put(db, "a", &record("late", None), at).await);
     assert_eq!(
-        db.load("a").await.unwrap(),
+        db.load(&"a".into()).await.unwrap(),
         current,
         "record and version unchanged"
     );
     // Nor does a version create a row that is not there.
     assert!(!put(db, "b", &record("late", None), at).await);
-    assert_eq!(db.load("b").await.unwrap(), None);
+    assert_eq!(db.load(&"b".into()).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -135,20 +139,32 @@ async fn a_delete_acts_only_at_the_expected_version() {
     assert!(put(db, "a", &record("second", None), at).await);
     let current = version(db, "a").await;
 
-    assert!(!db.delete("a", Expected::Version(stale)).await.unwrap());
-    assert!(!db.delete("a", Expected::Absent).await.unwrap());
-    assert_eq!(value(&db.load("a").await.unwrap()), Some("second"));
-    assert!(db.delete("a", Expected::Version(current)).await.unwrap());
-    assert_eq!(db.load("a").await.unwrap(), None);
-    assert!(!db.delete("a", Expected::Version(current)).await.unwrap());
-    assert!(db.delete("a", Expected::Absent).await.unwrap());
+    assert!(
+        !db.delete(&"a".into(), Expected::Version(stale))
+            .await
+            .unwrap()
+    );
+    assert!(!db.delete(&"a".into(), Expected::Absent).await.unwrap());
+    assert_eq!(value(&db.load(&"a".into()).await.unwrap()), Some("second"));
+    assert!(
+        db.delete(&"a".into(), Expected::Version(current))
+            .await
+            .unwrap()
+    );
+    assert_eq!(db.load(&"a".into()).await.unwrap(), None);
+    assert!(
+        !db.delete(&"a".into(), Expected::Version(current))
+            .await
+            .unwrap()
+    );
+    assert!(db.delete(&"a".into(), Expected::Absent).await.unwrap());
 
     // Created again: a request that loaded the deleted row cannot write over the new one.
     assert!(put(db, "a", &record("again", None), Expected::Absent).await);
     let late = record("late", None);
     assert!(!put(db, "a", &late, Expected::Version(stale)).await);
     assert!(!put(db, "a", &late, Expected::Version(current)).await);
-    assert_eq!(value(&db.load("a").await.unwrap()), Some("again"));
+    assert_eq!(value(&db.load(&"a".into()).await.unwrap()), Some("again"));
 }
 
 /// Two requests load one session and change different keys: the later save merges over

@@ -7,21 +7,23 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use common::logs::Captured;
-use session_layer::storage::{Expected, Record, ServerStorage, SessionBackend, Versioned};
+use session_layer::storage::{
+    Expected, Record, ServerStorage, SessionBackend, SessionId, Versioned,
+};
 use session_layer::{CookieStorage, Error, SessionData, SessionStorage};
 
 /// A backend holding one record under every id.
 struct OneRecord(Mutex<Option<Record>>);
 
 impl SessionBackend for OneRecord {
-    async fn load(&self, _id: &str) -> Result<Option<Versioned>, Error> {
+    async fn load(&self, _id: &SessionId) -> Result<Option<Versioned>, Error> {
         let record = self.0.lock().unwrap().clone();
         Ok(record.map(|record| Versioned { record, version: 1 }))
     }
 
     async fn store(
         &self,
-        _id: &str,
+        _id: &SessionId,
         record: &Record,
         _ttl: Option<Duration>,
         _expected: Expected,
@@ -30,7 +32,7 @@ impl SessionBackend for OneRecord {
         Ok(true)
     }
 
-    async fn delete(&self, _id: &str, _expected: Expected) -> Result<bool, Error> {
+    async fn delete(&self, _id: &SessionId, _expected: Expected) -> Result<bool, Error> {
         *self.0.lock().unwrap() = None;
         Ok(true)
     }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
 use common::servers::{ServerProcess, start_memcached, start_memcached_with};
-use session_layer::storage::{Expected, NetworkOptions, Record, SessionBackend};
+use session_layer::storage::{Expected, NetworkOptions, Record, SessionBackend, SessionId};
 use session_layer::{Error, MemcacheStorage, Session, SessionData, SessionStorage};
 use sha2::{Digest, Sha256};
 
@@ -251,7 +251,7 @@ async fn bad_addresses_are_errors() {
 async fn create_on_an_existing_id_leaves_the_old_record() {
     let server = start_memcached();
     let storage = MemcacheStorage::connect(&addr(&server)).await.unwrap();
-    let id = save_new(&storage, "owner", "alice").await;
+    let id = SessionId::from(save_new(&storage, "owner", "alice").await);
     let intruder = Record {
         data: SessionData::default(),
         created_at: 0,
@@ -330,7 +330,7 @@ async fn corrupt_records_are_corrupt_errors() {
         }
     }
     // The connection is still usable afterwards.
-    let id = save_new(&storage, "user", "mj").await;
+    let id = SessionId::from(save_new(&storage, "user", "mj").await);
     assert!(storage.backend().load(&id).await.unwrap().is_some());
 }
 
@@ -341,7 +341,7 @@ async fn a_cas_with_a_stale_version_returns_false_and_writes_nothing() {
     let server = start_memcached();
     let storage = MemcacheStorage::connect(&addr(&server)).await.unwrap();
     let backend = storage.backend();
-    let id = save_new(&storage, "user", "first").await;
+    let id = SessionId::from(save_new(&storage, "user", "first").await);
     let key = storage.key_for(&id);
     let first = backend.load(&id).await.unwrap().expect("the saved record");
 
@@ -371,7 +371,12 @@ async fn a_cas_with_a_stale_version_returns_false_and_writes_nothing() {
 
     // A cas on an item that is gone writes nothing either.
     let missing = Expected::Version(now.version);
-    assert!(!backend.store("gone", &stale, None, missing).await.unwrap());
+    assert!(
+        !backend
+            .store(&"gone".into(), &stale, None, missing)
+            .await
+            .unwrap()
+    );
     assert!(raw_get(&addr(&server), &storage.key_for("gone")).is_none());
 }
 
@@ -380,7 +385,7 @@ async fn a_conditional_delete_deletes_only_at_the_expected_version() {
     let server = start_memcached();
     let storage = MemcacheStorage::connect(&addr(&server)).await.unwrap();
     let backend = storage.backend();
-    let id = save_new(&storage, "user", "mj").await;
+    let id = SessionId::from(save_new(&storage, "user", "mj").await);
     let key = storage.key_for(&id);
     let old = backend.load(&id).await.unwrap().unwrap();
     // Another request writes: the version moves on.
@@ -1237,14 +1242,15 @@ async fn a_cancelled_request_never_leaves_its_reply_to_the_next_one() {
     // Written, then dropped before its STORED arrives (a client went away mid-request).
     let cancelled = tokio::time::timeout(
         Duration::from_millis(50),
-        free.backend().store("a", &record, None, Expected::Absent),
+        free.backend()
+            .store(&"a".into(), &record, None, Expected::Absent),
     )
     .await;
     assert!(cancelled.is_err(), "the first add must still be waiting");
     // The next add on the same (only) connection must get its own answer.
     let stored = taken
         .backend()
-        .store("b", &record, None, Expected::Absent)
+        .store(&"b".into(), &record, None, Expected::Absent)
         .await
         .unwrap();
     assert!(

@@ -10,7 +10,9 @@ use common::redis_ha::RedisCluster;
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
 use common::servers::{redis_cmd, unique_prefix};
 use redis::cluster_async::ClusterConnection;
-use session_layer::storage::{Expected, NetworkOptions, Record, SessionBackend, id_digest};
+use session_layer::storage::{
+    Expected, NetworkOptions, Record, SessionBackend, SessionId, id_digest,
+};
 use session_layer::{Error, RedisStorage, Session, SessionData, SessionStorage};
 
 /// The test's cluster: private unless `REDIS_CLUSTER_URLS` is set.
@@ -181,7 +183,7 @@ async fn keys_and_conditional_writes_in_a_cluster() {
     let mut raw = cluster.raw().await;
 
     let (session, _) = request(&storage, None, |s| s.set("user", "mj").unwrap()).await;
-    let id = session.id();
+    let id = SessionId::from(session.id());
     let key = storage.key_for(&id);
     assert_eq!(key, format!("{prefix}{}", id_digest(&id)));
     let bytes: Option<Vec<u8>> = redis_cmd(&mut raw, "HGET", (&key, "d")).await;
@@ -283,7 +285,7 @@ async fn concurrent_saves_merge_in_a_cluster() {
         storage
             .storage
             .backend()
-            .load(cookie.unwrap())
+            .load(&cookie.unwrap().into())
             .await
             .unwrap()
             .is_none()

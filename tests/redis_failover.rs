@@ -336,13 +336,13 @@ async fn sentinel_failover_under_traffic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_save_during_a_slot_migration_keeps_the_session() {
     use session_layer::SessionStorage;
-    use session_layer::storage::{Expected, SessionBackend};
+    use session_layer::storage::{Expected, SessionBackend, SessionId};
     let _alone = ALONE.lock().await;
     let cluster = blocking(|| RedisCluster::start(3, 0)).await;
     let storage = cluster_storage(&cluster, &unique_prefix()).await;
     let session = session_layer::Session::new();
     session.set("user", "mj").unwrap();
-    let id = storage.save(&session).await.unwrap().unwrap();
+    let id = SessionId::from(storage.save(&session).await.unwrap().unwrap());
     let key = storage.key_for(&id);
     let port = cluster.nodes[0].port;
     let slot = cli(port, &["cluster", "keyslot", &key]).trim().to_owned();

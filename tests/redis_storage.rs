@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::scenarios::{request, server_storage_scenarios, storage_scenarios};
 use common::servers::{ServerProcess, redis_cmd, start_redis, unique_prefix};
 use session_layer::storage::{
-    Expected, Moved, NetworkOptions, Record, SessionBackend, Versioned, id_digest,
+    Expected, Moved, NetworkOptions, Record, SessionBackend, SessionId, Versioned, id_digest,
 };
 use session_layer::{Error, RedisStorage, Session, SessionData, SessionStorage};
 
@@ -255,7 +255,7 @@ fn record(user: &str) -> Record {
 
 /// The stored record's `user` and its version.
 async fn stored(storage: &RedisStorage, id: &str) -> Option<(String, u64)> {
-    let Versioned { record, version } = storage.backend().load(id).await.unwrap()?;
+    let Versioned { record, version } = storage.backend().load(&id.into()).await.unwrap()?;
     Some((
         record.data.values["user"].as_str().unwrap().to_owned(),
         version,
@@ -271,7 +271,7 @@ async fn writes_and_deletes_are_conditional_on_what_is_stored() {
     let id = "conditional-id";
     let store = |user: &'static str, expected| async move {
         backend
-            .store(id, &record(user), None, expected)
+            .store(&id.into(), &record(user), None, expected)
             .await
             .unwrap()
     };
@@ -291,20 +291,35 @@ async fn writes_and_deletes_are_conditional_on_what_is_stored() {
     assert_eq!(user, "third");
     assert_ne!(third, first, "every write draws a new version");
     assert!(!store("stale", Expected::Version(first)).await);
-    assert!(!backend.delete(id, Expected::Version(first)).await.unwrap());
-    assert!(!backend.delete(id, Expected::Absent).await.unwrap());
+    assert!(
+        !backend
+            .delete(&id.into(), Expected::Version(first))
+            .await
+            .unwrap()
+    );
+    assert!(!backend.delete(&id.into(), Expected::Absent).await.unwrap());
     assert_eq!(stored(&storage, id).await, Some(("third".into(), third)));
 
     // Any: whatever is there.
     assert!(store("fourth", Expected::Any).await);
     let (_, fourth) = stored(&storage, id).await.unwrap();
-    assert!(backend.delete(id, Expected::Version(fourth)).await.unwrap());
+    assert!(
+        backend
+            .delete(&id.into(), Expected::Version(fourth))
+            .await
+            .unwrap()
+    );
     assert_eq!(stored(&storage, id).await, None);
     assert!(
         !store("ghost", Expected::Version(fourth)).await,
         "a deleted record is not written back"
     );
-    assert!(!backend.delete(id, Expected::Version(fourth)).await.unwrap());
+    assert!(
+        !backend
+            .delete(&id.into(), Expected::Version(fourth))
+            .await
+            .unwrap()
+    );
     assert_eq!(stored(&storage, id).await, None);
 
     // Re-created: a version never seen before, so a request that loaded the old record
@@ -313,9 +328,9 @@ async fn writes_and_deletes_are_conditional_on_what_is_stored() {
     let (_, fifth) = stored(&storage, id).await.unwrap();
     assert!(![first, third, fourth].contains(&fifth), "{fifth}");
     assert!(!store("late", Expected::Version(fourth)).await);
-    assert!(backend.delete(id, Expected::Any).await.unwrap());
+    assert!(backend.delete(&id.into(), Expected::Any).await.unwrap());
     assert!(
-        backend.delete(id, Expected::Any).await.unwrap(),
+        backend.delete(&id.into(), Expected::Any).await.unwrap(),
         "deleting a missing record is not an error"
     );
 
@@ -326,7 +341,7 @@ async fn writes_and_deletes_are_conditional_on_what_is_stored() {
     let _: () = redis_cmd(&mut conn, "SET", (&other, "not ours")).await;
     let other_store = async |expected| {
         backend
-            .store("other", &record("sixth"), None, expected)
+            .store(&"other".into(), &record("sixth"), None, expected)
             .await
             .unwrap()
     };
@@ -334,7 +349,7 @@ async fn writes_and_deletes_are_conditional_on_what_is_stored() {
     assert!(!other_store(Expected::Version(fifth)).await);
     assert!(
         !backend
-            .delete("other", Expected::Version(fifth))
+            .delete(&"other".into(), Expected::Version(fifth))
             .await
             .unwrap()
     );
@@ -361,17 +376,17 @@ async fn expiry_is_set_cleared_and_clamped() {
     let ttl = Some(Duration::from_secs(60));
     assert!(
         backend
-            .store(id, &record("a"), ttl, Expected::Absent)
+            .store(&id.into(), &record("a"), ttl, Expected::Absent)
             .await
             .unwrap()
     );
     let ms = pttl(&mut conn).await;
     assert!(ms > 59_000 && ms <= 60_000, "PTTL {ms}");
     // A write without a TTL leaves no expiry behind.
-    let version = backend.load(id).await.unwrap().unwrap().version;
+    let version = backend.load(&id.into()).await.unwrap().unwrap().version;
     assert!(
         backend
-            .store(id, &record("b"), None, Expected::Version(version))
+            .store(&id.into(), &record("b"), None, Expected::Version(version))
             .await
             .unwrap()
     );
@@ -379,7 +394,7 @@ async fn expiry_is_set_cleared_and_clamped() {
     // Redis refuses expiry times that overflow: the TTL is clamped.
     assert!(
         backend
-            .store(id, &record("c"), Some(Duration::MAX), Expected::Any)
+            .store(&id.into(), &record("c"), Some(Duration::MAX), Expected::Any)
             .await
             .unwrap()
     );
@@ -387,12 +402,17 @@ async fn expiry_is_set_cleared_and_clamped() {
     // A record due now lives a millisecond (PEXPIRE 0 would be a delete).
     assert!(
         backend
-            .store(id, &record("d"), Some(Duration::ZERO), Expected::Any)
+            .store(
+                &id.into(),
+                &record("d"),
+                Some(Duration::ZERO),
+                Expected::Any
+            )
             .await
             .unwrap()
     );
     tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(backend.load(id).await.unwrap(), None);
+    assert_eq!(backend.load(&id.into()).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -498,7 +518,12 @@ async fn chosen_id_created_meanwhile_is_merged_into() {
     session.set("n", 2).unwrap();
     let created = storage
         .backend()
-        .store("client-id", &record("racer"), None, Expected::Absent)
+        .store(
+            &"client-id".into(),
+            &record("racer"),
+            None,
+            Expected::Absent,
+        )
         .await
         .unwrap();
     assert!(created);
@@ -733,25 +758,27 @@ async fn writes_on_a_key_of_the_wrong_shape_are_not_met_and_any_replaces_it() {
     let live = "live-session-id";
     assert!(
         backend
-            .store(live, &record("live"), None, Expected::Absent)
+            .store(&live.into(), &record("live"), None, Expected::Absent)
             .await
             .unwrap()
     );
-    let live_version = backend.load(live).await.unwrap().unwrap().version;
+    let live_version = backend.load(&live.into()).await.unwrap().unwrap().version;
 
     plant_each_wrong_shape(&mut conn, &key, async |what, conn| {
         let exists = async |conn: &mut redis::aio::MultiplexedConnection| -> bool {
             redis_cmd(conn, "EXISTS", &key).await
         };
-        let load = backend.load(id).await;
+        let load = backend.load(&id.into()).await;
         assert!(
             matches!(load, Err(Error::Corrupt { .. })),
             "{what}: {load:?}"
         );
         for expected in [Expected::Absent, Expected::Version(1), Expected::Version(0)] {
-            let stored = backend.store(id, &record("mine"), None, expected).await;
+            let stored = backend
+                .store(&id.into(), &record("mine"), None, expected)
+                .await;
             assert!(!stored.unwrap(), "{what}: store {expected:?}");
-            let deleted = backend.delete(id, expected).await;
+            let deleted = backend.delete(&id.into(), expected).await;
             assert!(!deleted.unwrap(), "{what}: delete {expected:?}");
         }
         assert!(
@@ -760,11 +787,25 @@ async fn writes_on_a_key_of_the_wrong_shape_are_not_met_and_any_replaces_it() {
         );
         // regenerate_id from it, or onto it: "changed" and "taken", never an error.
         let moved = backend
-            .store_moved(id, 1, true, "fresh-id", &record("mine"), None)
+            .store_moved(
+                &id.into(),
+                1,
+                true,
+                &"fresh-id".into(),
+                &record("mine"),
+                None,
+            )
             .await;
         assert_eq!(moved.unwrap(), Moved::SourceChanged, "{what}");
         let moved = backend
-            .store_moved(live, live_version, true, id, &record("mine"), None)
+            .store_moved(
+                &live.into(),
+                live_version,
+                true,
+                &id.into(),
+                &record("mine"),
+                None,
+            )
             .await;
         assert_eq!(moved.unwrap(), Moved::IdTaken, "{what}");
         assert_eq!(
@@ -772,20 +813,23 @@ async fn writes_on_a_key_of_the_wrong_shape_are_not_met_and_any_replaces_it() {
             Some(("live".into(), live_version))
         );
         // A destroy deletes it; a write of Any replaces it.
-        assert!(backend.delete(id, Expected::Any).await.unwrap(), "{what}");
+        assert!(
+            backend.delete(&id.into(), Expected::Any).await.unwrap(),
+            "{what}"
+        );
         assert!(!exists(conn).await, "{what}: deleted by a destroy");
         let _: () = redis_cmd(conn, "SET", (&key, "again")).await;
         assert!(
             backend
-                .store(id, &record("mine"), None, Expected::Any)
+                .store(&id.into(), &record("mine"), None, Expected::Any)
                 .await
                 .unwrap()
         );
         assert_eq!(stored(&storage, id).await.unwrap().0, "mine", "{what}");
     })
     .await;
-    assert!(backend.load("fresh-id").await.unwrap().is_none());
-    assert!(backend.delete(live, Expected::Any).await.unwrap());
+    assert!(backend.load(&"fresh-id".into()).await.unwrap().is_none());
+    assert!(backend.delete(&live.into(), Expected::Any).await.unwrap());
 }
 
 /// The bytes the server has sent to all its clients so far.
@@ -1399,7 +1443,7 @@ async fn an_owner_changed_meanwhile_leaves_no_stale_entry() {
     record.owner = Some("carol".into());
     let ttl = Some(Duration::from_secs(600));
     let backend = storage.backend();
-    let id = session.id();
+    let id = SessionId::from(session.id());
     let written = backend.store_replacing(&id, record.clone(), ttl, Expected::Any, Some("ann"));
     assert!(written.await.unwrap());
     assert!(!redis_cmd::<bool>(&mut conn, "EXISTS", set("bob")).await);

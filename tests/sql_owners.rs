@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::sql::{Cleanup, Guarded};
-use session_layer::storage::id_digest;
+use session_layer::storage::{SessionId, id_digest};
 use session_layer::{Error, Session, SessionIndex, SessionStorage};
 
 /// Saves `session` and returns its cookie value, failing on a cleared or missing one.
@@ -171,7 +171,7 @@ macro_rules! owner_tests {
             let backend = storage.backend();
             assert!(
                 backend
-                    .store("big", &big, None, Expected::Absent)
+                    .store(&"big".into(), &big, None, Expected::Absent)
                     .await
                     .unwrap()
             );
@@ -259,8 +259,9 @@ macro_rules! owner_tests {
             assert_eq!(owner_indexes(&pool, &table).await, [index]);
 
             let backend = storage.backend();
+            let old_session = SessionId::from("an old session");
             let loaded = backend
-                .load("an old session")
+                .load(&old_session)
                 .await
                 .unwrap()
                 .expect("the old row");
@@ -269,7 +270,7 @@ macro_rules! owner_tests {
                 owner: Some("ann".into()),
                 ..loaded.record
             };
-            let stored = backend.store("an old session", &owned, None, Expected::Version(5));
+            let stored = backend.store(&old_session, &owned, None, Expected::Version(5));
             assert!(stored.await.unwrap());
             let listed = storage.sessions_of("ann").await.unwrap();
             assert_eq!(listed.len(), 1);

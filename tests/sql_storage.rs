@@ -66,7 +66,7 @@ macro_rules! sql_tests {
         /// another.
         #[tokio::test]
         async fn a_taken_id_is_refused_without_error() {
-            use session_layer::storage::{Expected, Record, SessionBackend};
+            use session_layer::storage::{Expected, Record, SessionBackend, SessionId};
             let storage = storage().await;
             let record = |n: u64| {
                 let session = session_layer::Session::new();
@@ -79,11 +79,12 @@ macro_rules! sql_tests {
                 }
             };
             let (backend, first, second) = (storage.backend(), record(1), record(2));
-            let stored = backend.store("some id", &first, None, Expected::Absent);
+            let id = SessionId::from("some id");
+            let stored = backend.store(&id, &first, None, Expected::Absent);
             assert!(stored.await.expect("first insert"));
-            let again = backend.store("some id", &second, None, Expected::Absent);
+            let again = backend.store(&id, &second, None, Expected::Absent);
             assert!(!again.await.expect("a taken id is no error"));
-            let kept = backend.load("some id").await.expect("load").expect("a row");
+            let kept = backend.load(&id).await.expect("load").expect("a row");
             assert_eq!(kept.record, first, "the first record is kept");
         }
 

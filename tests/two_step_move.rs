@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use session_layer::storage::{
-    Expected, MemoryBackend, Record, ServerStorage, SessionBackend, Versioned,
+    Expected, MemoryBackend, Record, ServerStorage, SessionBackend, SessionId, Versioned,
 };
 use session_layer::{Error, SessionStorage};
 
@@ -29,13 +29,13 @@ struct Flaky {
 }
 
 impl SessionBackend for Flaky {
-    async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
+    async fn load(&self, id: &SessionId) -> Result<Option<Versioned>, Error> {
         self.inner.load(id).await
     }
 
     async fn store(
         &self,
-        id: &str,
+        id: &SessionId,
         record: &Record,
         ttl: Option<Duration>,
         expected: Expected,
@@ -43,7 +43,7 @@ impl SessionBackend for Flaky {
         self.inner.store(id, record, ttl, expected).await
     }
 
-    async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
+    async fn delete(&self, id: &SessionId, expected: Expected) -> Result<bool, Error> {
         let fault = match expected {
             Expected::Version(_) => self.fault.lock().unwrap().take().unwrap_or(Fault::None),
             _ => Fault::None,
@@ -66,8 +66,8 @@ async fn login_meeting(
 ) -> (
     ServerStorage<Flaky>,
     Result<Option<String>, Error>,
-    String,
-    String,
+    SessionId,
+    SessionId,
 ) {
     let storage = ServerStorage::with_backend(Flaky::default());
     let first = storage.read(None).await.unwrap();
@@ -82,7 +82,7 @@ async fn login_meeting(
     login.regenerate_id(true).unwrap();
     *storage.backend().fault.lock().unwrap() = Some(fault);
     let saved = storage.save(&login).await;
-    (storage, saved, old, login.id())
+    (storage, saved, old.into(), login.id().into())
 }
 
 #[tokio::test]

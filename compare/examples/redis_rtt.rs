@@ -96,7 +96,7 @@ fn main() {
             let backend = storage.backend();
             async move {
                 use session_layer::storage::SessionBackend;
-                backend.load("no-such-session").await.unwrap();
+                backend.load(&"no-such-session".into()).await.unwrap();
             }
         })
         .await;

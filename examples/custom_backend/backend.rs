@@ -13,13 +13,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use session_layer::Error;
 use session_layer::storage::{
-    Expected, Record, ServerStorage, SessionBackend, Versioned, id_digest,
+    Expected, Record, ServerStorage, SessionBackend, SessionId, Versioned,
 };
 
 /// Sessions in a redb file.
 pub type RedbStorage = ServerStorage<RedbBackend>;
 
-/// Key: the [`id_digest`] of the session id, so the file holds no usable id.
+/// Key: the digest of the session id ([`SessionId::digest`]), so the file holds no usable id.
 /// Value: (version, expiry in ms since the Unix epoch, record bytes).
 type Row = (u64, Option<u64>, &'static [u8]);
 const SESSIONS: TableDefinition<&str, Row> = TableDefinition::new("sessions");
@@ -82,11 +82,11 @@ impl RedbBackend {
     /// transaction: redb runs them one at a time, so nothing changes between check and write.
     async fn write_if(
         &self,
-        id: &str,
+        id: &SessionId,
         expected: Expected,
         write: impl FnOnce(&mut redb::Table<&str, Row>, &str) -> Result<(), Error> + Send + 'static,
     ) -> Result<bool, Error> {
-        let key = id_digest(id);
+        let key = id.digest().to_owned();
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(backend_error)?;
             {
@@ -105,8 +105,8 @@ impl RedbBackend {
 }
 
 impl SessionBackend for RedbBackend {
-    async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
-        let (key, limit) = (id_digest(id), self.limit);
+    async fn load(&self, id: &SessionId) -> Result<Option<Versioned>, Error> {
+        let (key, limit) = (id.digest().to_owned(), self.limit);
         self.blocking(move |db| {
             let tx = db.begin_read().map_err(backend_error)?;
             let table = tx.open_table(SESSIONS).map_err(backend_error)?;
@@ -124,7 +124,7 @@ impl SessionBackend for RedbBackend {
 
     async fn store(
         &self,
-        id: &str,
+        id: &SessionId,
         record: &Record,
         _ttl: Option<Duration>, // redb has no expiry: the lifecycle checks the record's own
         expected: Expected,
@@ -141,7 +141,7 @@ impl SessionBackend for RedbBackend {
         .await
     }
 
-    async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
+    async fn delete(&self, id: &SessionId, expected: Expected) -> Result<bool, Error> {
         self.write_if(id, expected, |table, key| {
             table.remove(key).map_err(backend_error)?;
             Ok(())

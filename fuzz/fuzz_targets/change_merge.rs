@@ -44,7 +44,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value, json};
-use session_layer::storage::{Expected, Record, ServerStorage, SessionBackend, Versioned};
+use session_layer::storage::{Expected, Record, ServerStorage, SessionBackend, SessionId, Versioned};
 use session_layer::{Error, Session, SessionData, SessionStorage};
 use tokio::runtime::Runtime;
 
@@ -90,7 +90,7 @@ impl Rows {
 }
 
 impl SessionBackend for Rows {
-    async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
+    async fn load(&self, id: &SessionId) -> Result<Option<Versioned>, Error> {
         let row = self.rows.lock().unwrap().get(id).cloned();
         let Some((bytes, version)) = row else {
             return Ok(None);
@@ -102,7 +102,7 @@ impl SessionBackend for Rows {
 
     async fn store(
         &self,
-        id: &str,
+        id: &SessionId,
         record: &Record,
         _ttl: Option<Duration>,
         expected: Expected,
@@ -123,7 +123,7 @@ impl SessionBackend for Rows {
         Ok(true)
     }
 
-    async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
+    async fn delete(&self, id: &SessionId, expected: Expected) -> Result<bool, Error> {
         let mut rows = self.rows.lock().unwrap();
         if !expected.is_met_by(rows.get(id).map(|(_, v)| *v)) {
             return Ok(false);

@@ -28,7 +28,7 @@ use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use libfuzzer_sys::fuzz_target;
-use session_layer::storage::{
+use session_layer::storage::{SessionId, 
     DEFAULT_MAX_RECORD_SIZE, Expected, Record, ServerStorage, SessionBackend, Versioned,
 };
 use session_layer::{Error, Session, SessionStorage};
@@ -55,7 +55,7 @@ struct Rows {
 }
 
 impl SessionBackend for Rows {
-    async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
+    async fn load(&self, id: &SessionId) -> Result<Option<Versioned>, Error> {
         let row = self.rows.lock().unwrap().get(id).cloned();
         let Some((bytes, version)) = row else {
             return Ok(None);
@@ -68,7 +68,7 @@ impl SessionBackend for Rows {
 
     async fn store(
         &self,
-        id: &str,
+        id: &SessionId,
         record: &Record,
         _ttl: Option<Duration>,
         expected: Expected,
@@ -97,7 +97,7 @@ impl SessionBackend for Rows {
         Ok(true)
     }
 
-    async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
+    async fn delete(&self, id: &SessionId, expected: Expected) -> Result<bool, Error> {
         let mut rows = self.rows.lock().unwrap();
         if !expected.is_met_by(rows.get(id).map(|(_, v)| *v)) {
             return Ok(false);

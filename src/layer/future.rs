@@ -104,7 +104,7 @@ where
         })?;
         if session.is_loaded() {
             observe::load(St::NAME, Load::Loaded);
-            observe::id_prefix(|| session.id());
+            observe::id_prefix(|| session.session_id());
         }
         let mut context = RequestContext::new(layer, session, storage, Some(incoming), &request);
         context.unreadable = unreadable;

@@ -93,7 +93,7 @@ impl<St: SessionStorage> RequestContext<St> {
             Ok(None) if self.unreadable => String::new(),
             Ok(None) => return response,
             Ok(Some(value)) => {
-                observe::id_prefix(|| self.session.id());
+                observe::id_prefix(|| self.session.session_id());
                 value
             }
             Err(error) => return failed(&error, "session could not be saved", self.grpc),

@@ -3,7 +3,7 @@
 
 use tracing::field::Empty;
 
-use crate::session::id_digest;
+use crate::session::SessionId;
 
 /// The span of one request's session work, or `Span::none()` when no subscriber was ever
 /// set: then no span macro runs, as with tracing's `log` feature (which many dependencies
@@ -27,13 +27,13 @@ pub(crate) fn request_span(storage: &'static str) -> tracing::Span {
 
 /// Records the first 8 hex digits of the digest of the id `id()` gives on the current
 /// span: enough to join the lines of one session, useless to take it over. The id is
-/// asked for only when a subscriber listens.
+/// asked for only when a subscriber listens; its digest is the one the storage used.
 #[inline]
-pub(crate) fn id_prefix(id: impl FnOnce() -> String) {
+pub(crate) fn id_prefix(id: impl FnOnce() -> SessionId) {
     if listening() {
         let span = tracing::Span::current();
         if !span.is_disabled() {
-            span.record("session.id_prefix", &id_digest(&id())[..8]);
+            span.record("session.id_prefix", &id().digest()[..8]);
         }
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::SessionData;
 use super::change_set::{ChangeSet, Updater};
 use super::clock::unix_now_secs;
-use super::id::generate_id;
+use super::id::{SessionId, generate_id};
 use super::snapshot::{Origin, SaveSnapshot};
 use super::state::SessionState;
 use crate::Error;
@@ -56,7 +56,7 @@ impl Session {
     pub fn new() -> Session {
         // The id is drawn when first needed (`SessionState::ensure_id`).
         Session::build(SessionState::new(
-            String::new(),
+            None,
             Origin::Generated,
             Map::new(),
             None,
@@ -68,7 +68,7 @@ impl Session {
     /// A fresh, empty session with the given id.
     pub fn with_id(id: impl Into<String>) -> Session {
         Session::build(SessionState::new(
-            id.into(),
+            Some(SessionId::from(id.into())),
             Origin::Given,
             Map::new(),
             None,
@@ -81,13 +81,13 @@ impl Session {
     /// flash set by the previous request, readable now. It starts dirty when that flash is
     /// non-empty, so that the next save drops it.
     pub fn from_data(id: impl Into<String>, data: SessionData) -> Session {
-        Session::loaded(id.into(), data, None, None, None)
+        Session::loaded(SessionId::from(id.into()), data, None, None, None)
     }
 
     /// A session loaded from a storage record at `version`, created at `created_at_secs`
     /// and belonging to `owner`.
     pub(crate) fn loaded(
-        id: String,
+        id: SessionId,
         data: SessionData,
         created_at_secs: Option<u64>,
         version: Option<u64>,
@@ -95,7 +95,7 @@ impl Session {
     ) -> Session {
         let incoming_flash = Some(data.flash).filter(|flash| !flash.is_empty());
         Session::build(SessionState::new(
-            id,
+            Some(id),
             Origin::Loaded { version },
             data.values,
             incoming_flash,
@@ -123,7 +123,7 @@ impl Session {
     /// The state, with the id drawn if it was not yet.
     pub(super) fn lock_with_id(&self) -> MutexGuard<'_, SessionState> {
         let mut state = self.lock();
-        state.ensure_id();
+        state.id();
         state
     }
 
@@ -138,21 +138,26 @@ impl Session {
 
     /// The current id; it changes after [`regenerate_id`](Session::regenerate_id).
     pub fn id(&self) -> String {
-        self.lock_with_id().id.clone()
+        self.lock().id().to_string()
+    }
+
+    /// The current id with its digest, kept from the load to the save.
+    pub(crate) fn session_id(&self) -> SessionId {
+        self.lock().id().clone()
     }
 
     /// The id the session was created or loaded with.
     pub fn original_id(&self) -> String {
-        self.lock_with_id().original_id().to_owned()
+        self.lock().original_id().to_string()
     }
 
     /// The id whose data a storage must delete when saving: the original id once
     /// `regenerate_id(true)` has been called, even after further regenerations.
     pub fn delete_id(&self) -> Option<String> {
-        let state = self.lock_with_id();
+        let mut state = self.lock();
         state
             .delete_original
-            .then(|| state.original_id().to_owned())
+            .then(|| state.original_id().to_string())
     }
 
     /// The value under `key`, else the flash value that arrived with this request.

@@ -1,6 +1,10 @@
 //! Session ids: random, and unguessable; and their digest, which names a session without
 //! revealing its id.
 
+use std::fmt;
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -32,6 +36,77 @@ pub fn id_digest(id: &str) -> String {
     hex
 }
 
+/// A session id as the lifecycle hands it to a [`SessionBackend`](crate::storage::SessionBackend):
+/// the id, and its [`digest`](SessionId::digest), computed when first asked for and then kept
+/// by every clone, so that a request which loads and saves a session digests its id once.
+///
+/// It reads as the id (`Deref<Target = str>`); clones share one allocation.
+///
+/// ```
+/// use session_layer::storage::{SessionId, id_digest};
+///
+/// let id = SessionId::from("some-session-id");
+/// assert_eq!(&*id, "some-session-id");
+/// assert_eq!(id.digest(), id_digest("some-session-id"));
+/// ```
+#[derive(Clone)]
+pub struct SessionId(Arc<IdAndDigest>);
+
+struct IdAndDigest {
+    id: String,
+    digest: OnceLock<String>,
+}
+
+impl SessionId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0.id
+    }
+
+    /// The id's [`id_digest`]: what a store should name the session by, never the id.
+    pub fn digest(&self) -> &str {
+        self.0.digest.get_or_init(|| id_digest(&self.0.id))
+    }
+}
+
+impl From<String> for SessionId {
+    fn from(id: String) -> SessionId {
+        SessionId(Arc::new(IdAndDigest {
+            id,
+            digest: OnceLock::new(),
+        }))
+    }
+}
+
+impl From<&str> for SessionId {
+    fn from(id: &str) -> SessionId {
+        SessionId::from(id.to_owned())
+    }
+}
+
+impl Deref for SessionId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for SessionId {
+    fn eq(&self, other: &SessionId) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for SessionId {}
+
+impl fmt::Debug for SessionId {
+    /// Never the id: ids are credentials and logs are not secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionId([redacted])")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +117,15 @@ mod tests {
             id_digest("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn clones_share_the_digest_computed_once() {
+        let id = SessionId::from("abc");
+        let clone = id.clone();
+        assert!(clone.0.digest.get().is_none());
+        assert_eq!(id.digest(), id_digest("abc"));
+        assert!(std::ptr::eq(clone.digest(), id.digest()));
+        assert_eq!(format!("{id:?}"), "SessionId([redacted])");
     }
 }

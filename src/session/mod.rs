@@ -22,7 +22,7 @@ pub(crate) use self::change_set::{ChangeSet, Merged, StoredSession};
 pub use self::data::SessionData;
 pub use self::handle::Session;
 pub(crate) use self::id::generate_id;
-pub use self::id::id_digest;
+pub use self::id::{SessionId, id_digest};
 pub use self::key::Key;
 pub use self::session_handle::{InvalidSessionHandle, SessionHandle};
 pub(crate) use self::snapshot::{Origin, Pending, Regeneration, SaveSnapshot};

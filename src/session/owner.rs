@@ -57,12 +57,12 @@ impl Session {
     /// mark "this device". It follows the current id, so it changes with
     /// [`regenerate_id`](Session::regenerate_id).
     pub fn handle(&self) -> SessionHandle {
-        SessionHandle::of_id(&self.lock_with_id().id)
+        SessionHandle::of_session_id(self.lock().id())
     }
 
     /// The handle of the id the session was created or loaded with, where it stays stored
     /// until a save moves it.
     pub(crate) fn original_handle(&self) -> SessionHandle {
-        SessionHandle::of_id(self.lock_with_id().original_id())
+        SessionHandle::of_session_id(self.lock().original_id())
     }
 }

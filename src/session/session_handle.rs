@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::id::id_digest;
+use super::id::{SessionId, id_digest};
 
 /// Names one session in a listing of [`SessionIndex::sessions_of`](crate::SessionIndex),
 /// so that a page can post it back to [`end_session`](crate::SessionIndex::end_session).
@@ -35,6 +35,11 @@ impl SessionHandle {
     /// under the id and has to name them in a listing.
     pub fn of_id(id: &str) -> SessionHandle {
         SessionHandle(id_digest(id))
+    }
+
+    /// The handle of `id`, from the digest it keeps.
+    pub(crate) fn of_session_id(id: &SessionId) -> SessionHandle {
+        SessionHandle(id.digest().to_owned())
     }
 
     /// The handle as text: what [`Display`](fmt::Display) writes and

@@ -1,6 +1,7 @@
 //! [`SaveSnapshot`]: everything a storage needs from a session to save it.
 
 use super::SessionData;
+use super::id::SessionId;
 
 /// How a session came to be; decides how a storage may write it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,7 +25,7 @@ impl Origin {
 #[derive(Debug)]
 pub(crate) struct Regeneration {
     /// The id the session was created or loaded with: where its stored record is.
-    pub original_id: String,
+    pub original_id: SessionId,
     /// `regenerate_id(true)` was called: the original id goes on save.
     pub delete_original: bool,
 }
@@ -49,7 +50,7 @@ pub(crate) enum Pending {
 #[derive(Debug)]
 pub(crate) struct SaveSnapshot {
     /// The current id: where the session is written.
-    pub id: String,
+    pub id: SessionId,
     pub origin: Origin,
     pub regeneration: Option<Regeneration>,
     pub pending: Pending,

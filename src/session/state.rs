@@ -4,16 +4,18 @@ use serde_json::{Map, Value};
 
 use super::change_log::ChangeLog;
 use super::clock::unix_now_secs;
-use super::id::generate_id;
+use super::id::{SessionId, generate_id};
 use super::snapshot::{Origin, Pending, Regeneration, SaveSnapshot};
 use super::{SessionData, change_set::ChangeSet};
 use crate::Error;
 
 pub(super) struct SessionState {
-    pub(super) id: String,
+    /// `None` for a generated session until something needs its id, so that an untouched
+    /// session draws none.
+    id: Option<SessionId>,
     /// The id it was created or loaded with, once `id` has changed; `None` while `id` is
     /// still that id, as for most sessions.
-    pub(super) original_id: Option<String>,
+    original_id: Option<SessionId>,
     pub(super) origin: Origin,
     /// Set once `regenerate_id(true)` was called: the original id must go on save.
     pub(super) delete_original: bool,
@@ -41,7 +43,7 @@ pub(super) struct SessionState {
 
 impl SessionState {
     pub(super) fn new(
-        id: String,
+        id: Option<SessionId>,
         origin: Origin,
         values: Map<String, Value>,
         incoming_flash: Option<Map<String, Value>>,
@@ -66,12 +68,11 @@ impl SessionState {
         }
     }
 
-    /// Draws the id of a generated session on first use: a fresh session that nothing
+    /// The current id, drawn for a generated session on first use: a fresh session that nothing
     /// reads or saves, as on most requests without a cookie, costs no random draw.
-    pub(super) fn ensure_id(&mut self) {
-        if self.id.is_empty() && self.origin == Origin::Generated {
-            self.id = generate_id();
-        }
+    pub(super) fn id(&mut self) -> &SessionId {
+        self.id
+            .get_or_insert_with(|| SessionId::from(generate_id()))
     }
 
     /// When the session was first created: a fresh one counts from the first time this is
@@ -81,14 +82,19 @@ impl SessionState {
     }
 
     /// The id it was created or loaded with.
-    pub(super) fn original_id(&self) -> &str {
-        self.original_id.as_deref().unwrap_or(&self.id)
+    pub(super) fn original_id(&mut self) -> &SessionId {
+        let current = self
+            .id
+            .get_or_insert_with(|| SessionId::from(generate_id()));
+        self.original_id.as_ref().unwrap_or(current)
     }
 
     /// Gives the session a new current id, remembering the original one.
     pub(super) fn replace_id(&mut self, id: String) {
-        let previous = std::mem::replace(&mut self.id, id);
-        self.original_id.get_or_insert(previous);
+        let previous = self.id.replace(SessionId::from(id));
+        if self.original_id.is_none() {
+            self.original_id = previous;
+        }
     }
 
     pub(super) fn mutable(&mut self) -> Result<&mut Self, Error> {
@@ -137,7 +143,7 @@ impl SessionState {
 
     /// Everything a save needs; `dirty` says whether anything changed.
     pub(super) fn snapshot(&mut self, dirty: bool) -> SaveSnapshot {
-        self.ensure_id();
+        let id = self.id().clone();
         let pending = if self.destroyed {
             Pending::Destroy
         } else if dirty {
@@ -150,7 +156,7 @@ impl SessionState {
             Pending::Nothing
         };
         let regeneration = self.regenerated.then(|| Regeneration {
-            original_id: self.original_id().to_owned(),
+            original_id: self.original_id().clone(),
             delete_original: self.delete_original,
         });
         let stored_owner = if !self.origin.is_loaded() {
@@ -161,7 +167,7 @@ impl SessionState {
             self.owner.clone()
         };
         SaveSnapshot {
-            id: self.id.clone(),
+            id,
             origin: self.origin,
             regeneration,
             pending,

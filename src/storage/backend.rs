@@ -3,9 +3,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::Record;
 #[cfg(doc)]
 use super::ServerStorage;
+use super::{Record, SessionId};
 use crate::Error;
 
 /// What [`SessionBackend::store`] and [`SessionBackend::delete`] expect to find under the
@@ -74,13 +74,14 @@ pub trait SessionBackend: Send + Sync + 'static {
     const NAME: &'static str = "custom";
 
     /// The record stored under `id`, if any, with its version.
-    fn load(&self, id: &str) -> impl Future<Output = Result<Option<Versioned>, Error>> + Send;
+    fn load(&self, id: &SessionId)
+    -> impl Future<Output = Result<Option<Versioned>, Error>> + Send;
 
     /// Stores `record` under `id` for `ttl` (`None`: no expiry), with a new version, if what
     /// is stored there is what `expected` says; returns whether it wrote.
     fn store(
         &self,
-        id: &str,
+        id: &SessionId,
         record: &Record,
         ttl: Option<Duration>,
         expected: Expected,
@@ -92,7 +93,7 @@ pub trait SessionBackend: Send + Sync + 'static {
     /// a copy.
     fn store_owned(
         &self,
-        id: &str,
+        id: &SessionId,
         record: Record,
         ttl: Option<Duration>,
         expected: Expected,
@@ -105,7 +106,7 @@ pub trait SessionBackend: Send + Sync + 'static {
     /// not an error), with [`Expected::Absent`] whether nothing is stored.
     fn delete(
         &self,
-        id: &str,
+        id: &SessionId,
         expected: Expected,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
@@ -118,7 +119,7 @@ pub trait SessionBackend: Send + Sync + 'static {
     /// it differs. The default ignores it.
     fn store_replacing(
         &self,
-        id: &str,
+        id: &SessionId,
         record: Record,
         ttl: Option<Duration>,
         expected: Expected,
@@ -133,7 +134,7 @@ pub trait SessionBackend: Send + Sync + 'static {
     /// default ignores it.
     fn delete_replacing(
         &self,
-        id: &str,
+        id: &SessionId,
         expected: Expected,
         stored_owner: Option<&str>,
     ) -> impl Future<Output = Result<bool, Error>> + Send {
@@ -148,10 +149,10 @@ pub trait SessionBackend: Send + Sync + 'static {
     /// the first when the second finds `from` changed.
     fn store_moved(
         &self,
-        from: &str,
+        from: &SessionId,
         expected: u64,
         delete_from: bool,
-        to: &str,
+        to: &SessionId,
         record: &Record,
         ttl: Option<Duration>,
     ) -> impl Future<Output = Result<Moved, Error>> + Send {
@@ -193,10 +194,10 @@ pub enum Moved {
 /// between the steps), so that a failed move leaves no orphan behind.
 pub(crate) async fn store_moved_in_steps<B: SessionBackend + ?Sized>(
     backend: &B,
-    from: &str,
+    from: &SessionId,
     expected: u64,
     delete_from: bool,
-    to: &str,
+    to: &SessionId,
     record: &Record,
     ttl: Option<Duration>,
 ) -> Result<Moved, Error> {
@@ -228,7 +229,7 @@ pub(crate) async fn store_moved_in_steps<B: SessionBackend + ?Sized>(
 /// Whether `id` holds the record at `version`.
 async fn holds<B: SessionBackend + ?Sized>(
     backend: &B,
-    id: &str,
+    id: &SessionId,
     version: u64,
 ) -> Result<bool, Error> {
     let stored = backend.load(id).await?;

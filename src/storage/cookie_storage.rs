@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Expiry, Record, SessionStorage, json_error_summary};
 use crate::observe::{self, Load};
-use crate::session::{Pending, SaveSnapshot, StoredSession};
+use crate::session::{Pending, SaveSnapshot, SessionId, StoredSession};
 use crate::{Error, Session, SessionData};
 
 /// The whole session in the cookie value: no server-side state at all.
@@ -105,7 +105,7 @@ impl CookieStorage {
             observe::load(Self::NAME, Load::Corrupt);
             return None;
         }
-        let session = self.expiry.load(&decoded.id, record, None);
+        let session = self.expiry.load(SessionId::from(decoded.id), record, None);
         if session.is_none() {
             observe::load(Self::NAME, Load::Expired);
         }
@@ -147,7 +147,7 @@ impl SessionStorage for CookieStorage {
         };
         let (record, _ttl) = self.expiry.record(stored, created_at);
         let value = CookieRecord {
-            id,
+            id: id.to_string(),
             data: record.data,
             created_at: record.created_at,
             expires_at_ms: record.expires_at_ms,

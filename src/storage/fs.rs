@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::{
     DEFAULT_MAX_RECORD_SIZE, Error, Expected, OwnerIndexBackend, Record, ServerStorage,
-    SessionBackend, Versioned, id_digest,
+    SessionBackend, SessionId, Versioned,
 };
 use crate::SessionHandle;
 
@@ -348,26 +348,26 @@ fn remove_file(path: &Path) -> io::Result<()> {
 impl SessionBackend for FsBackend {
     const NAME: &'static str = "fs";
 
-    async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
-        let path = self.path(&id_digest(id));
+    async fn load(&self, id: &SessionId) -> Result<Option<Versioned>, Error> {
+        let path = self.path(id.digest());
         let limit = self.max_record_size;
         blocking(move || read_file(&path, limit)).await
     }
 
     async fn store(
         &self,
-        id: &str,
+        id: &SessionId,
         record: &Record,
         _ttl: Option<Duration>,
         expected: Expected,
     ) -> Result<bool, Error> {
-        let (backend, handle) = (self.clone(), id_digest(id));
+        let (backend, handle) = (self.clone(), id.digest().to_owned());
         let (bytes, owner) = (record.encode(), record.owner.clone());
         blocking(move || backend.write(&handle, &bytes, owner.as_deref(), expected)).await
     }
 
-    async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
-        let (backend, handle) = (self.clone(), id_digest(id));
+    async fn delete(&self, id: &SessionId, expected: Expected) -> Result<bool, Error> {
+        let (backend, handle) = (self.clone(), id.digest().to_owned());
         blocking(move || backend.delete(&handle, expected, None)).await
     }
 

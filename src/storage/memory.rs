@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use self::sessions::Sessions;
 use super::{
-    Error, Expected, OwnerIndexBackend, Record, ServerStorage, SessionBackend, Versioned,
-    unix_now_ms,
+    Error, Expected, OwnerIndexBackend, Record, ServerStorage, SessionBackend, SessionId,
+    Versioned, unix_now_ms,
 };
 use crate::SessionHandle;
 use crate::observe;
@@ -110,13 +110,13 @@ impl MemoryBackend {
 impl SessionBackend for MemoryBackend {
     const NAME: &'static str = "memory";
 
-    async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
+    async fn load(&self, id: &SessionId) -> Result<Option<Versioned>, Error> {
         Ok(self.shared().load(id))
     }
 
     async fn store(
         &self,
-        id: &str,
+        id: &SessionId,
         record: &Record,
         _ttl: Option<Duration>,
         expected: Expected,
@@ -131,7 +131,7 @@ impl SessionBackend for MemoryBackend {
 
     async fn store_owned(
         &self,
-        id: &str,
+        id: &SessionId,
         record: Record,
         _ttl: Option<Duration>,
         expected: Expected,
@@ -139,7 +139,7 @@ impl SessionBackend for MemoryBackend {
         self.sessions().store(id, record, expected)
     }
 
-    async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
+    async fn delete(&self, id: &SessionId, expected: Expected) -> Result<bool, Error> {
         let mut sessions = self.sessions();
         let deleted = sessions.delete(id, expected);
         observe::memory_held(sessions.len());
@@ -187,10 +187,11 @@ mod tests {
         .join();
         assert!(panicked.is_err() && backend.inner.is_poisoned());
         let record = record(None);
-        let stored = backend.store("id", &record, None, Expected::Absent);
+        let id = SessionId::from("id");
+        let stored = backend.store(&id, &record, None, Expected::Absent);
         assert!(stored.await.unwrap());
-        assert!(backend.load("id").await.unwrap().is_some());
-        assert!(backend.delete("id", Expected::Any).await.unwrap());
+        assert!(backend.load(&id).await.unwrap().is_some());
+        assert!(backend.delete(&id, Expected::Any).await.unwrap());
     }
 
     /// Through the whole lifecycle (a login that moves the session, an owner change, a

@@ -21,7 +21,7 @@
 //! use std::sync::Mutex;
 //! use std::time::Duration;
 //! use session_layer::storage::{
-//!     id_digest, Expected, Record, ServerStorage, SessionBackend, Versioned,
+//!     Expected, Record, ServerStorage, SessionBackend, SessionId, Versioned,
 //! };
 //! use session_layer::Error;
 //!
@@ -31,9 +31,9 @@
 //! struct MyTable(Mutex<(HashMap<String, (Vec<u8>, u64)>, u64)>);
 //!
 //! impl SessionBackend for MyTable {
-//!     async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
+//!     async fn load(&self, id: &SessionId) -> Result<Option<Versioned>, Error> {
 //!         let table = self.0.lock().unwrap();
-//!         let Some((bytes, version)) = table.0.get(&id_digest(id)) else {
+//!         let Some((bytes, version)) = table.0.get(id.digest()) else {
 //!             return Ok(None);
 //!         };
 //!         // Errors name the table, never the id: ids are credentials, logs are not secret.
@@ -43,28 +43,28 @@
 //!
 //!     async fn store(
 //!         &self,
-//!         id: &str,
+//!         id: &SessionId,
 //!         record: &Record,
 //!         _ttl: Option<Duration>, // a store with native expiry would pass this on
 //!         expected: Expected,
 //!     ) -> Result<bool, Error> {
 //!         let (rows, last_version) = &mut *self.0.lock().unwrap();
-//!         let key = id_digest(id);
-//!         if !expected.is_met_by(rows.get(&key).map(|(_, v)| *v)) {
+//!         let key = id.digest();
+//!         if !expected.is_met_by(rows.get(key).map(|(_, v)| *v)) {
 //!             return Ok(false); // another request wrote first: the lifecycle merges
 //!         }
 //!         *last_version += 1;
-//!         rows.insert(key, (record.encode(), *last_version));
+//!         rows.insert(key.to_owned(), (record.encode(), *last_version));
 //!         Ok(true)
 //!     }
 //!
-//!     async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
+//!     async fn delete(&self, id: &SessionId, expected: Expected) -> Result<bool, Error> {
 //!         let (rows, _) = &mut *self.0.lock().unwrap();
-//!         let key = id_digest(id);
-//!         if !expected.is_met_by(rows.get(&key).map(|(_, v)| *v)) {
+//!         let key = id.digest();
+//!         if !expected.is_met_by(rows.get(key).map(|(_, v)| *v)) {
 //!             return Ok(false);
 //!         }
-//!         rows.remove(&key);
+//!         rows.remove(key);
 //!         Ok(true)
 //!     }
 //! }
@@ -122,7 +122,7 @@ pub use self::sql::{PostgresBackend, PostgresStorage};
 #[cfg(feature = "sqlite")]
 pub use self::sql::{SqliteBackend, SqliteStorage};
 pub(crate) use crate::session::clock::unix_now_ms;
-pub use crate::session::id_digest;
+pub use crate::session::{SessionId, id_digest};
 
 /// Turns a verified cookie value into a [`Session`] and a session back into a cookie value.
 ///

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use session_layer::storage::{
-    Expected, MemoryBackend, Record, ServerStorage, SessionBackend, Versioned,
+    Expected, MemoryBackend, Record, ServerStorage, SessionBackend, SessionId, Versioned,
 };
 use session_layer::{CookieStorage, Error, FsStorage, MemoryStorage};
 use tokio::sync::oneshot;
@@ -258,13 +258,13 @@ async fn redis_cluster_all_scenarios() {
 struct LosesAField(MemoryBackend);
 
 impl SessionBackend for LosesAField {
-    async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
+    async fn load(&self, id: &SessionId) -> Result<Option<Versioned>, Error> {
         self.0.load(id).await
     }
 
     async fn store(
         &self,
-        id: &str,
+        id: &SessionId,
         record: &Record,
         ttl: Option<Duration>,
         expected: Expected,
@@ -278,7 +278,7 @@ impl SessionBackend for LosesAField {
         self.0.store(id, &record, ttl, expected).await
     }
 
-    async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
+    async fn delete(&self, id: &SessionId, expected: Expected) -> Result<bool, Error> {
         self.0.delete(id, expected).await
     }
 }
@@ -378,7 +378,7 @@ struct GatedLoad {
 
 impl SessionBackend for GatedLoad {
     /// Loads, then waits at the gate (once) before answering.
-    async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
+    async fn load(&self, id: &SessionId) -> Result<Option<Versioned>, Error> {
         let record = self.inner.load(id).await?;
         let gate = self.gate.lock().unwrap().take();
         if let Some(gate) = gate {
@@ -390,7 +390,7 @@ impl SessionBackend for GatedLoad {
 
     async fn store(
         &self,
-        id: &str,
+        id: &SessionId,
         record: &Record,
         ttl: Option<Duration>,
         expected: Expected,
@@ -398,7 +398,7 @@ impl SessionBackend for GatedLoad {
         self.inner.store(id, record, ttl, expected).await
     }
 
-    async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
+    async fn delete(&self, id: &SessionId, expected: Expected) -> Result<bool, Error> {
         self.inner.delete(id, expected).await
     }
 }

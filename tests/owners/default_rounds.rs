@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use session_layer::storage::{
-    Expected, MemoryBackend, OwnerIndexBackend, Record, ServerStorage, SessionBackend, Versioned,
+    Expected, MemoryBackend, OwnerIndexBackend, Record, ServerStorage, SessionBackend, SessionId,
+    Versioned,
 };
 use session_layer::{Error, SessionHandle, SessionIndex, SessionStorage};
 
@@ -15,13 +16,13 @@ use crate::owned_session;
 struct ListThenDelete(MemoryBackend);
 
 impl SessionBackend for ListThenDelete {
-    async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
+    async fn load(&self, id: &SessionId) -> Result<Option<Versioned>, Error> {
         self.0.load(id).await
     }
 
     async fn store(
         &self,
-        id: &str,
+        id: &SessionId,
         record: &Record,
         ttl: Option<Duration>,
         expected: Expected,
@@ -29,7 +30,7 @@ impl SessionBackend for ListThenDelete {
         self.0.store(id, record, ttl, expected).await
     }
 
-    async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
+    async fn delete(&self, id: &SessionId, expected: Expected) -> Result<bool, Error> {
         self.0.delete(id, expected).await
     }
 }

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use crate::Session;
-use crate::session::StoredSession;
 use crate::session::clock::{saturating_millis, unix_now_ms};
+use crate::session::{SessionId, StoredSession};
 use crate::storage::Record;
 
 /// Expiry settings shared by every storage: an idle TTL refreshed on each write and an
@@ -61,10 +61,10 @@ impl Expiry {
     }
 
     /// The session a loaded record holds, or `None` once it has expired.
-    pub fn load(&self, id: &str, record: Record, version: Option<u64>) -> Option<Session> {
+    pub fn load(&self, id: SessionId, record: Record, version: Option<u64>) -> Option<Session> {
         let created_at = self.live_since(&record)?;
         Some(Session::loaded(
-            id.to_owned(),
+            id,
             record.data,
             Some(created_at),
             version,

@@ -12,7 +12,7 @@ use std::time::Duration;
 pub(crate) use self::expiry::Expiry;
 use super::{DEFAULT_MAX_RECORD_SIZE, Expected, SessionBackend, SessionStorage, Versioned};
 use crate::observe::{self, Load};
-use crate::session::{Origin, Pending, SaveSnapshot, StoredSession};
+use crate::session::{Origin, Pending, SaveSnapshot, SessionId, StoredSession};
 use crate::{Error, Session};
 
 /// The session lifecycle over a [`SessionBackend`]: every server-side storage of this crate
@@ -124,10 +124,12 @@ impl<B: SessionBackend> SessionStorage for ServerStorage<B> {
         let Some(id) = value.filter(|v| !v.is_empty()) else {
             return Ok(Session::new());
         };
-        let loaded = observe::timed(B::NAME, "load", self.backend.load(id)).await?;
+        let id = SessionId::from(id);
+        let loaded = observe::timed(B::NAME, "load", self.backend.load(&id)).await?;
         let found = loaded.is_some();
-        let session = loaded
-            .and_then(|Versioned { record, version }| self.expiry.load(id, record, Some(version)));
+        let session = loaded.and_then(|Versioned { record, version }| {
+            self.expiry.load(id.clone(), record, Some(version))
+        });
         // An expired record is left to the store's own expiry or a sweep: deleting it here
         // could delete a save that a request which loaded it just before it expired makes
         // meanwhile.
@@ -138,7 +140,7 @@ impl<B: SessionBackend> SessionStorage for ServerStorage<B> {
                 Load::UnknownId
             };
             observe::load(B::NAME, outcome);
-            self.unknown(id)
+            self.unknown(&id)
         }))
     }
 

@@ -7,7 +7,7 @@ use super::backoff::Backoff;
 use super::{Saved, ServerStorage};
 use crate::observe;
 use crate::session::clock::unix_now_secs;
-use crate::session::{ChangeSet, Merged, Origin, Regeneration, StoredSession};
+use crate::session::{ChangeSet, Merged, Origin, Regeneration, SessionId, StoredSession};
 use crate::storage::{Expected, Moved, Record, SessionBackend, Versioned};
 use crate::{Error, Session};
 
@@ -43,7 +43,7 @@ impl<B: SessionBackend> ServerStorage<B> {
     /// `stored_owner` as far as this request knows.
     async fn store(
         &self,
-        id: &str,
+        id: &SessionId,
         stored: StoredSession,
         created_at: u64,
         expected: Expected,
@@ -70,7 +70,7 @@ impl<B: SessionBackend> ServerStorage<B> {
     /// loaded record is `stored_owner`'s.
     pub(super) async fn delete(
         &self,
-        id: &str,
+        id: &SessionId,
         origin: Origin,
         regeneration: Option<Regeneration>,
         stored_owner: Option<&str>,
@@ -91,7 +91,11 @@ impl<B: SessionBackend> ServerStorage<B> {
 
     /// Deletes whatever is under `id`, a record of `stored_owner` as far as this request
     /// knows.
-    async fn delete_record(&self, id: &str, stored_owner: Option<&str>) -> Result<bool, Error> {
+    async fn delete_record(
+        &self,
+        id: &SessionId,
+        stored_owner: Option<&str>,
+    ) -> Result<bool, Error> {
         match stored_owner {
             Some(_) => {
                 let delete = self
@@ -116,10 +120,10 @@ impl<B: SessionBackend> ServerStorage<B> {
     ) -> Result<String, Error> {
         let (record, ttl) = self.record(stored, created_at)?;
         for _ in 0..MAX_ID_DRAWS {
-            let id = session.id();
+            let id = session.session_id();
             let store = self.backend.store(&id, &record, ttl, Expected::Absent);
             if observe::timed(B::NAME, "store", store).await? {
-                return Ok(id);
+                return Ok(id.to_string());
             }
             // Another session holds this id: ours is new, so take another.
             session.redraw_id();
@@ -130,7 +134,7 @@ impl<B: SessionBackend> ServerStorage<B> {
     /// Replays `changes` on what is stored under `id` now: the session to write, its
     /// creation time, the version to expect and the owner of what is stored, or `None` when
     /// the session is gone.
-    async fn merge(&self, id: &str, changes: &ChangeSet) -> Result<Option<Merge>, Error> {
+    async fn merge(&self, id: &SessionId, changes: &ChangeSet) -> Result<Option<Merge>, Error> {
         let now = unix_now_secs();
         let loaded = observe::timed(B::NAME, "load", self.backend.load(id)).await?;
         let stored_owner = loaded
@@ -166,7 +170,7 @@ impl<B: SessionBackend> ServerStorage<B> {
     pub(super) async fn save_in_place(
         &self,
         session: &Session,
-        id: String,
+        id: SessionId,
         origin: Origin,
         stored: StoredSession,
         created_at: u64,
@@ -186,7 +190,7 @@ impl<B: SessionBackend> ServerStorage<B> {
                 .await?
         {
             observe::save_attempts(B::NAME, 1);
-            return Ok(Saved::Written(id));
+            return Ok(Saved::Written(id.to_string()));
         }
         let tried = u32::from(expected.is_some());
         if tried > 0 {
@@ -202,7 +206,7 @@ impl<B: SessionBackend> ServerStorage<B> {
     async fn merge_until_stored(
         &self,
         session: &Session,
-        id: String,
+        id: SessionId,
         tried: u32,
     ) -> Result<Saved, Error> {
         let changes = session.change_set();
@@ -216,7 +220,7 @@ impl<B: SessionBackend> ServerStorage<B> {
             let stored = self.store(&id, merge.stored, merge.created_at, merge.expected, owner);
             if stored.await? {
                 observe::save_attempts(B::NAME, attempt);
-                return Ok(Saved::Written(id));
+                return Ok(Saved::Written(id.to_string()));
             }
             observe::conflict(B::NAME);
             backoff.wait().await;
@@ -266,7 +270,7 @@ impl<B: SessionBackend> ServerStorage<B> {
                     }
                 }
             };
-            let id = session.id();
+            let id = session.session_id();
             let delete_old = regeneration.delete_original;
             let moved = self
                 .backend
@@ -274,7 +278,7 @@ impl<B: SessionBackend> ServerStorage<B> {
             match observe::timed(B::NAME, "store_moved", moved).await? {
                 Moved::Stored => {
                     observe::save_attempts(B::NAME, attempt);
-                    return Ok(Saved::Written(id));
+                    return Ok(Saved::Written(id.to_string()));
                 }
                 Moved::IdTaken if draws < MAX_ID_DRAWS => {
                     // Another session holds the fresh id: draw another.

@@ -13,7 +13,7 @@ use super::reply::{Item, Reply, mismatch};
 use super::request::{Request, Verb};
 use crate::Error;
 use crate::storage::{
-    DEFAULT_MAX_RECORD_SIZE, Expected, Record, SessionBackend, Versioned, unix_now_ms,
+    DEFAULT_MAX_RECORD_SIZE, Expected, Record, SessionBackend, SessionId, Versioned, unix_now_ms,
 };
 
 /// The [`SessionBackend`] behind [`MemcacheStorage`]: a hash ring of memcached servers with
@@ -72,6 +72,11 @@ impl MemcacheBackend {
         keys::key(&self.prefix, id)
     }
 
+    /// [`key`](Self::key), from the digest `id` keeps.
+    fn key_of(&self, id: &SessionId) -> String {
+        keys::key_of_digest(&self.prefix, id.digest())
+    }
+
     /// The server (as named at connect time) that holds the session with this id.
     pub(super) fn server_for(&self, id: &str) -> &str {
         self.pool.server_for(&self.key(id))
@@ -94,8 +99,8 @@ impl MemcacheBackend {
 impl SessionBackend for MemcacheBackend {
     const NAME: &'static str = "memcached";
 
-    async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
-        let key = self.key(id);
+    async fn load(&self, id: &SessionId) -> Result<Option<Versioned>, Error> {
+        let key = self.key_of(id);
         let Item { data, cas } = match self.gets(&key).await? {
             Reply::Item(Some(item)) => item,
             Reply::Item(None) => return Ok(None),
@@ -122,12 +127,12 @@ impl SessionBackend for MemcacheBackend {
 
     async fn store(
         &self,
-        id: &str,
+        id: &SessionId,
         record: &Record,
         ttl: Option<Duration>,
         expected: Expected,
     ) -> Result<bool, Error> {
-        let key = self.key(id);
+        let key = self.key_of(id);
         // The lifecycle saves nothing over the record size limit; memcached refuses what is
         // over its own item size limit (`SERVER_ERROR object too large for cache`).
         let data = record.encode();
@@ -150,8 +155,8 @@ impl SessionBackend for MemcacheBackend {
         }
     }
 
-    async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
-        let key = self.key(id);
+    async fn delete(&self, id: &SessionId, expected: Expected) -> Result<bool, Error> {
+        let key = self.key_of(id);
         let cas = match expected {
             // Nothing to delete: only whether that is so.
             Expected::Absent => return Ok(matches!(self.gets(&key).await?, Reply::Item(None))),

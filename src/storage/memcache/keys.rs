@@ -16,9 +16,14 @@ const HASH_HEX_LEN: usize = 64;
 
 /// The key of the session `id` under `prefix`.
 pub(super) fn key(prefix: &str, id: &str) -> String {
+    key_of_digest(prefix, &id_digest(id))
+}
+
+/// The key of the session whose id has this [`id_digest`], under `prefix`.
+pub(super) fn key_of_digest(prefix: &str, digest: &str) -> String {
     let mut key = String::with_capacity(prefix.len() + HASH_HEX_LEN);
     key.push_str(prefix);
-    key.push_str(&id_digest(id));
+    key.push_str(digest);
     key
 }
 

@@ -14,8 +14,8 @@ use super::replicas::Replicas;
 use super::scripts::{DELETE, LOAD, Lua, MOVE, STORE, expectation};
 use crate::Error;
 use crate::storage::{
-    DEFAULT_MAX_RECORD_SIZE, Expected, Moved, Record, SessionBackend, Versioned, id_digest,
-    store_moved_in_steps,
+    DEFAULT_MAX_RECORD_SIZE, Expected, Moved, Record, SessionBackend, SessionId, Versioned,
+    id_digest, store_moved_in_steps,
 };
 
 /// The default key prefix.
@@ -92,9 +92,18 @@ impl RedisBackend {
     /// The Redis key of the session `id`: the prefix followed by the hex SHA-256 of the id
     /// ([`RedisStorage::key_for`]).
     pub fn key(&self, id: &str) -> String {
+        self.key_of_digest(&id_digest(id))
+    }
+
+    /// [`key`](Self::key), from the digest `id` keeps.
+    fn key_of(&self, id: &SessionId) -> String {
+        self.key_of_digest(id.digest())
+    }
+
+    fn key_of_digest(&self, digest: &str) -> String {
         let mut key = String::with_capacity(self.prefix.len() + 64);
         key.push_str(&self.prefix);
-        key.push_str(&id_digest(id));
+        key.push_str(digest);
         key
     }
 
@@ -296,14 +305,14 @@ impl RedisBackend {
     /// that changes or clears the owner takes one round trip rather than two.
     async fn store_over(
         &self,
-        id: &str,
+        id: &SessionId,
         record: &Record,
         ttl: Option<Duration>,
         expected: Expected,
         stored_owner: Option<&str>,
     ) -> Result<bool, Error> {
         let args = (expectation(expected), WriteArgs::new(record, ttl));
-        let key = self.key(id);
+        let key = self.key_of(id);
         let owner = record.owner.as_deref().map(id_digest);
         if self.is_cluster() {
             // The sets are in other slots than the key: the hint cannot be used.
@@ -349,11 +358,11 @@ impl RedisBackend {
     /// to have, goes in the same script when the record is indeed that owner's.
     async fn delete_over(
         &self,
-        id: &str,
+        id: &SessionId,
         expected: Expected,
         stored_owner: Option<&str>,
     ) -> Result<bool, Error> {
-        let key = self.key(id);
+        let key = self.key_of(id);
         // A delete writes no version (`ARGV[2]` empty), so an answer lost to a failover
         // cannot be told from "not met": only a delete of whatever is there is sent again.
         let repeatable = expected == Expected::Any;
@@ -378,15 +387,15 @@ impl RedisBackend {
 impl SessionBackend for RedisBackend {
     const NAME: &'static str = "redis";
 
-    async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
-        let key = self.key(id);
+    async fn load(&self, id: &SessionId) -> Result<Option<Versioned>, Error> {
+        let key = self.key_of(id);
         let answer: Value = self.eval(&LOAD, &[&key], self.max_record_size).await?;
         self.loaded(&key, answer)
     }
 
     async fn store(
         &self,
-        id: &str,
+        id: &SessionId,
         record: &Record,
         ttl: Option<Duration>,
         expected: Expected,
@@ -394,13 +403,13 @@ impl SessionBackend for RedisBackend {
         self.store_over(id, record, ttl, expected, None).await
     }
 
-    async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
+    async fn delete(&self, id: &SessionId, expected: Expected) -> Result<bool, Error> {
         self.delete_over(id, expected, None).await
     }
 
     async fn store_replacing(
         &self,
-        id: &str,
+        id: &SessionId,
         record: Record,
         ttl: Option<Duration>,
         expected: Expected,
@@ -412,7 +421,7 @@ impl SessionBackend for RedisBackend {
 
     async fn delete_replacing(
         &self,
-        id: &str,
+        id: &SessionId,
         expected: Expected,
         stored_owner: Option<&str>,
     ) -> Result<bool, Error> {
@@ -421,10 +430,10 @@ impl SessionBackend for RedisBackend {
 
     async fn store_moved(
         &self,
-        from: &str,
+        from: &SessionId,
         expected: u64,
         delete_from: bool,
-        to: &str,
+        to: &SessionId,
         record: &Record,
         ttl: Option<Duration>,
     ) -> Result<Moved, Error> {
@@ -434,7 +443,7 @@ impl SessionBackend for RedisBackend {
         }
         let delete_from = if delete_from { "1" } else { "0" };
         let args = (expected, delete_from, WriteArgs::new(record, ttl));
-        let keys = [self.key(from), self.key(to)];
+        let keys = [self.key_of(from), self.key_of(to)];
         let written: Written<Value> = match &record.owner {
             None => {
                 let keys = [keys[0].as_str(), keys[1].as_str()];

@@ -12,7 +12,7 @@ use super::driver::Param;
 use super::owners::check_owner;
 use super::table_name::check_table;
 use crate::Error;
-use crate::storage::{Expected, Moved, Record, SessionBackend, Versioned, id_digest, unix_now_ms};
+use crate::storage::{Expected, Moved, Record, SessionBackend, SessionId, Versioned, unix_now_ms};
 
 /// The [`SessionBackend`] behind the SQL storages: a sqlx pool of the database `D` and a
 /// table. Clones share the pool.
@@ -178,12 +178,12 @@ impl<D: Dialect> SqlBackend<D> {
 impl<D: Dialect> SessionBackend for SqlBackend<D> {
     const NAME: &'static str = D::SYSTEM_NAME;
 
-    async fn load(&self, id: &str) -> Result<Option<Versioned>, Error> {
+    async fn load(&self, id: &SessionId) -> Result<Option<Versioned>, Error> {
         let sql = self.sql()?;
-        let key = id_digest(id);
+        let key = id.digest();
         // The length always, the data only when it fits the limit, so that an oversize row
         // is refused without being transferred.
-        let params = [Param::Int(self.max_record_size), Param::Text(&key)];
+        let params = [Param::Int(self.max_record_size), Param::Text(key)];
         let Some(row) = self.fetch_optional(&sql.load, &params).await? else {
             return Ok(None);
         };
@@ -202,18 +202,18 @@ impl<D: Dialect> SessionBackend for SqlBackend<D> {
 
     async fn store(
         &self,
-        id: &str,
+        id: &SessionId,
         record: &Record,
         _ttl: Option<Duration>, // the same instant is in the record
         expected: Expected,
     ) -> Result<bool, Error> {
         let sql = self.sql()?;
         check_owner(record)?;
-        let key = id_digest(id);
+        let key = id.digest();
         match expected {
             Expected::Absent => {
                 let mut connection = self.connection().await?;
-                match Self::insert(&mut connection, sql, &key, record).await {
+                match Self::insert(&mut connection, sql, key, record).await {
                     // A deadlock's victim wrote nothing: as for a taken id, the lifecycle
                     // tries again.
                     Err(error) if is_conflict(&error) => Ok(false),
@@ -227,7 +227,7 @@ impl<D: Dialect> SessionBackend for SqlBackend<D> {
                     Param::Int(new_version()),
                     Param::NullableInt(expires_at(record)),
                     Param::NullableText(record.owner.as_deref()),
-                    Param::Text(&key),
+                    Param::Text(key),
                     Param::Int(old as i64),
                 ];
                 // The new version always differs, so a matched row is a changed row; a
@@ -240,7 +240,7 @@ impl<D: Dialect> SessionBackend for SqlBackend<D> {
             Expected::Any => {
                 let data = record.encode();
                 let params = [
-                    Param::Text(&key),
+                    Param::Text(key),
                     Param::Bytes(&data),
                     Param::Int(new_version()),
                     Param::NullableInt(expires_at(record)),
@@ -253,10 +253,9 @@ impl<D: Dialect> SessionBackend for SqlBackend<D> {
         }
     }
 
-    async fn delete(&self, id: &str, expected: Expected) -> Result<bool, Error> {
+    async fn delete(&self, id: &SessionId, expected: Expected) -> Result<bool, Error> {
         let sql = self.sql()?;
-        let digest = id_digest(id);
-        let key = Param::Text(&digest);
+        let key = Param::Text(id.digest());
         match expected {
             Expected::Version(version) => {
                 let params = [key, Param::Int(version as i64)];
@@ -272,10 +271,10 @@ impl<D: Dialect> SessionBackend for SqlBackend<D> {
 
     async fn store_moved(
         &self,
-        from: &str,
+        from: &SessionId,
         expected: u64,
         delete_from: bool,
-        to: &str,
+        to: &SessionId,
         record: &Record,
         _ttl: Option<Duration>,
     ) -> Result<Moved, Error> {
@@ -304,10 +303,10 @@ impl<D: Dialect> SqlBackend<D> {
     async fn move_row(
         &self,
         sql: &Statements,
-        from: &str,
+        from: &SessionId,
         expected: u64,
         delete_from: bool,
-        to: &str,
+        to: &SessionId,
         record: &Record,
     ) -> Result<Moved, Error> {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
@@ -317,12 +316,11 @@ impl<D: Dialect> SqlBackend<D> {
                 .await
                 .map_err(map_error)?;
         }
-        if !Self::insert(&mut tx, sql, &id_digest(to), record).await? {
+        if !Self::insert(&mut tx, sql, to.digest(), record).await? {
             tx.rollback().await.map_err(map_error)?;
             return Ok(Moved::IdTaken);
         }
-        let from_key = id_digest(from);
-        if Self::source_unchanged(&mut tx, sql, &from_key, expected, delete_from).await? {
+        if Self::source_unchanged(&mut tx, sql, from.digest(), expected, delete_from).await? {
             tx.commit().await.map_err(map_error)?;
             Ok(Moved::Stored)
         } else {

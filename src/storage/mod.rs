@@ -95,7 +95,9 @@ mod sql;
 
 #[cfg(feature = "redis")]
 pub(crate) use self::backend::store_moved_in_steps;
-pub use self::backend::{DEFAULT_MAX_RECORD_SIZE, Expected, Moved, SessionBackend, Versioned};
+pub use self::backend::{
+    DEFAULT_MAX_RECORD_SIZE, Expected, Moved, Renewal, SessionBackend, Versioned,
+};
 pub use self::cookie_storage::CookieStorage;
 pub use self::fs::{FsBackend, FsStorage};
 pub(crate) use self::index::delete_all_owned_in_rounds;

@@ -6,6 +6,7 @@
 //!   session, never loses a concurrent write, and keeps an owned session listed.
 //! * `storages`: every scenario on every storage, and on a custom backend that keeps the
 //!   default `renew`.
+//! * `on_the_store`: the same seen through the store's own client (Redis, PostgreSQL).
 //! * `layer`: the same through `SessionLayer::rolling(true)`: the cookie re-sent, or
 //!   cleared when the session is gone.
 
@@ -14,4 +15,5 @@ mod common;
 
 mod contract;
 mod layer;
+mod on_the_store;
 mod storages;

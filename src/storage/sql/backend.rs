@@ -260,7 +260,7 @@ impl<D: Dialect> SessionBackend for SqlBackend<D> {
 
     /// One `UPDATE` of the `expires_at` column of a live row, which leaves the data and the
     /// version alone; when it matches nothing, a read tells a gone row from one whose expiry
-    /// is already as late (a concurrent save).
+    /// is already later (a concurrent save; MySQL also counts an unchanged row as none).
     async fn renew(&self, id: &str, renewal: Renewal<'_>) -> Result<bool, Error> {
         let sql = self.sql()?;
         let key = id_digest(id);

@@ -37,8 +37,8 @@ pub struct Statements {
     pub insert: String,
     /// (data, version, expires_at, owner, id, old version).
     pub update: String,
-    /// (expires_at, id, now ms, expires_at): moves a live row's expiry forward, without
-    /// rewriting its data or version.
+    /// (expires_at, id, now ms, expires_at): moves a live row's expiry forward (or to the
+    /// same, which still counts the row), without rewriting its data or version.
     pub renew: String,
     /// (id, now ms) -> (version) of a live row.
     pub live: String,

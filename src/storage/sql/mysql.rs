@@ -52,7 +52,7 @@ impl Dialect for MySql {
             ),
             renew: format!(
                 "UPDATE {table} SET expires_at = ? \
-                 WHERE id = ? AND expires_at > ? AND expires_at < ?"
+                 WHERE id = ? AND expires_at > ? AND expires_at <= ?"
             ),
             live: format!(
                 "SELECT version FROM {table} WHERE id = ? AND (expires_at IS NULL OR expires_at > ?)"
@@ -166,7 +166,7 @@ mod tests {
             (
                 "renew",
                 "UPDATE app_sessions SET expires_at = ? \
-             WHERE id = ? AND expires_at > ? AND expires_at < ?",
+             WHERE id = ? AND expires_at > ? AND expires_at <= ?",
             ),
             (
                 "live",

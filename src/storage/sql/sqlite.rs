@@ -53,7 +53,7 @@ impl Dialect for Sqlite {
             ),
             renew: format!(
                 "UPDATE {table} SET expires_at = ?1 \
-                 WHERE id = ?2 AND expires_at > ?3 AND expires_at < ?4"
+                 WHERE id = ?2 AND expires_at > ?3 AND expires_at <= ?4"
             ),
             live: format!(
                 "SELECT version FROM {table} WHERE id = ?1 AND (expires_at IS NULL OR expires_at > ?2)"
@@ -167,7 +167,7 @@ mod tests {
             (
                 "renew",
                 "UPDATE app_sessions SET expires_at = ?1 \
-             WHERE id = ?2 AND expires_at > ?3 AND expires_at < ?4",
+             WHERE id = ?2 AND expires_at > ?3 AND expires_at <= ?4",
             ),
             (
                 "live",

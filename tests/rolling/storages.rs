@@ -189,7 +189,7 @@ macro_rules! renewal_suite {
         $(#[$attr])*
         mod $storage {
             use super::*;
-            use crate::contract::{SHORT_TTL, TTL};
+            use crate::contract::{OWNED_TTL, SHORT_TTL, TTL};
             scenario_tests! {$make;
                 a_renewal_moves_the_expiry_without_rewriting: SHORT_TTL,
                 a_renewal_after_a_destroy_brings_nothing_back: TTL,
@@ -202,7 +202,7 @@ macro_rules! renewal_suite {
     )+};
     (@index yes $make:expr) => {
         scenario_tests! {$make;
-            a_renewed_owned_session_stays_listed_and_ended: SHORT_TTL,
+            a_renewed_owned_session_stays_listed_and_ended: OWNED_TTL,
             a_renewal_after_end_sessions_of_brings_nothing_back: TTL,
         }
     };

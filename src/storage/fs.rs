@@ -275,7 +275,8 @@ fn renewed_time(expires_at_ms: u64) -> std::time::SystemTime {
 /// The expiry a renewal left in a record file's modification time, if it carries the mark.
 fn renewed_expiry(modified: std::time::SystemTime) -> Option<u64> {
     let since = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
-    (since.subsec_nanos() % 1_000_000 == RENEWED_NANOS).then(|| since.as_millis() as u64)
+    let ms = u64::try_from(since.as_millis()).ok()?;
+    (since.subsec_nanos() % 1_000_000 == RENEWED_NANOS).then_some(ms)
 }
 
 /// Runs file work off the async workers.

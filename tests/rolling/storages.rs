@@ -62,7 +62,8 @@ pub(crate) async fn custom(ttl: Duration) -> Fixture<Rewriting> {
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 macro_rules! sql_fixture {
     ($storage:ty, $pool:expr, $table:expr, $keep:expr, $ttl:expr) => {{
-        let storage = <$storage>::new($pool).table(&$table).ttl($ttl);
+        let table: String = $table;
+        let storage = <$storage>::new($pool).table(&table).ttl($ttl);
         storage.migrate().await.expect("migrate");
         Fixture {
             storage,
@@ -189,6 +190,7 @@ macro_rules! renewal_suite {
         $(#[$attr])*
         mod $storage {
             use super::*;
+            #[allow(unused_imports)] // OWNED_TTL: only the storages with an index use it
             use crate::contract::{OWNED_TTL, SHORT_TTL, TTL};
             scenario_tests! {$make;
                 a_renewal_moves_the_expiry_without_rewriting: SHORT_TTL,

@@ -72,6 +72,11 @@
 //! let storage = ServerStorage::with_backend(MyTable::default()).ttl(Duration::from_secs(3600));
 //! # let _ = storage;
 //! ```
+//!
+//! The other methods have defaults that are correct for any backend. Override
+//! [`SessionBackend::renew`] where the store can move a record's expiry without writing the
+//! record (a column, a field, a key's TTL): with the layer's `rolling(true)` it is what every
+//! request that changed nothing costs.
 
 use std::future::Future;
 

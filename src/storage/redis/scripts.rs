@@ -174,14 +174,17 @@ return 1
 pub(super) static RENEW: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(concat!(
         index_functions!(),
-        r#"if type(redis.pcall('HGET', KEYS[1], 'v')) ~= 'string' then return 0 end
+        r#"-- On a key that is not a hash, pcall gives an error (a table with err).
+local fields = redis.pcall('HMGET', KEYS[1], 'v', 'e', 'o')
+if fields.err or not fields[1] then return 0 end
 if ARGV[2] ~= '0' then
-  local renewed = tonumber(redis.call('HGET', KEYS[1], 'e') or '0') or 0
-  if tonumber(ARGV[1]) > renewed then redis.call('HSET', KEYS[1], 'e', ARGV[1]) end
+  if tonumber(ARGV[1]) > (tonumber(fields[2] or '0') or 0) then
+    redis.call('HSET', KEYS[1], 'e', ARGV[1])
+  end
   local left = redis.call('PTTL', KEYS[1])
   if left >= 0 and left < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 end
-local owner = redis.call('HGET', KEYS[1], 'o') or ''
+local owner = fields[3] or ''
 if owner == '' then return 1 end
 if KEYS[2] and owner == ARGV[3] then
   index_add(KEYS[2], ARGV[4], ARGV[2], '0', true)

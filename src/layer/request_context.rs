@@ -48,7 +48,7 @@ impl<St: SessionStorage> RequestContext<St> {
     }
 
     /// Whether the session must be saved (or its cookie cleared) after `response`; a
-    /// rolling session is marked changed, so that the save rewrites it.
+    /// rolling session is marked for renewal, so that the save moves its expiry.
     pub(super) fn save_needed<B>(&self, response: &Response<B>) -> bool {
         let changed = self.unreadable || self.session.is_dirty() || self.rolls();
         if !changed || response.status().is_server_error() || grpc_status::is_error(response) {

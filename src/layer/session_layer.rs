@@ -88,9 +88,11 @@ impl<St: SessionStorage> SessionLayer<St> {
 }
 
 impl<St> SessionLayer<St> {
-    /// Re-send the cookie and rewrite the stored session on every request that carries
-    /// one, so its expiry counts from the last request (an idle timeout) rather than from
-    /// the last change. Off by default: it costs a storage write per request.
+    /// Re-send the cookie and renew the stored session on every request that carries one,
+    /// so its expiry counts from the last request (an idle timeout) rather than from the
+    /// last change. A request that changed nothing only moves the stored expiry
+    /// ([`SessionBackend::renew`](crate::storage::SessionBackend::renew)), without writing
+    /// the record again. Off by default: it costs a storage write per request.
     pub fn rolling(mut self, rolling: bool) -> Self {
         self.rolling = rolling;
         self

@@ -55,6 +55,11 @@ impl ChangeLog {
         }
     }
 
+    /// Whether the request changed no key.
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Whether the request set, unset or updated `key`.
     pub(super) fn contains(&self, key: &str) -> bool {
         self.0.iter().any(|(k, _)| k == key)

@@ -292,8 +292,11 @@ impl Session {
         self.mark_dirty();
     }
 
-    /// Marks the session changed without changing a value, so that the next save writes it
-    /// again and re-sends the cookie: this refreshes its expiry (the layer's `rolling`).
+    /// Marks the session for renewal without changing a value, so that the next save renews
+    /// its expiry and re-sends the cookie (the layer's `rolling`). When nothing else changed
+    /// in a session loaded from a server-side storage, the save only moves the stored
+    /// record's expiry ([`SessionBackend::renew`](crate::storage::SessionBackend::renew))
+    /// rather than write the record again.
     pub fn touch(&self) -> Result<(), Error> {
         let mut state = self.lock();
         state.mutable()?;

@@ -42,6 +42,12 @@ pub(crate) enum Pending {
         created_at: u64,
         owner: Option<String>,
     },
+    /// Only the expiry is to be renewed (`rolling`, or [`Session::touch`](crate::Session::touch)
+    /// alone) on a session loaded from the store: its stored record is left as it is.
+    Touch {
+        created_at: u64,
+        owner: Option<String>,
+    },
     /// The session was destroyed: delete it.
     Destroy,
 }

@@ -146,6 +146,11 @@ impl SessionState {
         let id = self.id().clone();
         let pending = if self.destroyed {
             Pending::Destroy
+        } else if dirty && self.only_touched() {
+            Pending::Touch {
+                created_at: self.created_at(),
+                owner: self.owner.clone(),
+            }
         } else if dirty {
             Pending::Write {
                 created_at: self.created_at(),
@@ -173,6 +178,18 @@ impl SessionState {
             pending,
             stored_owner,
         }
+    }
+
+    /// Whether the only change is a renewal of the expiry: a loaded session whose id, values,
+    /// flash and owner this request left alone (incoming flash is consumed by the save, so
+    /// it is a change of the data).
+    fn only_touched(&self) -> bool {
+        self.origin.is_loaded()
+            && !self.regenerated
+            && !self.owner_changed
+            && self.changes.is_empty()
+            && self.incoming_flash.is_none()
+            && self.outgoing_flash.is_none()
     }
 
     /// What this request changed, to replay on the record as stored at save time.

@@ -43,6 +43,23 @@ impl Expected {
     }
 }
 
+/// What [`SessionBackend::renew`] moves a stored record to, as the lifecycle computed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Renewal<'a> {
+    /// The record's new expiry, in milliseconds since the Unix epoch; `None` when sessions
+    /// do not expire, so that there is nothing to move.
+    pub expires_at_ms: Option<u64>,
+    /// The same expiry as a time to live from now, for a store with native expiry.
+    pub ttl: Option<Duration>,
+    /// When the renewal was made, in milliseconds since the Unix epoch: an owned record's
+    /// new last-active time ([`Record::saved_at_ms`]).
+    pub now_ms: u64,
+    /// The owner of the record as the request loaded it: a hint, as in
+    /// [`SessionBackend::store_replacing`], for an index keyed by owner.
+    pub owner: Option<&'a str>,
+}
+
 /// A record as loaded, with the version a later conditional write expects.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Versioned {
@@ -142,6 +159,27 @@ pub trait SessionBackend: Send + Sync + 'static {
         self.delete(id, expected)
     }
 
+    /// Renews the record under `id`: moves its expiry to `renewal.expires_at_ms` (never
+    /// earlier than it is) and an owned record's last-active time with it, without writing
+    /// its data, if a live record is there; returns whether one was. The lifecycle calls
+    /// this instead of a store when a request changed nothing but the expiry (`rolling`, or
+    /// [`Session::touch`](crate::Session::touch) alone).
+    ///
+    /// It must never bring back a record that is gone (destroyed, moved, ended or expired)
+    /// nor lose a concurrent write: act only on a record that exists, atomically with the
+    /// check. The default loads the record and stores it back with the new expiry on the
+    /// version it loaded, loading again when another request wrote first, so any backend
+    /// is correct with it; override it where the store can move an expiry in place (Redis
+    /// `PEXPIREAT`, SQL `UPDATE ... SET expires_at`), and have `load` report the moved
+    /// expiry ([`Record::extend_to`]).
+    fn renew(
+        &self,
+        id: &SessionId,
+        renewal: Renewal<'_>,
+    ) -> impl Future<Output = Result<bool, Error>> + Send {
+        renew_by_rewriting(self, id, renewal)
+    }
+
     /// Moves a session to a new id (`regenerate_id`): stores `record` under `to`, which must
     /// be free, if `from` still holds version `expected`, and with `delete_from` deletes
     /// `from` in the same step. Override it where the store can do that in one round trip
@@ -171,6 +209,45 @@ pub trait SessionBackend: Send + Sync + 'static {
     fn limit_record_size(&mut self, bytes: usize) {
         let _ = bytes;
     }
+}
+
+/// How many times the default [`SessionBackend::renew`] loads and stores before it gives up
+/// on a session that other requests keep writing (each of which renewed it too).
+const MAX_RENEW_ATTEMPTS: u32 = 16;
+
+/// The default [`SessionBackend::renew`]: the record as loaded, stored back with the new
+/// expiry on the version it was loaded at, again from a fresh load while other requests
+/// write first.
+pub(crate) async fn renew_by_rewriting<B: SessionBackend + ?Sized>(
+    backend: &B,
+    id: &SessionId,
+    renewal: Renewal<'_>,
+) -> Result<bool, Error> {
+    for _ in 0..MAX_RENEW_ATTEMPTS {
+        let Some(Versioned {
+            mut record,
+            version,
+        }) = backend.load(id).await?
+        else {
+            return Ok(false);
+        };
+        if !record.is_live(renewal.now_ms, None) {
+            return Ok(false);
+        }
+        if !record.renew(renewal.expires_at_ms, renewal.now_ms) {
+            return Ok(true);
+        }
+        let expected = Expected::Version(version);
+        if backend
+            .store_owned(id, record, renewal.ttl, expected)
+            .await?
+        {
+            return Ok(true);
+        }
+    }
+    Err(Error::backend(
+        "the session kept changing under every renewal attempt",
+    ))
 }
 
 /// The default of [`ServerStorage::max_record_size`]: 1 MiB.

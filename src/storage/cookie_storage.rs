@@ -144,6 +144,11 @@ impl SessionStorage for CookieStorage {
                 created_at,
                 owner,
             } => (StoredSession { data, owner }, created_at),
+            // The data travels in the cookie: a renewal seals it again with the new expiry.
+            Pending::Touch { created_at, owner } => {
+                let data = session.data();
+                (StoredSession { data, owner }, created_at)
+            }
         };
         let (record, _ttl) = self.expiry.record(stored, created_at);
         let value = CookieRecord {

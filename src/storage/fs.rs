@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    DEFAULT_MAX_RECORD_SIZE, Error, Expected, OwnerIndexBackend, Record, ServerStorage,
+    DEFAULT_MAX_RECORD_SIZE, Error, Expected, OwnerIndexBackend, Record, Renewal, ServerStorage,
     SessionBackend, SessionId, Versioned,
 };
 use crate::SessionHandle;
@@ -197,6 +197,88 @@ impl FsBackend {
     }
 }
 
+impl FsBackend {
+    /// Renews the live record of the session `handle` under its bucket's lock, as a save
+    /// takes it: its file's modification time becomes the new expiry (see [`RENEWED_NANOS`]),
+    /// its bytes stay. Where the file system cannot keep that time, the record is written
+    /// again instead. Returns whether a live record was there.
+    fn renew(&self, handle: &str, expires_at_ms: Option<u64>, now_ms: u64) -> Result<bool, Error> {
+        let path = self.path(handle);
+        with_bucket_lock(&path, || {
+            let stored = match read_file(&path, self.max_record_size) {
+                Ok(Some(stored)) => stored,
+                // Gone, or never loadable: nothing to renew.
+                Ok(None) | Err(Error::Corrupt { .. }) => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            let mut record = stored.record;
+            if !record.is_live(now_ms, None) {
+                return Ok(false);
+            }
+            let Some(new) =
+                expires_at_ms.filter(|new| record.expires_at_ms.is_some_and(|at| at < *new))
+            else {
+                return Ok(true);
+            };
+            let time = renewed_time(new);
+            std::fs::File::open(&path)?.set_modified(time)?;
+            if std::fs::metadata(&path)?.modified()? != time {
+                // A coarse clock (FAT, old ext4 inodes) loses the mark: write the record.
+                record.renew(Some(new), now_ms);
+                write_file(&path, &record.encode(), self.sync)?;
+            }
+            Ok(true)
+        })
+    }
+
+    /// Deletes the record of the session `handle` if it is still at `version` and expired
+    /// at `now_ms`, under its bucket's lock: a renewal keeps the version but moves the
+    /// expiry, so the sweep looks at both.
+    pub(super) fn delete_expired(
+        &self,
+        handle: &str,
+        version: u64,
+        now_ms: u64,
+    ) -> Result<bool, Error> {
+        let path = self.path(handle);
+        with_bucket_lock(&path, || {
+            let owner = match read_file(&path, self.max_record_size) {
+                Ok(Some(stored))
+                    if stored.version == version && !stored.record.is_live(now_ms, None) =>
+                {
+                    stored.record.owner
+                }
+                Ok(_) | Err(Error::Corrupt { .. }) => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            remove_file(&path)?;
+            if let Some(old) = owner {
+                owners::remove(&self.dir, &old, handle)?;
+            }
+            Ok(true)
+        })
+    }
+}
+
+/// The nanoseconds within its millisecond of a file's modification time that a renewal
+/// sets: the mark that tells its expiry from a time that a copy, a restore or a `touch`
+/// gave the file, which must not bring an expired session back.
+const RENEWED_NANOS: u32 = 424_242;
+
+/// The modification time a renewal to `expires_at_ms` gives a record file.
+fn renewed_time(expires_at_ms: u64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH
+        + Duration::from_millis(expires_at_ms)
+        + Duration::from_nanos(u64::from(RENEWED_NANOS))
+}
+
+/// The expiry a renewal left in a record file's modification time, if it carries the mark.
+fn renewed_expiry(modified: std::time::SystemTime) -> Option<u64> {
+    let since = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
+    let ms = u64::try_from(since.as_millis()).ok()?;
+    (since.subsec_nanos() % 1_000_000 == RENEWED_NANOS).then_some(ms)
+}
+
 /// Runs file work off the async workers.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, Error> + Send + 'static,
@@ -237,6 +319,14 @@ fn with_bucket_lock<T>(path: &Path, work: impl FnOnce() -> Result<T, Error>) -> 
 /// `limit`: a bigger file is [`Error::Corrupt`] ([`Record::check_stored_size`]), never read
 /// whole or held in memory, even if it grows while it is read.
 fn read_bounded(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Error> {
+    Ok(read_bounded_with_time(path, limit)?.map(|(bytes, _)| bytes))
+}
+
+/// [`read_bounded`], with the file's modification time.
+fn read_bounded_with_time(
+    path: &Path,
+    limit: usize,
+) -> Result<Option<(Vec<u8>, std::time::SystemTime)>, Error> {
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -244,7 +334,8 @@ fn read_bounded(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Error> {
     };
     // The path names a digest of the id, never the id.
     let name = || path.display().to_string();
-    let len = file.metadata()?.len();
+    let metadata = file.metadata()?;
+    let (len, modified) = (metadata.len(), metadata.modified()?);
     Record::check_stored_size(&name(), len, limit)?;
     // `len` is at most `limit`, a `usize`. One byte past the limit tells a file that grew
     // since its length was taken.
@@ -252,7 +343,7 @@ fn read_bounded(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, Error> {
     file.take((limit as u64).saturating_add(1))
         .read_to_end(&mut bytes)?;
     Record::check_stored_size(&name(), bytes.len() as u64, limit)?;
-    Ok(Some(bytes))
+    Ok(Some((bytes, modified)))
 }
 
 /// What a write that met its expectation replaces.
@@ -327,12 +418,16 @@ fn replace(temp: &Path, path: &Path) -> io::Result<()> {
 
 /// The record in the file at `path`; one over `limit` bytes is [`Error::Corrupt`], unread.
 fn read_file(path: &Path, limit: usize) -> Result<Option<Versioned>, Error> {
-    let Some(bytes) = read_bounded(path, limit)? else {
+    let Some((bytes, modified)) = read_bounded_with_time(path, limit)? else {
         return Ok(None);
     };
+    // The path names a digest of the id, never the id.
+    let mut record = Record::decode(&path.display().to_string(), &bytes)?;
+    if let Some(renewed) = renewed_expiry(modified) {
+        record.extend_to(renewed);
+    }
     Ok(Some(Versioned {
-        // The path names a digest of the id, never the id.
-        record: Record::decode(&path.display().to_string(), &bytes)?,
+        record,
         version: version_of(&bytes),
     }))
 }
@@ -369,6 +464,13 @@ impl SessionBackend for FsBackend {
     async fn delete(&self, id: &SessionId, expected: Expected) -> Result<bool, Error> {
         let (backend, handle) = (self.clone(), id.digest().to_owned());
         blocking(move || backend.delete(&handle, expected, None)).await
+    }
+
+    /// The file's modification time, set under the bucket lock: the bytes stay as they are.
+    async fn renew(&self, id: &SessionId, renewal: Renewal<'_>) -> Result<bool, Error> {
+        let (backend, handle) = (self.clone(), id.digest().to_owned());
+        let (expires_at_ms, now_ms) = (renewal.expires_at_ms, renewal.now_ms);
+        blocking(move || backend.renew(&handle, expires_at_ms, now_ms)).await
     }
 
     fn limit_record_size(&mut self, bytes: usize) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use self::sessions::Sessions;
 use super::{
-    Error, Expected, OwnerIndexBackend, Record, ServerStorage, SessionBackend, SessionId,
+    Error, Expected, OwnerIndexBackend, Record, Renewal, ServerStorage, SessionBackend, SessionId,
     Versioned, unix_now_ms,
 };
 use crate::SessionHandle;
@@ -137,6 +137,14 @@ impl SessionBackend for MemoryBackend {
         expected: Expected,
     ) -> Result<bool, Error> {
         self.sessions().store(id, record, expected)
+    }
+
+    /// In place, under the write lock: the record keeps its data and its version.
+    async fn renew(&self, id: &SessionId, renewal: Renewal<'_>) -> Result<bool, Error> {
+        let renewed = self
+            .sessions()
+            .renew(id, renewal.expires_at_ms, renewal.now_ms);
+        Ok(renewed)
     }
 
     async fn delete(&self, id: &SessionId, expected: Expected) -> Result<bool, Error> {

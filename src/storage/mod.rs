@@ -72,6 +72,11 @@
 //! let storage = ServerStorage::with_backend(MyTable::default()).ttl(Duration::from_secs(3600));
 //! # let _ = storage;
 //! ```
+//!
+//! The other methods have defaults that are correct for any backend. Override
+//! [`SessionBackend::renew`] where the store can move a record's expiry without writing the
+//! record (a column, a field, a key's TTL): with the layer's `rolling(true)` it is what every
+//! request that changed nothing costs.
 
 use std::future::Future;
 
@@ -95,7 +100,9 @@ mod sql;
 
 #[cfg(feature = "redis")]
 pub(crate) use self::backend::store_moved_in_steps;
-pub use self::backend::{DEFAULT_MAX_RECORD_SIZE, Expected, Moved, SessionBackend, Versioned};
+pub use self::backend::{
+    DEFAULT_MAX_RECORD_SIZE, Expected, Moved, Renewal, SessionBackend, Versioned,
+};
 pub use self::cookie_storage::CookieStorage;
 pub use self::fs::{FsBackend, FsStorage};
 pub(crate) use self::index::delete_all_owned_in_rounds;

@@ -83,6 +83,47 @@ impl Record {
         Ok(())
     }
 
+    /// Takes a later expiry kept beside the encoded record (where a backend's
+    /// [`renew`](super::SessionBackend::renew) moved it without rewriting the record): the
+    /// expiry moves to `expires_at_ms` if that is later, and an owned record's last-active
+    /// time moves by as much, since a renewal sets both from the same clock reading with
+    /// the same TTL. A record without expiry, or an earlier time, is left as it is.
+    ///
+    /// ```
+    /// use session_layer::storage::Record;
+    ///
+    /// let mut record = Record { expires_at_ms: Some(5_000), saved_at_ms: Some(1_000),
+    ///     owner: Some("ann".into()), ..Record::default() };
+    /// record.extend_to(9_000);
+    /// assert_eq!((record.expires_at_ms, record.saved_at_ms), (Some(9_000), Some(5_000)));
+    /// record.extend_to(7_000);
+    /// assert_eq!(record.expires_at_ms, Some(9_000));
+    /// ```
+    pub fn extend_to(&mut self, expires_at_ms: u64) {
+        let Some(at) = self.expires_at_ms.filter(|at| *at < expires_at_ms) else {
+            return;
+        };
+        self.expires_at_ms = Some(expires_at_ms);
+        if let Some(saved) = &mut self.saved_at_ms {
+            *saved = saved.saturating_add(expires_at_ms - at);
+        }
+    }
+
+    /// Moves the expiry to `expires_at_ms` if that is later, and an owned record's
+    /// last-active time to `now_ms`, as a rewriting renewal does; returns whether anything
+    /// moved.
+    pub(crate) fn renew(&mut self, expires_at_ms: Option<u64>, now_ms: u64) -> bool {
+        let Some(new) = expires_at_ms.filter(|new| self.expires_at_ms.is_some_and(|at| at < *new))
+        else {
+            return false;
+        };
+        self.expires_at_ms = Some(new);
+        if self.owner.is_some() {
+            self.saved_at_ms = Some(now_ms);
+        }
+        true
+    }
+
     /// Whether the record is still valid at `now_ms` given an absolute lifetime limit.
     pub fn is_live(&self, now_ms: u64, max_lifetime: Option<Duration>) -> bool {
         let unexpired = self.expires_at_ms.is_none_or(|at| at > now_ms);

@@ -4,8 +4,8 @@
 use std::io;
 
 use super::{
-    Expected, FsBackend, Record, STALE_TEMP_AGE, TEMP_PREFIX, owners, read_bounded, read_file,
-    remove_file, with_bucket_lock,
+    FsBackend, Record, STALE_TEMP_AGE, TEMP_PREFIX, owners, read_bounded, read_file, remove_file,
+    with_bucket_lock,
 };
 use crate::Error;
 use crate::storage::unix_now_ms;
@@ -42,8 +42,7 @@ impl FsBackend {
                         // Only if still this version: a save may have renewed it meanwhile.
                         Ok(Some(stored)) if !stored.record.is_live(now, None) => {
                             let handle = format!("{prefix}{file_name}");
-                            let expected = Expected::Version(stored.version);
-                            self.delete(&handle, expected, None)?
+                            self.delete_expired(&handle, stored.version, now)?
                         }
                         // Live, gone, or corrupt or over the size limit (reported on read;
                         // left for inspection).

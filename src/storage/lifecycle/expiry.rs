@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::Session;
 use crate::session::clock::{saturating_millis, unix_now_ms};
 use crate::session::{SessionId, StoredSession};
-use crate::storage::Record;
+use crate::storage::{Record, Renewal};
 
 /// Expiry settings shared by every storage: an idle TTL refreshed on each write and an
 /// absolute lifetime counted from the session's creation.
@@ -21,16 +21,7 @@ impl Expiry {
         let now_ms = unix_now_ms();
         // A creation time in the future (see `live_since`) is written back as now.
         let created_at = created_at.min(now_ms / 1000);
-        let remaining_lifetime = self.max_lifetime.map(|limit| {
-            let ends_ms = created_at
-                .saturating_add(limit.as_secs())
-                .saturating_mul(1000);
-            Duration::from_millis(ends_ms.saturating_sub(now_ms))
-        });
-        let ttl = match (self.ttl, remaining_lifetime) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let ttl = self.ttl_from(created_at, now_ms);
         // Only an owned session is listed, so only it needs its last save time.
         let saved_at_ms = stored.owner.is_some().then_some(now_ms);
         let record = Record {
@@ -41,6 +32,34 @@ impl Expiry {
             saved_at_ms,
         };
         (record, ttl)
+    }
+
+    /// What a renewal of a session created at `created_at` (and owned by `owner`) moves its
+    /// stored record to: the expiry a save made now would write.
+    pub fn renewal<'a>(&self, created_at: u64, owner: Option<&'a str>) -> Renewal<'a> {
+        let now_ms = unix_now_ms();
+        let ttl = self.ttl_from(created_at.min(now_ms / 1000), now_ms);
+        Renewal {
+            expires_at_ms: ttl.map(|ttl| now_ms.saturating_add(saturating_millis(ttl))),
+            ttl,
+            now_ms,
+            owner,
+        }
+    }
+
+    /// How long a record written at `now_ms` lives: the idle TTL, cut to what is left of
+    /// the absolute lifetime.
+    fn ttl_from(&self, created_at: u64, now_ms: u64) -> Option<Duration> {
+        let remaining_lifetime = self.max_lifetime.map(|limit| {
+            let ends_ms = created_at
+                .saturating_add(limit.as_secs())
+                .saturating_mul(1000);
+            Duration::from_millis(ends_ms.saturating_sub(now_ms))
+        });
+        match (self.ttl, remaining_lifetime) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The creation time of a record that is still live, or `None` once it has expired.

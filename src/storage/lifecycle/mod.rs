@@ -76,7 +76,8 @@ impl<B: SessionBackend> ServerStorage<B> {
     }
 
     /// Idle timeout: a session not written for this long is gone. Every save writes a new
-    /// expiry; with the layer's `rolling(true)`, every request does.
+    /// expiry; with the layer's `rolling(true)`, every request renews it, and a request that
+    /// changed nothing else only moves the stored expiry ([`SessionBackend::renew`]).
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.expiry.ttl = Some(ttl);
         self
@@ -158,6 +159,17 @@ impl<B: SessionBackend> SessionStorage for ServerStorage<B> {
                 self.delete(&id, origin, regeneration, stored_owner.as_deref())
                     .await?;
                 return Ok(Some(String::new()));
+            }
+            // Only a loaded session that keeps its id is ever a touch.
+            Pending::Touch { created_at, owner } => {
+                let renewal = self.expiry.renewal(created_at, owner.as_deref());
+                let renew = self.backend.renew(&id, renewal);
+                let renewed = observe::timed(B::NAME, "renew", renew).await?;
+                return Ok(Some(if renewed {
+                    id.to_string()
+                } else {
+                    String::new()
+                }));
             }
             Pending::Write {
                 data,

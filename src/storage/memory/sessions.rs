@@ -158,6 +158,24 @@ impl Sessions {
         Ok(true)
     }
 
+    /// Moves the expiry of the live record under `id` in place (see
+    /// [`SessionBackend::renew`](crate::storage::SessionBackend::renew)), keeping its
+    /// version; returns whether there was one.
+    pub(super) fn renew(&mut self, id: &str, expires_at_ms: Option<u64>, now_ms: u64) -> bool {
+        let Some(at) = self.slot_of.get(id).copied() else {
+            return false;
+        };
+        let slot = self.slot(at);
+        if !slot.stored.record.is_live(now_ms, None) {
+            return false;
+        }
+        slot.count_use();
+        self.unindex_expiry(at);
+        self.slot(at).stored.record.renew(expires_at_ms, now_ms);
+        self.index_expiry(at);
+        true
+    }
+
     pub(super) fn delete(&mut self, id: &str, expected: Expected) -> bool {
         let held = self.slot_of.get(id).copied();
         if !expected.is_met_by(held.map(|at| self.slot(at).stored.version)) {
@@ -460,6 +478,9 @@ mod tests {
                 0 => assert!(sessions.delete(&id, Expected::Any)),
                 1 | 2 => {
                     let _ = sessions.load(&id);
+                }
+                5 => {
+                    let _ = sessions.renew(&id, Some(now + 90_000), now);
                 }
                 3 => {
                     let handle = SessionHandle::of_id(&id);

@@ -11,11 +11,11 @@ use super::RedisStorage;
 use super::connection::{Link, Mode, single};
 use super::owners::{Answer, handle_of};
 use super::replicas::Replicas;
-use super::scripts::{DELETE, LOAD, Lua, MOVE, STORE, expectation};
+use super::scripts::{DELETE, LOAD, Lua, MOVE, RENEW, STORE, expectation};
 use crate::Error;
 use crate::storage::{
-    DEFAULT_MAX_RECORD_SIZE, Expected, Moved, Record, SessionBackend, SessionId, Versioned,
-    id_digest, store_moved_in_steps,
+    DEFAULT_MAX_RECORD_SIZE, Expected, Moved, Record, Renewal, SessionBackend, SessionId,
+    Versioned, id_digest, store_moved_in_steps,
 };
 
 /// The default key prefix.
@@ -120,13 +120,21 @@ impl RedisBackend {
                     "the read script refused a record within the limit",
                 ))
             }
-            Value::Array(fields) => match <[Value; 2]>::try_from(fields) {
-                Ok([Value::BulkString(version), Value::BulkString(data)]) => {
+            Value::Array(fields) => match <[Value; 3]>::try_from(fields) {
+                Ok([Value::BulkString(version), Value::BulkString(data), renewed]) => {
                     let version = std::str::from_utf8(&version)
                         .ok()
                         .and_then(|v| v.parse().ok())
                         .ok_or_else(|| corrupt(key, "field v is not a version"))?;
-                    let record = Record::decode(&named(key), &data)?;
+                    let mut record = Record::decode(&named(key), &data)?;
+                    // Written by a renewal; absent from records of earlier versions.
+                    if let Value::BulkString(renewed) = renewed {
+                        let renewed = std::str::from_utf8(&renewed).ok();
+                        let renewed = renewed.and_then(|e| e.parse().ok());
+                        record.extend_to(
+                            renewed.ok_or_else(|| corrupt(key, "field e is not a time"))?,
+                        );
+                    }
                     Ok(Some(Versioned { record, version }))
                 }
                 _ => Err(corrupt(key, "the hash lacks field v or d")),
@@ -426,6 +434,37 @@ impl SessionBackend for RedisBackend {
         stored_owner: Option<&str>,
     ) -> Result<bool, Error> {
         self.delete_over(id, expected, stored_owner).await
+    }
+
+    /// One script that sets field `e` and the key's expiry, leaving `d` and `v` as they
+    /// are; on a Cluster, an owned session's entry is rescored after it, as after a save.
+    async fn renew(&self, id: &SessionId, renewal: Renewal<'_>) -> Result<bool, Error> {
+        let key = self.key_of(id);
+        let ttl_ms = renewal
+            .ttl
+            .map_or(0, |ttl| ttl.min(MAX_TTL).as_millis().max(1) as u64);
+        let expires_at = renewal.expires_at_ms.unwrap_or(0);
+        let owner = renewal.owner.filter(|_| !self.is_cluster()).map(id_digest);
+        let written: Written<Value> = match &owner {
+            None => {
+                let args = (expires_at, ttl_ms);
+                let call = |in_full| script_call(&RENEW, in_full, &[&key], &args);
+                self.write(&key, call, true).await?
+            }
+            Some(owner) => {
+                let set = self.owner_key(owner);
+                let args = (expires_at, ttl_ms, owner, handle_of(&key, &self.prefix));
+                let call = |in_full| script_call(&RENEW, in_full, &[&key, &set], &args);
+                self.write(&key, call, true).await?
+            }
+        };
+        let answer = Answer::of(&written.answer)?;
+        let renewed = answer.code() == 1;
+        self.replicated(written, renewed)?;
+        if let Answer::Owner(owner) = &answer {
+            self.rescore_after(owner, &key, ttl_ms).await;
+        }
+        Ok(renewed)
     }
 
     async fn store_moved(

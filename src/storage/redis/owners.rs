@@ -151,6 +151,17 @@ impl RedisBackend {
         Ok(())
     }
 
+    /// Rescores the entry of the session under `key` in its owner's set (the owner's
+    /// digest) to the expiry a renewal just moved it to. A failure leaves the entry expiring
+    /// before the record, which the session's next save rescores, so it is logged rather
+    /// than failing a renewal that took effect.
+    pub(super) async fn rescore_after(&self, owner: &str, key: &str, ttl_ms: u64) {
+        let handle = handle_of(key, self.prefix());
+        if let Err(error) = self.index(owner, handle, ttl_ms, true).await {
+            tracing::warn!(%error, "session storage: a Redis owner index entry was not rescored");
+        }
+    }
+
     /// Removes the entry of the session under `key` from the set of the owner it no longer
     /// has (its digest), after its record changed. A failure leaves a stale entry, which
     /// listings skip, so it is logged rather than failing a save that took effect.

@@ -36,14 +36,15 @@ impl Lua {
 /// key, ARGV[1] the largest field `d` to send, in bytes. Answers nil when there is no key,
 /// -1 when it is not a hash, -2 when its field `v` is too long to be a version, the size
 /// of `d` when that is over ARGV[1] (`HSTRLEN`: the record itself never leaves the server),
-/// else `{v, d}` (either false when missing).
+/// else `{v, d, e}` (each false when missing), `e` being the expiry a [`RENEW`] moved
+/// beside the record.
 pub(super) static LOAD: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r#"local size = redis.pcall('HSTRLEN', KEYS[1], 'd')
 if type(size) ~= 'number' then return -1 end
 if size > tonumber(ARGV[1]) then return size end
 if redis.call('HSTRLEN', KEYS[1], 'v') > 20 then return -2 end
-local stored = redis.call('HMGET', KEYS[1], 'v', 'd')
+local stored = redis.call('HMGET', KEYS[1], 'v', 'd', 'e')
 if not stored[1] and not stored[2] and redis.call('EXISTS', KEYS[1]) == 0 then
   return nil
 end
@@ -157,6 +158,39 @@ if previous ~= '' and previous ~= owner then
   index_remove(KEYS[#KEYS], ARGV[6])
 end
 return 1
+"#
+    ))
+});
+
+/// Renews a session without rewriting its record: KEYS[1] its key, ARGV[1] its new expiry
+/// (milliseconds since the epoch, kept in field `e`, which [`LOAD`] answers beside the
+/// record), ARGV[2] the same as a TTL in milliseconds (0: none, nothing to move); each
+/// only moves forward. On a single server an owned session also gets ARGV[3], the digest
+/// of the owner the caller loaded it with, ARGV[4] its handle, and KEYS[2] that owner's
+/// set, whose entry is rescored in the same step when the record is still that owner's.
+/// Only a hash with a version is renewed, so a destroyed or ended session stays gone.
+/// Answers 0 (gone), 1, or the digest of the record's owner when its entry is still to be
+/// rescored (a Cluster, or an owner changed meanwhile).
+pub(super) static RENEW: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(concat!(
+        index_functions!(),
+        r#"-- On a key that is not a hash, pcall gives an error (a table with err).
+local fields = redis.pcall('HMGET', KEYS[1], 'v', 'e', 'o')
+if fields.err or not fields[1] then return 0 end
+if ARGV[2] ~= '0' then
+  if tonumber(ARGV[1]) > (tonumber(fields[2] or '0') or 0) then
+    redis.call('HSET', KEYS[1], 'e', ARGV[1])
+  end
+  local left = redis.call('PTTL', KEYS[1])
+  if left >= 0 and left < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+end
+local owner = fields[3] or ''
+if owner == '' then return 1 end
+if KEYS[2] and owner == ARGV[3] then
+  index_add(KEYS[2], ARGV[4], ARGV[2], '0', true)
+  return 1
+end
+return owner
 "#
     ))
 });

@@ -12,7 +12,9 @@ use super::driver::Param;
 use super::owners::check_owner;
 use super::table_name::check_table;
 use crate::Error;
-use crate::storage::{Expected, Moved, Record, SessionBackend, SessionId, Versioned, unix_now_ms};
+use crate::storage::{
+    Expected, Moved, Record, Renewal, SessionBackend, SessionId, Versioned, unix_now_ms,
+};
 
 /// The [`SessionBackend`] behind the SQL storages: a sqlx pool of the database `D` and a
 /// table. Clones share the pool.
@@ -192,7 +194,10 @@ impl<D: Dialect> SessionBackend for SqlBackend<D> {
         let limit = usize::try_from(self.max_record_size).unwrap_or(usize::MAX);
         Record::check_stored_size(&self.name(), u64::try_from(length).unwrap_or(0), limit)?;
         let data = D::nullable_bytes(&row, 2).map_err(map_error)?;
-        let record = Record::decode(&self.name(), data.as_deref().unwrap_or(b""))?;
+        let mut record = Record::decode(&self.name(), data.as_deref().unwrap_or(b""))?;
+        if let Some(expires_at) = D::nullable_int(&row, 3).map_err(map_error)? {
+            record.extend_to(u64::try_from(expires_at).unwrap_or(0));
+        }
         // BIGINT is signed: the cast keeps the bits.
         Ok(Some(Versioned {
             record,
@@ -251,6 +256,28 @@ impl<D: Dialect> SessionBackend for SqlBackend<D> {
                 Ok(true)
             }
         }
+    }
+
+    /// One `UPDATE` of the `expires_at` column of a live row, which leaves the data and the
+    /// version alone; when it matches nothing, a read tells a gone row from one whose expiry
+    /// is already later (a concurrent save; MySQL also counts an unchanged row as none).
+    async fn renew(&self, id: &SessionId, renewal: Renewal<'_>) -> Result<bool, Error> {
+        let sql = self.sql()?;
+        let now = Param::Int(column_ms(renewal.now_ms));
+        if let Some(expires_at) = renewal.expires_at_ms {
+            let expires_at = column_ms(expires_at);
+            let params = [
+                Param::Int(expires_at),
+                Param::Text(id.digest()),
+                now,
+                Param::Int(expires_at),
+            ];
+            if self.execute(&sql.renew, &params).await? == 1 {
+                return Ok(true);
+            }
+        }
+        let params = [Param::Text(id.digest()), now];
+        Ok(self.fetch_optional(&sql.live, &params).await?.is_some())
     }
 
     async fn delete(&self, id: &SessionId, expected: Expected) -> Result<bool, Error> {

@@ -29,13 +29,19 @@ pub struct Statements {
     pub columns: Vec<Column>,
     /// The indexes `migrate` makes sure the table has: on `expires_at` and on `owner`.
     pub indexes: Vec<Index>,
-    /// (limit, id) -> (version, length, data if length <= limit).
+    /// (limit, id) -> (version, length, data if length <= limit, expires_at): the column's
+    /// expiry, which a renewal moves without rewriting the data, over the data's.
     pub load: String,
     /// (id, data, version, expires_at, owner), writing nothing when the id exists: either no
     /// row affected or a unique violation, and nothing else tolerated.
     pub insert: String,
     /// (data, version, expires_at, owner, id, old version).
     pub update: String,
+    /// (expires_at, id, now ms, expires_at): moves a live row's expiry forward (or to the
+    /// same, which still counts the row), without rewriting its data or version.
+    pub renew: String,
+    /// (id, now ms) -> (version) of a live row.
+    pub live: String,
     /// (id, data, version, expires_at, owner), overwriting.
     pub upsert: String,
     /// (id, version).
@@ -48,8 +54,8 @@ pub struct Statements {
     pub version_locked: String,
     /// (now ms).
     pub remove_expired: String,
-    /// (limit, owner, now ms) -> (id, data if its length <= limit) of the owner's
-    /// unexpired rows.
+    /// (limit, owner, now ms) -> (id, data if its length <= limit, expires_at) of the
+    /// owner's unexpired rows.
     pub records_of: String,
     /// (id, owner).
     pub delete_owned: String,
@@ -120,6 +126,8 @@ impl Statements {
             load,
             insert,
             update,
+            renew,
+            live,
             upsert,
             delete_version,
             delete_any,
@@ -153,6 +161,8 @@ impl Statements {
             ("load", load),
             ("insert", insert),
             ("update", update),
+            ("renew", renew),
+            ("live", live),
             ("upsert", upsert),
             ("delete_version", delete_version),
             ("delete_any", delete_any),

@@ -41,7 +41,7 @@ impl Dialect for MySql {
             indexes: vec![index(table, "expires_at"), index(table, "owner")],
             load: format!(
                 "SELECT version, CAST(LENGTH(data) AS SIGNED), \
-                 CASE WHEN LENGTH(data) <= ? THEN data END FROM {table} WHERE id = ?"
+                 CASE WHEN LENGTH(data) <= ? THEN data END, expires_at FROM {table} WHERE id = ?"
             ),
             // Not INSERT IGNORE, which also turns errors such as a truncation into warnings:
             // a duplicate id is the unique violation the backend catches.
@@ -49,6 +49,13 @@ impl Dialect for MySql {
             update: format!(
                 "UPDATE {table} SET data = ?, version = ?, expires_at = ?, owner = ? \
                  WHERE id = ? AND version = ?"
+            ),
+            renew: format!(
+                "UPDATE {table} SET expires_at = ? \
+                 WHERE id = ? AND expires_at > ? AND expires_at <= ?"
+            ),
+            live: format!(
+                "SELECT version FROM {table} WHERE id = ? AND (expires_at IS NULL OR expires_at > ?)"
             ),
             upsert: format!(
                 "INSERT {columns} ON DUPLICATE KEY UPDATE data = VALUES(data), \
@@ -61,7 +68,7 @@ impl Dialect for MySql {
             version_locked: format!("SELECT version FROM {table} WHERE id = ? FOR UPDATE"),
             remove_expired: format!("DELETE FROM {table} WHERE expires_at <= ?"),
             records_of: format!(
-                "SELECT id, CASE WHEN LENGTH(data) <= ? THEN data END \
+                "SELECT id, CASE WHEN LENGTH(data) <= ? THEN data END, expires_at \
                  FROM {table} WHERE owner = ? AND (expires_at IS NULL OR expires_at > ?)"
             ),
             delete_owned: format!("DELETE FROM {table} WHERE id = ? AND owner = ?"),
@@ -144,7 +151,7 @@ mod tests {
             (
                 "load",
                 "SELECT version, CAST(LENGTH(data) AS SIGNED), \
-             CASE WHEN LENGTH(data) <= ? THEN data END FROM app_sessions WHERE id = ?",
+             CASE WHEN LENGTH(data) <= ? THEN data END, expires_at FROM app_sessions WHERE id = ?",
             ),
             (
                 "insert",
@@ -155,6 +162,16 @@ mod tests {
                 "update",
                 "UPDATE app_sessions SET data = ?, version = ?, expires_at = ?, owner = ? \
              WHERE id = ? AND version = ?",
+            ),
+            (
+                "renew",
+                "UPDATE app_sessions SET expires_at = ? \
+             WHERE id = ? AND expires_at > ? AND expires_at <= ?",
+            ),
+            (
+                "live",
+                "SELECT version FROM app_sessions WHERE id = ? \
+             AND (expires_at IS NULL OR expires_at > ?)",
             ),
             (
                 "upsert",
@@ -178,7 +195,7 @@ mod tests {
             ),
             (
                 "records_of",
-                "SELECT id, CASE WHEN LENGTH(data) <= ? THEN data END FROM app_sessions \
+                "SELECT id, CASE WHEN LENGTH(data) <= ? THEN data END, expires_at FROM app_sessions \
              WHERE owner = ? AND (expires_at IS NULL OR expires_at > ?)",
             ),
             (

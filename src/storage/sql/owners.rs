@@ -212,8 +212,12 @@ impl<D: Dialect> SqlBackend<D> {
         let Some(data) = D::nullable_bytes(row, 1).map_err(map_error)? else {
             return Ok(None);
         };
-        Ok(Record::decode(&self.name(), &data)
-            .ok()
-            .map(|record| (handle, record)))
+        let Ok(mut record) = Record::decode(&self.name(), &data) else {
+            return Ok(None);
+        };
+        if let Some(expires_at) = D::nullable_int(row, 2).map_err(map_error)? {
+            record.extend_to(u64::try_from(expires_at).unwrap_or(0));
+        }
+        Ok(Some((handle, record)))
     }
 }

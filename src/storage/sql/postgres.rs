@@ -52,12 +52,19 @@ impl Dialect for Postgres {
             ],
             load: format!(
                 "SELECT version, length(data)::BIGINT, \
-                 CASE WHEN length(data) <= $1 THEN data END FROM {table} WHERE id = $2"
+                 CASE WHEN length(data) <= $1 THEN data END, expires_at FROM {table} WHERE id = $2"
             ),
             insert: format!("{columns} ON CONFLICT (id) DO NOTHING"),
             update: format!(
                 "UPDATE {table} SET data = $1, version = $2, expires_at = $3, owner = $4 \
                  WHERE id = $5 AND version = $6"
+            ),
+            renew: format!(
+                "UPDATE {table} SET expires_at = $1 \
+                 WHERE id = $2 AND expires_at > $3 AND expires_at <= $4"
+            ),
+            live: format!(
+                "SELECT version FROM {table} WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2)"
             ),
             upsert: format!(
                 "{columns} ON CONFLICT (id) DO UPDATE SET data = excluded.data, \
@@ -70,7 +77,7 @@ impl Dialect for Postgres {
             version_locked: format!("SELECT version FROM {table} WHERE id = $1 FOR UPDATE"),
             remove_expired: format!("DELETE FROM {table} WHERE expires_at <= $1"),
             records_of: format!(
-                "SELECT id, CASE WHEN length(data) <= $1 THEN data END \
+                "SELECT id, CASE WHEN length(data) <= $1 THEN data END, expires_at \
                  FROM {table} WHERE owner = $2 AND (expires_at IS NULL OR expires_at > $3)"
             ),
             delete_owned: format!("DELETE FROM {table} WHERE id = $1 AND owner = $2"),
@@ -162,7 +169,7 @@ mod tests {
             ),
             (
                 "load",
-                "SELECT version, length(data)::BIGINT, CASE WHEN length(data) <= $1 THEN data END \
+                "SELECT version, length(data)::BIGINT, CASE WHEN length(data) <= $1 THEN data END, expires_at \
              FROM app_sessions WHERE id = $2",
             ),
             (
@@ -174,6 +181,16 @@ mod tests {
                 "update",
                 "UPDATE app_sessions SET data = $1, version = $2, expires_at = $3, owner = $4 \
              WHERE id = $5 AND version = $6",
+            ),
+            (
+                "renew",
+                "UPDATE app_sessions SET expires_at = $1 \
+             WHERE id = $2 AND expires_at > $3 AND expires_at <= $4",
+            ),
+            (
+                "live",
+                "SELECT version FROM app_sessions WHERE id = $1 \
+             AND (expires_at IS NULL OR expires_at > $2)",
             ),
             (
                 "upsert",
@@ -197,7 +214,7 @@ mod tests {
             ),
             (
                 "records_of",
-                "SELECT id, CASE WHEN length(data) <= $1 THEN data END FROM app_sessions \
+                "SELECT id, CASE WHEN length(data) <= $1 THEN data END, expires_at FROM app_sessions \
              WHERE owner = $2 AND (expires_at IS NULL OR expires_at > $3)",
             ),
             (

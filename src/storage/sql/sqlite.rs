@@ -43,13 +43,20 @@ impl Dialect for Sqlite {
             ],
             load: format!(
                 "SELECT version, length(data), \
-                 CASE WHEN length(data) <= ?1 THEN data END FROM {table} WHERE id = ?2"
+                 CASE WHEN length(data) <= ?1 THEN data END, expires_at FROM {table} WHERE id = ?2"
             ),
             // Not INSERT OR IGNORE, which also skips NOT NULL and CHECK failures.
             insert: format!("INSERT {columns} ON CONFLICT (id) DO NOTHING"),
             update: format!(
                 "UPDATE {table} SET data = ?1, version = ?2, expires_at = ?3, owner = ?4 \
                  WHERE id = ?5 AND version = ?6"
+            ),
+            renew: format!(
+                "UPDATE {table} SET expires_at = ?1 \
+                 WHERE id = ?2 AND expires_at > ?3 AND expires_at <= ?4"
+            ),
+            live: format!(
+                "SELECT version FROM {table} WHERE id = ?1 AND (expires_at IS NULL OR expires_at > ?2)"
             ),
             upsert: format!(
                 "INSERT {columns} ON CONFLICT (id) DO UPDATE SET data = excluded.data, \
@@ -63,7 +70,7 @@ impl Dialect for Sqlite {
             version_locked: format!("SELECT version FROM {table} WHERE id = ?1"),
             remove_expired: format!("DELETE FROM {table} WHERE expires_at <= ?1"),
             records_of: format!(
-                "SELECT id, CASE WHEN length(data) <= ?1 THEN data END \
+                "SELECT id, CASE WHEN length(data) <= ?1 THEN data END, expires_at \
                  FROM {table} WHERE owner = ?2 AND (expires_at IS NULL OR expires_at > ?3)"
             ),
             delete_owned: format!("DELETE FROM {table} WHERE id = ?1 AND owner = ?2"),
@@ -144,7 +151,7 @@ mod tests {
             ),
             (
                 "load",
-                "SELECT version, length(data), CASE WHEN length(data) <= ?1 THEN data END \
+                "SELECT version, length(data), CASE WHEN length(data) <= ?1 THEN data END, expires_at \
              FROM app_sessions WHERE id = ?2",
             ),
             (
@@ -156,6 +163,16 @@ mod tests {
                 "update",
                 "UPDATE app_sessions SET data = ?1, version = ?2, expires_at = ?3, owner = ?4 \
              WHERE id = ?5 AND version = ?6",
+            ),
+            (
+                "renew",
+                "UPDATE app_sessions SET expires_at = ?1 \
+             WHERE id = ?2 AND expires_at > ?3 AND expires_at <= ?4",
+            ),
+            (
+                "live",
+                "SELECT version FROM app_sessions WHERE id = ?1 \
+             AND (expires_at IS NULL OR expires_at > ?2)",
             ),
             (
                 "upsert",
@@ -179,7 +196,7 @@ mod tests {
             ),
             (
                 "records_of",
-                "SELECT id, CASE WHEN length(data) <= ?1 THEN data END FROM app_sessions \
+                "SELECT id, CASE WHEN length(data) <= ?1 THEN data END, expires_at FROM app_sessions \
              WHERE owner = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
             ),
             (

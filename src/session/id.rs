@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::ops::Deref;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -25,22 +25,28 @@ pub(crate) fn generate_id() -> String {
 /// assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
 /// ```
 pub fn id_digest(id: &str) -> String {
+    let hex = hex_digest(id);
+    std::str::from_utf8(&hex).unwrap_or_default().to_owned()
+}
+
+/// The hex SHA-256 of `id`, as ASCII bytes.
+fn hex_digest(id: &str) -> [u8; 64] {
     use sha2::{Digest, Sha256};
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = String::with_capacity(64);
+    let mut hex = [0u8; 64];
     // A table lookup per nibble: `write!` with `{:02x}` runs the formatter once per byte.
-    for byte in Sha256::digest(id.as_bytes()) {
-        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    for (pair, byte) in hex.chunks_exact_mut(2).zip(Sha256::digest(id.as_bytes())) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
     }
     hex
 }
 
 /// A session id as the lifecycle hands it to a [`SessionBackend`](crate::storage::SessionBackend):
-/// the id, and its [`digest`](SessionId::digest), computed when first asked for and then kept
-/// by every clone, so that a request which loads and saves a session digests its id once.
+/// the id, and its [`digest`](SessionId::digest), computed when first asked for and then kept,
+/// clones included, so that a request which loads and saves a session digests its id once.
 ///
-/// It reads as the id (`Deref<Target = str>`); clones share one allocation.
+/// It reads as the id (`Deref<Target = str>`).
 ///
 /// ```
 /// use session_layer::storage::{SessionId, id_digest};
@@ -50,31 +56,38 @@ pub fn id_digest(id: &str) -> String {
 /// assert_eq!(id.digest(), id_digest("some-session-id"));
 /// ```
 #[derive(Clone)]
-pub struct SessionId(Arc<IdAndDigest>);
-
-struct IdAndDigest {
+pub struct SessionId {
     id: String,
-    digest: OnceLock<String>,
+    /// Inline, so that a clone copies it without allocating.
+    digest: OnceLock<[u8; 64]>,
 }
 
 impl SessionId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0.id
+        &self.id
     }
 
     /// The id's [`id_digest`]: what a store should name the session by, never the id.
     pub fn digest(&self) -> &str {
-        self.0.digest.get_or_init(|| id_digest(&self.0.id))
+        let hex = self.digest.get_or_init(|| hex_digest(&self.id));
+        // Hex digits are ASCII, so this is never the default.
+        std::str::from_utf8(hex).unwrap_or_default()
+    }
+
+    /// Whether the digest was computed, for tests of where it is.
+    #[cfg(test)]
+    pub(crate) fn has_digest(&self) -> bool {
+        self.digest.get().is_some()
     }
 }
 
 impl From<String> for SessionId {
     fn from(id: String) -> SessionId {
-        SessionId(Arc::new(IdAndDigest {
+        SessionId {
             id,
             digest: OnceLock::new(),
-        }))
+        }
     }
 }
 
@@ -120,12 +133,11 @@ mod tests {
     }
 
     #[test]
-    fn clones_share_the_digest_computed_once() {
+    fn a_clone_keeps_the_digest_computed_before_it() {
         let id = SessionId::from("abc");
-        let clone = id.clone();
-        assert!(clone.0.digest.get().is_none());
+        assert!(!id.clone().has_digest());
         assert_eq!(id.digest(), id_digest("abc"));
-        assert!(std::ptr::eq(clone.digest(), id.digest()));
+        assert!(id.clone().has_digest());
         assert_eq!(format!("{id:?}"), "SessionId([redacted])");
     }
 }

@@ -208,3 +208,6 @@ impl<B: SessionBackend> SessionStorage for ServerStorage<B> {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests;

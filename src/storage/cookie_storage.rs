@@ -105,7 +105,10 @@ impl CookieStorage {
             observe::load(Self::NAME, Load::Corrupt);
             return None;
         }
-        let session = self.expiry.load(SessionId::from(decoded.id), record, None);
+        let session = self
+            .expiry
+            .load(SessionId::from(decoded.id), record, None)
+            .ok();
         if session.is_none() {
             observe::load(Self::NAME, Load::Expired);
         }

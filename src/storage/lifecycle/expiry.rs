@@ -79,10 +79,17 @@ impl Expiry {
         Some(created_at)
     }
 
-    /// The session a loaded record holds, or `None` once it has expired.
-    pub fn load(&self, id: SessionId, record: Record, version: Option<u64>) -> Option<Session> {
-        let created_at = self.live_since(&record)?;
-        Some(Session::loaded(
+    /// The session a loaded record holds, or the id back once the record has expired.
+    pub fn load(
+        &self,
+        id: SessionId,
+        record: Record,
+        version: Option<u64>,
+    ) -> Result<Session, SessionId> {
+        let Some(created_at) = self.live_since(&record) else {
+            return Err(id);
+        };
+        Ok(Session::loaded(
             id,
             record.data,
             Some(created_at),

@@ -127,22 +127,20 @@ impl<B: SessionBackend> SessionStorage for ServerStorage<B> {
         };
         let id = SessionId::from(id);
         let loaded = observe::timed(B::NAME, "load", self.backend.load(&id)).await?;
-        let found = loaded.is_some();
-        let session = loaded.and_then(|Versioned { record, version }| {
-            self.expiry.load(id.clone(), record, Some(version))
-        });
+        let (id, outcome) = match loaded {
+            Some(Versioned { record, version }) => {
+                match self.expiry.load(id, record, Some(version)) {
+                    Ok(session) => return Ok(session),
+                    Err(id) => (id, Load::Expired),
+                }
+            }
+            None => (id, Load::UnknownId),
+        };
         // An expired record is left to the store's own expiry or a sweep: deleting it here
         // could delete a save that a request which loaded it just before it expired makes
         // meanwhile.
-        Ok(session.unwrap_or_else(|| {
-            let outcome = if found {
-                Load::Expired
-            } else {
-                Load::UnknownId
-            };
-            observe::load(B::NAME, outcome);
-            self.unknown(&id)
-        }))
+        observe::load(B::NAME, outcome);
+        Ok(self.unknown(&id))
     }
 
     async fn save(&self, session: &Session) -> Result<Option<String>, Error> {

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::ops::Deref;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -46,7 +46,7 @@ fn hex_digest(id: &str) -> [u8; 64] {
 /// the id, and its [`digest`](SessionId::digest), computed when first asked for and then kept,
 /// clones included, so that a request which loads and saves a session digests its id once.
 ///
-/// It reads as the id (`Deref<Target = str>`).
+/// It reads as the id (`Deref<Target = str>`); clones share one allocation.
 ///
 /// ```
 /// use session_layer::storage::{SessionId, id_digest};
@@ -56,21 +56,22 @@ fn hex_digest(id: &str) -> [u8; 64] {
 /// assert_eq!(id.digest(), id_digest("some-session-id"));
 /// ```
 #[derive(Clone)]
-pub struct SessionId {
+pub struct SessionId(Arc<IdAndDigest>);
+
+struct IdAndDigest {
     id: String,
-    /// Inline, so that a clone copies it without allocating.
     digest: OnceLock<[u8; 64]>,
 }
 
 impl SessionId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.id
+        &self.0.id
     }
 
     /// The id's [`id_digest`]: what a store should name the session by, never the id.
     pub fn digest(&self) -> &str {
-        let hex = self.digest.get_or_init(|| hex_digest(&self.id));
+        let hex = self.0.digest.get_or_init(|| hex_digest(&self.0.id));
         // Hex digits are ASCII, so this is never the default.
         std::str::from_utf8(hex).unwrap_or_default()
     }
@@ -78,16 +79,16 @@ impl SessionId {
     /// Whether the digest was computed, for tests of where it is.
     #[cfg(test)]
     pub(crate) fn has_digest(&self) -> bool {
-        self.digest.get().is_some()
+        self.0.digest.get().is_some()
     }
 }
 
 impl From<String> for SessionId {
     fn from(id: String) -> SessionId {
-        SessionId {
+        SessionId(Arc::new(IdAndDigest {
             id,
             digest: OnceLock::new(),
-        }
+        }))
     }
 }
 

@@ -8,30 +8,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::sessions::{saved, stored_session};
 use common::sql::{Cleanup, Guarded};
 use session_layer::storage::{SessionId, id_digest};
 use session_layer::{Error, Session, SessionIndex, SessionStorage};
-
-/// Saves `session` and returns its cookie value, failing on a cleared or missing one.
-async fn saved<S: SessionStorage>(storage: &S, session: &Session) -> String {
-    let value = storage
-        .save(session)
-        .await
-        .unwrap()
-        .expect("a cookie value");
-    assert!(!value.is_empty(), "the session was cleared");
-    value
-}
-
-/// A stored session of `owner` (none for `None`); returns its id.
-async fn session_of<S: SessionStorage>(storage: &S, owner: Option<&str>) -> String {
-    let session = storage.read(None).await.unwrap();
-    session.set("n", 1).unwrap();
-    if let Some(owner) = owner {
-        session.set_owner(owner).unwrap();
-    }
-    saved(storage, &session).await
-}
 
 /// The tests of one database. The module calling it defines `pool()` (a pool, a table
 /// name and its cleanup), `scan(pool, table)` (every row's id digest and owner, sorted),
@@ -56,7 +36,7 @@ macro_rules! owner_tests {
         #[tokio::test]
         async fn each_save_writes_the_owner_column() {
             let storage = storage().await;
-            let id = session_of(&*storage, None).await;
+            let id = stored_session(&*storage, 1, None).await;
             assert_eq!(rows(&storage).await, [(id_digest(&id), None)]);
 
             let session = storage.read(Some(&id)).await.unwrap();
@@ -95,7 +75,7 @@ macro_rules! owner_tests {
         async fn an_owner_the_column_cannot_hold_is_refused() {
             let storage = storage().await;
             let longest = "o".repeat(255);
-            let id = session_of(&*storage, Some(&longest)).await;
+            let id = stored_session(&*storage, 1, Some(&longest)).await;
             assert_eq!(
                 rows(&storage).await,
                 [(id_digest(&id), Some(longest.clone()))]
@@ -139,7 +119,7 @@ macro_rules! owner_tests {
             let storage = storage().await;
             let owners = ["ann", "Ann", "ann ", "änn"];
             for owner in owners {
-                session_of(&*storage, Some(owner)).await;
+                stored_session(&*storage, 1, Some(owner)).await;
             }
             for owner in owners {
                 assert_eq!(
@@ -158,7 +138,7 @@ macro_rules! owner_tests {
         async fn rows_that_do_not_load_are_not_listed_but_are_ended() {
             use session_layer::storage::{Expected, Record, SessionBackend};
             let storage = storage().await;
-            let id = session_of(&*storage, Some("ann")).await;
+            let id = stored_session(&*storage, 1, Some("ann")).await;
             let big = Record {
                 owner: Some("ann".into()),
                 data: {
@@ -195,11 +175,11 @@ macro_rules! owner_tests {
             let mut spared = Vec::new();
             for _ in 0..3 {
                 spared.push(SessionHandle::of_id(
-                    &session_of(&*storage, Some("ann")).await,
+                    &stored_session(&*storage, 1, Some("ann")).await,
                 ));
             }
-            let ended = session_of(&*storage, Some("ann")).await;
-            let other = session_of(&*storage, Some("bob")).await;
+            let ended = stored_session(&*storage, 1, Some("ann")).await;
+            let other = stored_session(&*storage, 1, Some("bob")).await;
             let backend = storage.backend();
             assert_eq!(backend.delete_all_owned("ann", &spared).await.unwrap(), 1);
             let mut left: Vec<SessionHandle> = storage
@@ -285,9 +265,9 @@ macro_rules! owner_tests {
             let short = <$storage>::new(lasting.backend().pool().clone())
                 .table(lasting.backend().table())
                 .ttl(Duration::from_millis(300));
-            session_of(&short, Some("ann")).await;
-            session_of(&short, Some("ann")).await;
-            let other = session_of(&*lasting, Some("bob")).await;
+            stored_session(&short, 1, Some("ann")).await;
+            stored_session(&short, 1, Some("ann")).await;
+            let other = stored_session(&*lasting, 1, Some("bob")).await;
             assert_eq!(short.sessions_of("ann").await.unwrap().len(), 2);
             tokio::time::sleep(Duration::from_millis(400)).await;
             assert_eq!(short.sessions_of("ann").await.unwrap(), []);
@@ -308,7 +288,7 @@ macro_rules! owner_tests {
                 storage.backend().pool().clone(),
                 storage.backend().table().to_owned(),
             );
-            let id = session_of(&*storage, Some("ann")).await;
+            let id = stored_session(&*storage, 1, Some("ann")).await;
             let session = storage.read(Some(&id)).await.unwrap();
             session.regenerate_id(true).unwrap();
             session.set("moved", true).unwrap();

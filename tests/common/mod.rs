@@ -9,6 +9,7 @@ pub mod proxy;
 pub mod redis_ha;
 pub mod scenarios;
 pub mod servers;
+pub mod sessions;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 pub mod sql;
 pub mod traffic;

@@ -17,18 +17,8 @@ mod default_rounds;
 mod model;
 mod storages;
 
-use session_layer::{Session, SessionStorage};
-
-/// Saves `session` and returns its cookie value, failing on a cleared or missing one.
-async fn saved<St: SessionStorage>(storage: &St, session: &Session) -> String {
-    let value = storage
-        .save(session)
-        .await
-        .unwrap()
-        .expect("a cookie value");
-    assert!(!value.is_empty(), "the session was cleared");
-    value
-}
+use common::sessions::saved;
+use session_layer::SessionStorage;
 
 /// A stored session owned by `owner`, holding `seed = 0`; returns its cookie value.
 async fn owned_session<St: SessionStorage>(storage: &St, owner: &str) -> String {

@@ -5,7 +5,9 @@ use std::any::Any;
 use std::time::{Duration, SystemTime};
 
 use session_layer::storage::{OwnerIndexBackend, ServerStorage, SessionBackend, Versioned};
-use session_layer::{Session, SessionIndex, SessionStorage};
+use session_layer::{SessionIndex, SessionStorage};
+
+use crate::common::sessions::{saved, stored_session};
 
 /// A storage under test.
 pub(crate) struct Fixture<B> {
@@ -35,27 +37,6 @@ async fn stored<B: SessionBackend>(storage: &ServerStorage<B>, id: &str) -> Opti
     storage.backend().load(&id.into()).await.unwrap()
 }
 
-/// Saves `session`, failing on a cleared or missing cookie value.
-async fn saved<St: SessionStorage>(storage: &St, session: &Session) -> String {
-    let value = storage
-        .save(session)
-        .await
-        .unwrap()
-        .expect("a cookie value");
-    assert!(!value.is_empty(), "the session was cleared");
-    value
-}
-
-/// A stored session holding `n = 0`, owned by `owner` if given; its id.
-async fn stored_session<St: SessionStorage>(storage: &St, owner: Option<&str>) -> String {
-    let session = storage.read(None).await.unwrap();
-    session.set("n", 0).unwrap();
-    if let Some(owner) = owner {
-        session.set_owner(owner).unwrap();
-    }
-    saved(storage, &session).await
-}
-
 /// A request that only renews the session `id`: what `rolling(true)` does on a request
 /// that changes nothing. Answers the save's cookie value.
 async fn renewed<St: SessionStorage>(storage: &St, id: &str) -> Option<String> {
@@ -74,7 +55,7 @@ pub(crate) async fn a_renewal_moves_the_expiry_without_rewriting<B: SessionBacke
     fixture: Fixture<B>,
 ) {
     let storage = &fixture.storage;
-    let id = stored_session(storage, None).await;
+    let id = stored_session(storage, 0, None).await;
     let before = stored(storage, &id).await.expect("stored");
     tokio::time::sleep(SHORT_TTL * 3 / 5).await;
     assert_eq!(renewed(storage, &id).await.as_deref(), Some(id.as_str()));
@@ -116,7 +97,7 @@ pub(crate) async fn a_renewal_after_a_destroy_brings_nothing_back<B: SessionBack
     fixture: Fixture<B>,
 ) {
     let storage = &fixture.storage;
-    let id = stored_session(storage, None).await;
+    let id = stored_session(storage, 0, None).await;
     let late = storage.read(Some(&id)).await.unwrap();
     let logout = storage.read(Some(&id)).await.unwrap();
     logout.destroy();
@@ -136,7 +117,7 @@ pub(crate) async fn a_renewal_after_the_expiry_brings_nothing_back<B: SessionBac
     fixture: Fixture<B>,
 ) {
     let storage = &fixture.storage;
-    let id = stored_session(storage, None).await;
+    let id = stored_session(storage, 0, None).await;
     let late = storage.read(Some(&id)).await.unwrap();
     tokio::time::sleep(SHORT_TTL + Duration::from_millis(200)).await;
     late.touch().unwrap();
@@ -153,7 +134,7 @@ pub(crate) async fn renewals_racing_writes_lose_no_write<B: SessionBackend + Clo
     fixture: Fixture<B>,
 ) {
     let storage = &fixture.storage;
-    let id = stored_session(storage, None).await;
+    let id = stored_session(storage, 0, None).await;
     // Loaded before a write, saved after it; then loaded before a renewal, saved after it.
     let renewing = storage.read(Some(&id)).await.unwrap();
     let writing = storage.read(Some(&id)).await.unwrap();
@@ -210,7 +191,7 @@ where
     B: OwnerIndexBackend,
 {
     let storage = &fixture.storage;
-    let id = stored_session(storage, Some("ann")).await;
+    let id = stored_session(storage, 0, Some("ann")).await;
     let first = storage.sessions_of("ann").await.unwrap();
     assert_eq!(first.len(), 1);
     tokio::time::sleep(OWNED_TTL * 3 / 4).await;
@@ -239,7 +220,7 @@ where
     B: OwnerIndexBackend,
 {
     let storage = &fixture.storage;
-    let id = stored_session(storage, Some("ann")).await;
+    let id = stored_session(storage, 0, Some("ann")).await;
     let late = storage.read(Some(&id)).await.unwrap();
     assert_eq!(storage.end_sessions_of("ann", None).await.unwrap(), 1);
     late.touch().unwrap();

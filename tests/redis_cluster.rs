@@ -3,7 +3,7 @@
 #![cfg(feature = "redis")]
 mod common;
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::redis_ha::RedisCluster;
@@ -21,23 +21,16 @@ struct Cluster {
     _private: Option<Arc<RedisCluster>>,
 }
 
-/// The private cluster is shared by the tests that run at the same time (starting one
-/// takes a second or two) and stopped when the last of them drops it, so that no server
-/// outlives the test binary (a `static` would never be dropped).
+/// The cluster at `REDIS_CLUSTER_URLS`, else the private one the tests running at the same
+/// time share ([`RedisCluster::shared`]).
 fn cluster() -> Cluster {
-    static SHARED: Mutex<Weak<RedisCluster>> = Mutex::new(Weak::new());
     match std::env::var("REDIS_CLUSTER_URLS") {
         Ok(urls) if !urls.is_empty() => Cluster {
             urls: urls.split(',').map(str::to_owned).collect(),
             _private: None,
         },
         _ => {
-            let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-            let private = shared.upgrade().unwrap_or_else(|| {
-                let started = Arc::new(RedisCluster::start(3, 0));
-                *shared = Arc::downgrade(&started);
-                started
-            });
+            let private = RedisCluster::shared();
             Cluster {
                 urls: private.urls(),
                 _private: Some(private),

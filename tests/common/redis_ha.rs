@@ -49,6 +49,20 @@ pub struct RedisCluster {
 }
 
 impl RedisCluster {
+    /// A three-master Cluster shared by the callers alive at once (starting one takes a second
+    /// or two) and stopped when the last of them drops it, so that no server outlives the test
+    /// binary (a `static` holding it would never be dropped).
+    pub fn shared() -> std::sync::Arc<RedisCluster> {
+        use std::sync::{Arc, Mutex, Weak};
+        static SHARED: Mutex<Weak<RedisCluster>> = Mutex::new(Weak::new());
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        shared.upgrade().unwrap_or_else(|| {
+            let started = Arc::new(RedisCluster::start(3, 0));
+            *shared = Arc::downgrade(&started);
+            started
+        })
+    }
+
     /// Starts `masters` masters with `replicas` replicas each and waits for
     /// `cluster_state:ok` on every node and for every replica to be in sync.
     pub fn start(masters: usize, replicas: usize) -> RedisCluster {

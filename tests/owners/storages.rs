@@ -138,20 +138,10 @@ const CLUSTER_RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 /// second or two), each under a prefix of its own.
 #[cfg(feature = "redis")]
 pub(crate) async fn redis_cluster(ttl: Duration) -> Fixture<session_layer::RedisStorage> {
-    use std::sync::{Arc, Mutex, Weak};
-
     use crate::common::redis_ha::RedisCluster;
     use crate::common::servers::unique_prefix;
     use session_layer::storage::NetworkOptions;
-    static SHARED: Mutex<Weak<RedisCluster>> = Mutex::new(Weak::new());
-    let cluster = {
-        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-        shared.upgrade().unwrap_or_else(|| {
-            let started = Arc::new(RedisCluster::start(3, 0));
-            *shared = Arc::downgrade(&started);
-            started
-        })
-    };
+    let cluster = RedisCluster::shared();
     let urls = cluster.urls();
     let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
     let prefix = unique_prefix();

@@ -131,19 +131,9 @@ pub(crate) async fn redis(ttl: Duration) -> Fixture<session_layer::RedisBackend>
 /// A three-master Cluster shared by the fixtures alive at once, each under its own prefix.
 #[cfg(feature = "redis")]
 pub(crate) async fn redis_cluster(ttl: Duration) -> Fixture<session_layer::RedisBackend> {
-    use std::sync::{Arc, Mutex, Weak};
-
     use crate::common::redis_ha::RedisCluster;
     use crate::common::servers::unique_prefix;
-    static SHARED: Mutex<Weak<RedisCluster>> = Mutex::new(Weak::new());
-    let cluster = {
-        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-        shared.upgrade().unwrap_or_else(|| {
-            let started = Arc::new(RedisCluster::start(3, 0));
-            *shared = Arc::downgrade(&started);
-            started
-        })
-    };
+    let cluster = RedisCluster::shared();
     let urls = cluster.urls();
     let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
     let storage = session_layer::RedisStorage::connect_cluster(&nodes)

@@ -44,37 +44,48 @@ pub async fn start() -> Option<Browser> {
         );
     };
 
-    let port = free_port();
-    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("chromedriver-{port}.log"));
-    let driver = Command::new(&chromedriver)
-        .arg(format!("--port={port}"))
-        .arg(format!("--log-path={}", log.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromedriver.display()));
-    wait_for_port(port, Duration::from_secs(10)).unwrap_or_else(|| {
-        panic!(
-            "chromedriver did not listen within 10 s; see {}",
-            log.display()
-        )
-    });
-
-    let client = connect(port, &chromium, &[]).await.unwrap_or_else(|e| {
-        panic!(
-            "chromedriver could not start Chromium: {e}; see {}",
-            log.display()
-        )
-    });
-    Some(Browser {
-        client,
-        others: Vec::new(),
-        driver,
-        port,
-        chromium,
-        log,
-    })
+    // A port found free can be taken before chromedriver binds it (by the other test's demo
+    // server, which binds port 0), and chromedriver still starts on IPv6: a chromedriver that
+    // answers no WebDriver request is replaced by one on another port.
+    let mut failure = String::new();
+    for _ in 0..3 {
+        let port = free_port();
+        let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("chromedriver-{port}.log"));
+        let driver = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromedriver.display()));
+        if wait_for_port(port, Duration::from_secs(10)).is_none() {
+            failure = format!(
+                "chromedriver did not listen within 10 s; see {}",
+                log.display()
+            );
+            continue;
+        }
+        match connect(port, &chromium, &[]).await {
+            Ok(client) => {
+                return Some(Browser {
+                    client,
+                    others: Vec::new(),
+                    driver,
+                    port,
+                    chromium,
+                    log,
+                });
+            }
+            Err(e) => {
+                failure = format!(
+                    "chromedriver could not start Chromium: {e}; see {}",
+                    log.display()
+                );
+            }
+        }
+    }
+    panic!("{failure}");
 }
 
 /// A new browser session on the chromedriver at `port`, with `args` added to Chromium's.

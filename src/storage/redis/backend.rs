@@ -4,14 +4,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use redis::{FromRedisValue, Pipeline, RedisWrite, ToRedisArgs, Value};
+use redis::Value;
 
 #[cfg(doc)]
 use super::RedisStorage;
-use super::connection::{Link, Mode, single};
+use super::calls::{WriteArgs, Written, script_call};
+use super::connection::{Link, Mode};
 use super::owners::{Answer, handle_of};
 use super::replicas::Replicas;
-use super::scripts::{DELETE, LOAD, Lua, MOVE, RENEW, STORE, expectation};
+use super::scripts::{DELETE, LOAD, MOVE, RENEW, STORE, expectation};
 use crate::Error;
 use crate::storage::{
     DEFAULT_MAX_RECORD_SIZE, Expected, Moved, Record, Renewal, SessionBackend, SessionId,
@@ -32,10 +33,10 @@ pub(super) const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// accepts. Clones share the connection.
 #[derive(Clone)]
 pub struct RedisBackend {
-    link: Arc<Link>,
-    replicas: Option<Arc<Replicas>>,
+    pub(super) link: Arc<Link>,
+    pub(super) replicas: Option<Arc<Replicas>>,
     prefix: Arc<str>,
-    response_timeout: Duration,
+    pub(super) response_timeout: Duration,
     max_record_size: usize,
     /// Whether the server's eviction policy was looked at (see `owners.rs`).
     eviction_checked: Arc<AtomicBool>,
@@ -55,12 +56,6 @@ impl std::fmt::Debug for RedisBackend {
             )
             .finish()
     }
-}
-
-/// What a write answered, and how many replicas hold it when it waited for them.
-pub(super) struct Written<T> {
-    pub answer: T,
-    pub replicas: Option<usize>,
 }
 
 impl RedisBackend {
@@ -148,65 +143,6 @@ impl RedisBackend {
         self.link.mode() == Mode::Cluster
     }
 
-    /// Runs `script` on `keys`: by its hash, and in full where the node lacks it.
-    pub(super) async fn eval<T: FromRedisValue>(
-        &self,
-        script: &Lua,
-        keys: &[&str],
-        args: impl ToRedisArgs,
-    ) -> Result<T, Error> {
-        let call = |in_full| script_call(script, in_full, keys, &args);
-        single(
-            self.link
-                .send(keys[0], call, true, self.response_timeout)
-                .await?,
-        )
-    }
-
-    /// A write on `key`: sends what `call` builds (see [`Link::send`]), and with
-    /// [`RedisStorage::wait_for_replicas`] waits for the replicas in the same round trip, on
-    /// a connection of the waiting ones. A `repeatable` write has no effect when sent again
-    /// after it took effect.
-    pub(super) async fn write<T: FromRedisValue>(
-        &self,
-        key: &str,
-        call: impl Fn(bool) -> Pipeline,
-        repeatable: bool,
-    ) -> Result<Written<T>, Error> {
-        let Some(replicas) = &self.replicas else {
-            let replies = self.link.send(key, call, repeatable, self.response_timeout);
-            return Ok(Written {
-                answer: single(replies.await?)?,
-                replicas: None,
-            });
-        };
-        let link = replicas.link(&self.link, self.response_timeout).await?;
-        let call_and_wait = |in_full| {
-            let mut commands = call(in_full);
-            replicas.append_wait(&mut commands);
-            commands
-        };
-        let timeout = replicas.write_timeout(self.response_timeout);
-        let mut replies = link.send(key, call_and_wait, repeatable, timeout).await?;
-        let acknowledged: usize = single(replies.split_off(1))?;
-        Ok(Written {
-            answer: single(replies)?,
-            replicas: Some(acknowledged),
-        })
-    }
-
-    /// Sends what `build` makes (see [`Link::send`]), which only reads or may be sent
-    /// again, and answers every reply.
-    pub(super) async fn link_send(
-        &self,
-        key: &str,
-        build: impl Fn(bool) -> Pipeline,
-    ) -> Result<Vec<Value>, Error> {
-        self.link
-            .send(key, build, true, self.response_timeout)
-            .await
-    }
-
     /// Whether this is the first call, for a check made once per backend and its clones.
     pub(super) fn first_time_checking_eviction(&self) -> bool {
         !self.eviction_checked.swap(true, Ordering::Relaxed)
@@ -215,84 +151,6 @@ impl RedisBackend {
     /// The largest record a read accepts.
     pub(super) fn max_record_size(&self) -> usize {
         self.max_record_size
-    }
-
-    /// How long a write may take in all, the wait for replicas included.
-    pub(super) fn write_timeout(&self) -> Duration {
-        match &self.replicas {
-            Some(replicas) => replicas.write_timeout(self.response_timeout),
-            None => self.response_timeout,
-        }
-    }
-
-    /// Fails a write that fewer replicas than asked acknowledged.
-    pub(super) fn replicated<T>(&self, written: Written<T>, wrote: bool) -> Result<T, Error> {
-        if let (Some(acknowledged), Some(wanted)) = (written.replicas, &self.replicas)
-            && wrote
-        {
-            wanted.check(acknowledged)?;
-        }
-        Ok(written.answer)
-    }
-}
-
-/// `EVALSHA` of `script` on `keys` with `args`, or `EVAL` with the script `in_full`.
-pub(super) fn script_call(
-    script: &Lua,
-    in_full: bool,
-    keys: &[&str],
-    args: &impl ToRedisArgs,
-) -> Pipeline {
-    let mut commands = redis::pipe();
-    add_script_call(&mut commands, script, in_full, keys, args);
-    commands
-}
-
-/// Appends [`script_call`]'s command to `commands`.
-pub(super) fn add_script_call(
-    commands: &mut Pipeline,
-    script: &Lua,
-    in_full: bool,
-    keys: &[&str],
-    args: &impl ToRedisArgs,
-) {
-    let call = if in_full {
-        commands.cmd("EVAL").arg(script.source)
-    } else {
-        commands.cmd("EVALSHA").arg(&script.hash)
-    };
-    call.arg(keys.len()).arg(keys).arg(args);
-}
-
-/// What the scripts that write take after the expectation: the new version, the record and
-/// its TTL in milliseconds (0: none), three arguments in this order.
-pub(super) struct WriteArgs {
-    pub version: u64,
-    record: Vec<u8>,
-    pub ttl_ms: u64,
-}
-
-impl WriteArgs {
-    pub fn new(record: &Record, ttl: Option<Duration>) -> WriteArgs {
-        WriteArgs {
-            // Random, so that a version never repeats, even after a delete and a re-create.
-            version: rand::random::<u64>(),
-            record: record.encode(),
-            // PEXPIRE 0 would delete the key; a record due now lives one millisecond.
-            ttl_ms: ttl.map_or(0, |ttl| ttl.min(MAX_TTL).as_millis().max(1) as u64),
-        }
-    }
-}
-
-impl ToRedisArgs for WriteArgs {
-    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
-        self.version.write_redis_args(out);
-        self.record.write_redis_args(out);
-        self.ttl_ms.write_redis_args(out);
-    }
-
-    fn num_of_args(&self) -> usize {
-        3
     }
 }
 

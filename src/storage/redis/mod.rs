@@ -5,6 +5,7 @@
 //! the size limit) and per write (a compare-and-set on the record's version).
 
 mod backend;
+mod calls;
 mod cluster;
 mod connect;
 mod connection;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use redis::{FromRedisValue, Value};
 
-use super::backend::{MAX_TTL, RedisBackend, WriteArgs, Written, add_script_call, script_call};
+use super::backend::{MAX_TTL, RedisBackend};
+use super::calls::{WriteArgs, Written, add_script_call, script_call};
 use super::scripts::{DELETE_ALL_OWNED, DELETE_OWNED, INDEX, LIST, LOAD, STORE, UNINDEX};
 use crate::storage::{OwnerIndexBackend, Record, Versioned, delete_all_owned_in_rounds, id_digest};
 use crate::{Error, SessionHandle};

@@ -7,6 +7,7 @@ pub mod broken;
 pub mod logs;
 pub mod proxy;
 pub mod redis_ha;
+pub mod required_only;
 pub mod scenarios;
 pub mod servers;
 pub mod sessions;

@@ -1,41 +1,15 @@
 //! The default `OwnerIndexBackend::delete_all_owned` (list, then delete each, in rounds),
 //! for backends that do not override it.
 
-use std::time::Duration;
-
-use session_layer::storage::{
-    Expected, MemoryBackend, OwnerIndexBackend, Record, ServerStorage, SessionBackend, SessionId,
-    Versioned,
-};
+use session_layer::storage::{OwnerIndexBackend, Record, ServerStorage};
 use session_layer::{Error, SessionHandle, SessionIndex, SessionStorage};
 
+use crate::common::required_only::RequiredOnly;
 use crate::owned_session;
 
-/// The memory backend without its one-step `delete_all_owned`, to run the default one.
-#[derive(Clone, Default)]
-struct ListThenDelete(MemoryBackend);
-
-impl SessionBackend for ListThenDelete {
-    async fn load(&self, id: &SessionId) -> Result<Option<Versioned>, Error> {
-        self.0.load(id).await
-    }
-
-    async fn store(
-        &self,
-        id: &SessionId,
-        record: &Record,
-        ttl: Option<Duration>,
-        expected: Expected,
-    ) -> Result<bool, Error> {
-        self.0.store(id, record, ttl, expected).await
-    }
-
-    async fn delete(&self, id: &SessionId, expected: Expected) -> Result<bool, Error> {
-        self.0.delete(id, expected).await
-    }
-}
-
-impl OwnerIndexBackend for ListThenDelete {
+/// The listing and single deletes passed on, but not the one-step `delete_all_owned`, so
+/// that the default one runs.
+impl OwnerIndexBackend for RequiredOnly {
     async fn records_of(&self, owner: &str) -> Result<Vec<(SessionHandle, Record)>, Error> {
         self.0.records_of(owner).await
     }
@@ -47,7 +21,7 @@ impl OwnerIndexBackend for ListThenDelete {
 
 #[tokio::test]
 async fn the_default_delete_all_owned_ends_all_but_the_spared() {
-    let storage = ServerStorage::with_backend(ListThenDelete::default());
+    let storage = ServerStorage::with_backend(RequiredOnly::default());
     for _ in 0..3 {
         owned_session(&storage, "ann").await;
     }

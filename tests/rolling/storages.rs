@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use session_layer::storage::{
-    Expected, MemoryBackend, Record, ServerStorage, SessionBackend, SessionId, Versioned,
-};
-use session_layer::{Error, FsStorage, MemoryStorage};
+use session_layer::storage::{MemoryBackend, ServerStorage};
+use session_layer::{FsStorage, MemoryStorage};
 
+use crate::common::required_only::RequiredOnly;
 use crate::contract::Fixture;
 
 pub(crate) async fn memory(ttl: Duration) -> Fixture<MemoryBackend> {
@@ -28,32 +27,9 @@ pub(crate) async fn fs(ttl: Duration) -> Fixture<session_layer::FsBackend> {
 }
 
 /// A custom backend that implements only load, store and delete: `renew` is the default.
-#[derive(Clone, Default)]
-pub(crate) struct Rewriting(MemoryBackend);
-
-impl SessionBackend for Rewriting {
-    async fn load(&self, id: &SessionId) -> Result<Option<Versioned>, Error> {
-        self.0.load(id).await
-    }
-
-    async fn store(
-        &self,
-        id: &SessionId,
-        record: &Record,
-        ttl: Option<Duration>,
-        expected: Expected,
-    ) -> Result<bool, Error> {
-        self.0.store(id, record, ttl, expected).await
-    }
-
-    async fn delete(&self, id: &SessionId, expected: Expected) -> Result<bool, Error> {
-        self.0.delete(id, expected).await
-    }
-}
-
-pub(crate) async fn custom(ttl: Duration) -> Fixture<Rewriting> {
+pub(crate) async fn custom(ttl: Duration) -> Fixture<RequiredOnly> {
     Fixture {
-        storage: ServerStorage::with_backend(Rewriting::default()).ttl(ttl),
+        storage: ServerStorage::with_backend(RequiredOnly::default()).ttl(ttl),
         in_place: false,
         keep: Box::new(()),
     }
